@@ -1,0 +1,74 @@
+/**
+ * Runs one silo process:
+ *
+ *   tsx silos/silo.ts --grains ./grains/counter.ts [--grains ./grains/campaign.ts ...]
+ *
+ * It hosts every Grain subclass the modules export and stops gracefully on SIGTERM / SIGINT.
+ * Configuration comes from the environment; see the README's "Configuration" section.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Grain, Silo, type GrainClass, type LogLevel } from '../src/index.ts';
+
+const USAGE = 'usage: tsx silos/silo.ts --grains <module> [--grains <module> ...]';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { grains: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const modules = values.grains ?? [];
+  if (modules.length === 0) throw new Error(`no --grains module given\n${USAGE}`);
+  const grains: GrainClass[] = [];
+  for (const module of modules) {
+    const exports = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
+    const found = Object.values(exports).filter(isGrainClass);
+    if (found.length === 0) throw new Error(`${module} exports no Grain subclass`);
+    grains.push(...found);
+  }
+  const env = process.env;
+  const silo = await Silo.start({
+    grains: [...new Set(grains)],
+    ...(env.REDGRAIN_SILO_ID ? { siloId: env.REDGRAIN_SILO_ID } : {}),
+    ...numberFromEnv('collectionAgeMs', 'REDGRAIN_COLLECTION_AGE_MS'),
+    ...numberFromEnv('lockDurationMs', 'REDGRAIN_LOCK_DURATION_MS'),
+    ...numberFromEnv('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS'),
+    ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
+    ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
+  });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) process.exit(130); // a second signal: stop now
+    silo.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`silo ${silo.id} failed to stop cleanly after ${signal}: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function isGrainClass(value: unknown): value is GrainClass {
+  return typeof value === 'function' && value.prototype instanceof Grain && typeof (value as { type?: unknown }).type === 'string';
+}
+
+function numberFromEnv(option: string, variable: string): Record<string, number> {
+  const text = process.env[variable];
+  if (text === undefined || text === '') return {};
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${variable} must be a positive number, got "${text}"`);
+  return { [option]: value };
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

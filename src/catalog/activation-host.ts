@@ -1,0 +1,24 @@
+import type { RedisQueueBackend } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { GrainClient } from '../client/grain-client.ts';
+import type { GrainDirectory } from '../directory/grain-directory.ts';
+import type { ReplyMessage } from '../messaging/envelope.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+import type { ScriptCommands } from '../redis/scripts.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Activation } from './activation.ts';
+
+/** What an activation needs from the silo that hosts it. */
+export interface ActivationHost {
+  readonly siloId: string;
+  readonly redis: Redis & ScriptCommands;
+  readonly keys: RedisKeys;
+  readonly directory: GrainDirectory;
+  readonly mailboxRoot: RedisQueueBackend;
+  readonly client: GrainClient;
+  readonly log: Logger;
+  /** Sends an `ask` reply to the calling client. */
+  reply(clientId: string, reply: ReplyMessage): void;
+  /** Called once when an activation has ended (deactivated or stepped down). */
+  ended(activation: Activation): void;
+}

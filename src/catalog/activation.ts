@@ -1,0 +1,258 @@
+import { UnknownMethodError, describeError } from '../errors/errors.ts';
+import { errorToData } from '../errors/error-converter.ts';
+import type { GrainId } from '../grain/grain-id.ts';
+import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
+import type { GrainType } from '../grain/grain-type.ts';
+import { GrainMailbox, type FinishOutcome, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
+import { asEnvelope, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
+import { deserialize, serialize } from '../messaging/serializer.ts';
+import { withScripts } from '../redis/scripts.ts';
+import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
+import type { ActivationHost } from './activation-host.ts';
+
+/** Lifecycle of one activation, as in Orleans. */
+export type ActivationStatus = 'creating' | 'activating' | 'valid' | 'deactivating' | 'invalid';
+
+type TurnResult = { outcome: FinishOutcome; changes: StateChanges | undefined; reply: ReplyMessage | undefined };
+
+/**
+ * One live instance of a grain on this silo: it takes the grain's messages from its mailbox one
+ * at a time, runs each handler to completion, and commits the state changes together with the
+ * message's acknowledgement, fenced by its activation epoch.
+ */
+export class Activation {
+  status: ActivationStatus = 'creating';
+  epoch = '';
+  lastActiveAt = Date.now();
+  /** When the current turn started (0 between turns); the silo renews locks of long turns. */
+  turnStartedAt = 0;
+  current: MailboxMessage | undefined;
+  /** A wake-up came while deactivating: look at the mailbox again once released. */
+  wokenWhileDeactivating = false;
+  readonly mailbox: GrainMailbox;
+  #grain: Grain<object> | undefined;
+  #snapshot: StateSnapshot = new Map();
+  #correlationId = '';
+  #draining: Promise<void> | undefined;
+  #wakeAgain = false;
+  #stopFetching = false;
+  #deactivation: Promise<void> | undefined;
+
+  constructor(
+    readonly id: GrainId,
+    readonly type: GrainType,
+    private readonly host: ActivationHost,
+  ) {
+    this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.keys, id, `${host.siloId}:${id.tag}`);
+  }
+
+  /** Loads the state and runs `onActivate`; the claim in the directory was made by the caller. */
+  async activate(epoch: string): Promise<void> {
+    this.epoch = epoch;
+    this.status = 'activating';
+    const host = this.host;
+    const activation = this;
+    const context: GrainContext = {
+      key: this.id.key,
+      // Messages a handler sends carry on the correlation id of the message it is handling.
+      getGrain: (cls, key) => {
+        const reference = host.client.getGrain(cls, key);
+        return activation.#correlationId === '' ? reference : reference.with({ correlationId: activation.#correlationId });
+      },
+      get correlationId() {
+        return activation.#correlationId;
+      },
+    };
+    const grain = instantiateGrain(this.type.cls, context);
+    const [fields] = await Promise.all([host.redis.hgetall(host.keys.state(this.id)), this.mailbox.configure()]);
+    const loaded = GrainStateCodec.fromFields(fields, grain.initialState());
+    grain.state = loaded.state;
+    this.#snapshot = loaded.snapshot;
+    this.#grain = grain;
+    await grain.onActivate();
+    this.status = 'valid';
+    this.lastActiveAt = Date.now();
+  }
+
+  /** There may be messages: drain the mailbox unless already draining. */
+  wake(): void {
+    if (this.status !== 'valid' || this.#stopFetching) return;
+    if (this.#draining !== undefined) {
+      this.#wakeAgain = true;
+      return;
+    }
+    this.#draining = this.#drain()
+      .catch((error: unknown) => this.#stepDown('mailbox failed', error))
+      .finally(() => {
+        this.#draining = undefined;
+        this.lastActiveAt = Date.now();
+      });
+  }
+
+  get draining(): boolean {
+    return this.#draining !== undefined;
+  }
+
+  /**
+   * Ends the activation: finishes the turn in progress, runs `onDeactivate`, commits its state
+   * changes and releases the directory entry. Messages still queued stay in the mailbox.
+   */
+  deactivate(reason: string): Promise<void> {
+    if (this.#deactivation === undefined && this.status === 'valid') this.#deactivation = this.#deactivate(reason);
+    return this.#deactivation ?? Promise.resolve();
+  }
+
+  async #deactivate(reason: string): Promise<void> {
+    this.status = 'deactivating';
+    this.#stopFetching = true;
+    await this.#draining;
+    const grain = this.#grain;
+    try {
+      if (grain !== undefined) {
+        await grain.onDeactivate();
+        const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
+        if (changes.set.length > 0 || changes.remove.length > 0) {
+          const tx = this.mailbox.transaction();
+          this.#queueCommit(tx, changes, undefined);
+          const [[error, code] = [null, 0]] = (await tx.exec()) ?? [];
+          if (error !== null || code !== 1) {
+            this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), code: Number(code) });
+          }
+        }
+      }
+    } catch (error) {
+      this.host.log.error('onDeactivate failed; its state changes are not persisted', {
+        grain: this.id.toString(),
+        error: describeError(error),
+      });
+    }
+    try {
+      await this.host.directory.release(this.id, this.host.siloId, this.epoch);
+    } finally {
+      this.host.log.debug('deactivated', { grain: this.id.toString(), reason });
+      this.#end();
+    }
+  }
+
+  async #drain(): Promise<void> {
+    do {
+      this.#wakeAgain = false;
+      let message = await this.mailbox.takeNext();
+      while (message !== undefined && this.status !== 'invalid') {
+        message = await this.#turn(message);
+      }
+    } while (this.#wakeAgain && !this.#stopFetching && this.status === 'valid');
+  }
+
+  /** Runs one message and commits it; returns the next message BullMQ handed over with the ack. */
+  async #turn(message: MailboxMessage): Promise<MailboxMessage | undefined> {
+    this.current = message;
+    this.turnStartedAt = Date.now();
+    this.lastActiveAt = this.turnStartedAt;
+    const envelope = asEnvelope(message.data);
+    let result: TurnResult;
+    if (envelope === undefined) {
+      this.host.log.warn('refused a message that is not a redgrain envelope', {
+        grain: this.id.toString(),
+        jobId: message.jobId,
+      });
+      result = { outcome: { target: 'failed', reason: 'malformed message: not a redgrain envelope' }, changes: undefined, reply: undefined };
+    } else {
+      this.#correlationId = envelope.c;
+      result = await this.#run(envelope);
+    }
+    const fetchNext = !this.#stopFetching && this.status === 'valid';
+    const tx = this.mailbox.transaction();
+    this.#queueCommit(tx, result.changes ?? { set: [], remove: [], snapshot: this.#snapshot }, message);
+    this.mailbox.queueFinish(tx, message, result.outcome, fetchNext);
+    const replies = (await tx.exec()) ?? [];
+    this.current = undefined;
+    this.turnStartedAt = 0;
+    this.#correlationId = '';
+    const [commitError, commitCode] = replies[0] ?? [new Error('no reply to commit'), undefined];
+    if (commitError !== null) throw commitError;
+    if (commitCode !== 1) {
+      this.#stepDown(commitCode === -1 ? 'another activation owns the grain' : 'the message lock was lost', undefined);
+      return undefined;
+    }
+    const [finishError, finishReply] = replies[1] ?? [new Error('no reply to acknowledgement'), undefined];
+    if (finishError !== null) throw finishError;
+    const finished = this.mailbox.parseFinish(finishReply, message);
+    if (!finished.ok) {
+      this.#stepDown(`acknowledgement refused by BullMQ (code ${finished.code})`, undefined);
+      return undefined;
+    }
+    if (result.changes !== undefined) this.#snapshot = result.changes.snapshot;
+    if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
+    return finished.next;
+  }
+
+  async #run(envelope: MessageEnvelope): Promise<TurnResult> {
+    const grain = this.#grain as Grain<object>;
+    const requestId = envelope.r?.i ?? '';
+    try {
+      if (!this.type.handlers.has(envelope.m)) throw new UnknownMethodError(this.type.name, envelope.m);
+      const args = deserialize(envelope.a);
+      if (!Array.isArray(args)) throw new TypeError('message arguments must be an array');
+      const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[envelope.m] as (
+        ...a: unknown[]
+      ) => unknown;
+      const value = await handler.apply(grain, args);
+      const text = envelope.r === undefined ? '' : serialize(value, `the return value of ${this.type.name}.${envelope.m}`);
+      const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
+      return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
+    } catch (error) {
+      grain.state = GrainStateCodec.restore(this.#snapshot, grain.initialState());
+      const data = errorToData(error);
+      if (envelope.r === undefined) {
+        this.host.log.warn('handler failed', {
+          grain: this.id.toString(),
+          method: envelope.m,
+          correlationId: envelope.c,
+          error: `${data.name}: ${data.message}`,
+        });
+      }
+      return {
+        outcome: { target: 'failed', reason: `${data.name}: ${data.message}` },
+        changes: undefined,
+        reply: { i: requestId, ok: false, e: data },
+      };
+    }
+  }
+
+  #queueCommit(tx: ReturnType<typeof withScripts>, changes: StateChanges, message: MailboxMessage | undefined): void {
+    const keys = this.host.keys;
+    const pairs = changes.set.flat();
+    tx.commitTurn(
+      keys.directory(this.id),
+      keys.state(this.id),
+      message === undefined ? keys.directory(this.id) : this.mailbox.lockKey(message),
+      this.host.siloId,
+      this.epoch,
+      message?.token ?? '',
+      changes.set.length,
+      ...pairs,
+      ...changes.remove,
+    );
+  }
+
+  /** This activation can no longer commit: drop it without writing anything. */
+  #stepDown(reason: string, error: unknown): void {
+    if (this.status === 'invalid') return;
+    this.host.log.warn('activation stepped down', {
+      grain: this.id.toString(),
+      epoch: this.epoch,
+      reason,
+      ...(error === undefined ? {} : { error: describeError(error) }),
+    });
+    this.#stopFetching = true;
+    this.#end();
+  }
+
+  #end(): void {
+    if (this.status === 'invalid') return;
+    this.status = 'invalid';
+    this.#grain = undefined;
+    this.host.ended(this);
+  }
+}

@@ -1,0 +1,196 @@
+import { describeError } from '../errors/errors.ts';
+import type { GrainDirectory } from '../directory/grain-directory.ts';
+import type { GrainLocator } from '../directory/grain-locator.ts';
+import { GrainId } from '../grain/grain-id.ts';
+import type { GrainTypeRegistry } from '../grain/grain-type.ts';
+import type { MembershipTable } from '../membership/membership-table.ts';
+import { takesWakeUps } from '../membership/silo-record.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { Activation } from './activation.ts';
+import type { ActivationHost } from './activation-host.ts';
+
+export interface CatalogSettings {
+  /** Default idle time after which an activation is deactivated. */
+  collectionAgeMs: number;
+  lockDurationMs: number;
+  /** How many grains deactivate at once when the silo stops. */
+  shutdownConcurrency: number;
+}
+
+export interface CatalogDeps {
+  host: Omit<ActivationHost, 'ended'>;
+  registry: GrainTypeRegistry;
+  directory: GrainDirectory;
+  locator: GrainLocator;
+  membership: MembershipTable;
+  log: Logger;
+}
+
+/**
+ * The activations one silo holds: creates them when a wake-up arrives for a grain this silo may
+ * host (claiming it in the directory first), forwards wake-ups for grains other silos own,
+ * deactivates idle ones, and renews the message locks of long turns.
+ */
+export class Catalog {
+  readonly #activations = new Map<string, Activation>();
+  readonly #host: ActivationHost;
+  readonly #timers: NodeJS.Timeout[] = [];
+  /** Activations being created; a stopping silo waits for them before it leaves. */
+  readonly #creating = new Set<Promise<void>>();
+  /** Wake-ups being passed on to other silos; a stopping silo waits for them too. */
+  readonly #forwarding = new Set<Promise<void>>();
+  #stopping = false;
+
+  constructor(
+    private readonly deps: CatalogDeps,
+    private readonly settings: CatalogSettings,
+  ) {
+    this.#host = { ...deps.host, ended: (activation) => this.#ended(activation) };
+    const sweepEvery = Math.max(50, Math.min(settings.collectionAgeMs / 4, 60_000));
+    this.#timers.push(setInterval(() => this.#collectIdle(), sweepEvery).unref());
+    this.#timers.push(setInterval(() => this.#renewLocks(), Math.max(50, settings.lockDurationMs / 3)).unref());
+  }
+
+  get size(): number {
+    return this.#activations.size;
+  }
+
+  get(tag: string): Activation | undefined {
+    return this.#activations.get(tag);
+  }
+
+  /** A wake-up for one grain arrived in this silo's inbox (or its type's pending list). */
+  wake(tag: string): void {
+    const activation = this.#activations.get(tag);
+    if (activation !== undefined) {
+      if (activation.status === 'deactivating') activation.wokenWhileDeactivating = true;
+      else activation.wake();
+      return;
+    }
+    let id: GrainId;
+    try {
+      id = GrainId.fromTag(tag);
+    } catch {
+      this.deps.log.warn('ignored a malformed wake-up', { tag });
+      return;
+    }
+    const type = this.deps.registry.get(id.type);
+    if (this.#stopping || type === undefined) {
+      this.#forward(id);
+      return;
+    }
+    const created = new Activation(id, type, this.#host);
+    this.#activations.set(tag, created);
+    const creating = this.#activate(created).catch((error: unknown) => {
+      this.deps.log.error('activation failed; its messages wait for the next wake-up', {
+        grain: id.toString(),
+        error: describeError(error),
+      });
+      if (created.status !== 'invalid' && created.epoch !== '') {
+        this.deps.directory.release(id, this.#host.siloId, created.epoch).catch(() => undefined);
+      }
+      if (this.#activations.get(tag) === created) this.#activations.delete(tag);
+    });
+    this.#creating.add(creating);
+    void creating.finally(() => this.#creating.delete(creating));
+  }
+
+  /** Stops creating activations and deactivates every one, handing queued work to other silos. */
+  async deactivateAll(): Promise<void> {
+    this.#stopping = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    // Activations being created finish, then hand themselves over (they see #stopping).
+    await Promise.all(this.#creating);
+    const all = [...this.#activations.values()];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < all.length) {
+        const activation = all[next++] as Activation;
+        await this.#deactivateAndHandOver(activation);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.settings.shutdownConcurrency, all.length) }, worker));
+  }
+
+  async #activate(activation: Activation): Promise<void> {
+    const { directory, membership, locator } = this.deps;
+    const siloId = this.#host.siloId;
+    let claim = await directory.claim(activation.id, siloId);
+    if (!claim.claimed) {
+      // Held by this silo without a live activation here (a previous one failed): take it back.
+      // Held by a silo that no longer takes wake-ups: it is gone, supersede it.
+      // Held by a live silo: that silo processes the grain; pass the wake-up on.
+      const owner = claim.owner;
+      if (owner !== siloId && takesWakeUps(await membership.status(owner)) && (await locator.notify(owner, activation.id))) {
+        this.#activations.delete(activation.id.tag);
+        return;
+      }
+      claim = await directory.claim(activation.id, siloId, owner);
+      if (!claim.claimed) {
+        this.#activations.delete(activation.id.tag);
+        await locator.wake(activation.id, claim.owner, siloId);
+        return;
+      }
+    }
+    await activation.activate(claim.epoch);
+    if (this.#stopping) {
+      await this.#deactivateAndHandOver(activation);
+      return;
+    }
+    activation.wake();
+  }
+
+  async #deactivateAndHandOver(activation: Activation): Promise<void> {
+    await activation.deactivate('silo stopping');
+    if (this.#activations.get(activation.id.tag) === activation) this.#activations.delete(activation.id.tag);
+    if ((await activation.mailbox.waitingCount()) > 0) {
+      await this.deps.locator.wake(activation.id, undefined, this.#host.siloId);
+    }
+  }
+
+  /** Resolves once no wake-up is being forwarded. */
+  async idle(): Promise<void> {
+    while (this.#forwarding.size > 0) await Promise.all(this.#forwarding);
+  }
+
+  #forward(id: GrainId): void {
+    const { locator } = this.deps;
+    const forwarding = locator
+      .locate(id)
+      .then((owner) => locator.wake(id, owner, this.#host.siloId))
+      .catch((error: unknown) => this.deps.log.error('could not forward a wake-up', { grain: id.toString(), error: describeError(error) }));
+    this.#forwarding.add(forwarding);
+    void forwarding.finally(() => this.#forwarding.delete(forwarding));
+  }
+
+  #ended(activation: Activation): void {
+    const tag = activation.id.tag;
+    if (this.#activations.get(tag) !== activation) return;
+    this.#activations.delete(tag);
+    if (activation.wokenWhileDeactivating) this.wake(tag);
+  }
+
+  #collectIdle(): void {
+    const now = Date.now();
+    for (const activation of this.#activations.values()) {
+      const age = activation.type.collectionAgeMs ?? this.settings.collectionAgeMs;
+      if (activation.status === 'valid' && !activation.draining && now - activation.lastActiveAt >= age) {
+        activation.deactivate('idle').catch((error: unknown) =>
+          this.deps.log.error('deactivation failed', { grain: activation.id.toString(), error: describeError(error) }),
+        );
+      }
+    }
+  }
+
+  #renewLocks(): void {
+    const now = Date.now();
+    const threshold = this.settings.lockDurationMs / 3;
+    for (const activation of this.#activations.values()) {
+      const message = activation.current;
+      if (message === undefined || activation.turnStartedAt === 0 || now - activation.turnStartedAt < threshold) continue;
+      activation.mailbox.extendLock(message, this.settings.lockDurationMs).catch((error: unknown) =>
+        this.deps.log.warn('could not renew a message lock', { grain: activation.id.toString(), error: describeError(error) }),
+      );
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
+import { closeRedis, DEFAULT_REDIS_URL, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import { openRuntime } from '../redis/runtime.ts';
+import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
+import { GrainClient } from './grain-client.ts';
+
+export const DEFAULT_ASK_TIMEOUT_MS = 30_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_LOCK_DURATION_MS = 30_000;
+export const DEFAULT_MEMBERSHIP_REFRESH_MS = 1_000;
+
+/** Options of `connect`. Every one has a default. */
+export interface ConnectOptions {
+  /** Redis URL (`redis://`, `rediss://` for TLS) or ioredis options. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
+  redis?: RedisConnectionInput;
+  /** Prefix of every Redis key; silos and clients of one application share it. Default: `REDGRAIN_PREFIX`, else `redgrain`. */
+  keyPrefix?: string;
+  /** Default `ask` timeout in ms (30 000). */
+  askTimeoutMs?: number;
+  /** How long to wait for Redis at connect before failing with RedisUnavailableError (10 000 ms). */
+  connectTimeoutMs?: number;
+  /** Where new activations go when this client's message is the first to reach a grain (random). */
+  placement?: PlacementStrategy;
+}
+
+/**
+ * Connects a client to a redgrain cluster.
+ *
+ * ```ts
+ * const client = await connect({ redis: 'redis://127.0.0.1:6379' });
+ * await client.getGrain(Counter, 'c1').send('add', 5);
+ * await client.close();
+ * ```
+ */
+export async function connect(options: ConnectOptions = {}): Promise<GrainClient> {
+  const input = options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  const runtime = await openRuntime({
+    input,
+    keyPrefix: options.keyPrefix ?? process.env.REDGRAIN_PREFIX ?? DEFAULT_KEY_PREFIX,
+    connectionName: 'redgrain:client',
+    placement: options.placement ?? randomPlacement,
+    localSiloId: undefined,
+    lockDurationMs: DEFAULT_LOCK_DURATION_MS,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
+  });
+  return new GrainClient({
+    redis: runtime.redis,
+    keys: runtime.keys,
+    mailboxRoot: runtime.mailboxRoot,
+    locator: runtime.locator,
+    membership: runtime.membership,
+    askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
+    openSubscriber: () => openRedis(input, 'redgrain:client:replies', true),
+    dispose: () => closeRedis(runtime.redis),
+  });
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { Queue, type RedisQueueBackend } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { GrainLocator } from '../directory/grain-locator.ts';
+import { AskTimeoutError, ClosedError, GrainTypeNotRegisteredError } from '../errors/errors.ts';
+import { GrainId } from '../grain/grain-id.ts';
+import { grainTypeName } from '../grain/grain-type.ts';
+import type { Grain, GrainClass } from '../grain/grain.ts';
+import type { MembershipTable } from '../membership/membership-table.ts';
+import { newCorrelationId, type MessageEnvelope } from '../messaging/envelope.ts';
+import { serialize } from '../messaging/serializer.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
+import { ReplyListener } from './reply-listener.ts';
+
+/** How many grain mailboxes a client keeps a BullMQ producer for. */
+const PRODUCER_CACHE_SIZE = 1_000;
+
+/** What a client runs on; a silo shares its own with the client its grains use. */
+export interface ClientRuntime {
+  redis: Redis;
+  keys: RedisKeys;
+  mailboxRoot: RedisQueueBackend;
+  locator: GrainLocator;
+  membership: MembershipTable;
+  askTimeoutMs: number;
+  /** Opens the connection that carries `ask` replies (on the first `ask`). */
+  openSubscriber(): Redis;
+  /** Releases what this client owns. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Sends messages to grains from any process: outside silos (made by `connect`) and inside
+ * handlers (`this.getGrain`). One command connection, plus one subscriber once `ask` is used.
+ */
+export class GrainClient implements MessageSender {
+  readonly id = randomUUID();
+  readonly #producers = new Map<string, Queue>();
+  readonly #knownTypes = new Set<string>();
+  #replies: ReplyListener | undefined;
+  #subscriber: Redis | undefined;
+  #closed = false;
+
+  constructor(private readonly runtime: ClientRuntime) {}
+
+  /** A typed reference to the grain of class `cls` with key `key`. */
+  getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {
+    return new GrainReference<G>(this, GrainId.of(grainTypeName(cls), key));
+  }
+
+  async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
+    await this.#deliver(grain, method, args, options, undefined);
+  }
+
+  async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> {
+    const replies = await this.#replyListener();
+    const requestId = replies.nextRequestId();
+    const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
+    const reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
+    try {
+      await this.#deliver(grain, method, args, options, { c: this.id, i: requestId });
+    } catch (error) {
+      replies.cancel(requestId);
+      throw error;
+    }
+    return reply;
+  }
+
+  /** Closes the client; `ask` calls still waiting reject with ClosedError. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#replies?.close();
+    this.#subscriber?.disconnect();
+    this.#producers.clear();
+    await this.runtime.dispose();
+  }
+
+  async #deliver(
+    grain: GrainId,
+    method: string,
+    args: unknown[],
+    options: CallOptions,
+    replyTo: MessageEnvelope['r'],
+  ): Promise<void> {
+    if (this.#closed) throw new ClosedError('The client');
+    await this.#assertRegistered(grain.type);
+    const envelope: MessageEnvelope = {
+      v: 1,
+      m: method,
+      a: serialize(args, `the arguments of ${grain.type}.${method}`),
+      c: options.correlationId ?? newCorrelationId(),
+      t: Date.now(),
+      ...(replyTo === undefined ? {} : { r: replyTo }),
+    };
+    const { locator } = this.runtime;
+    // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
+    // follow the enqueue, or a silo could look at the mailbox before the message is in it.
+    const owner = locator.locate(grain);
+    owner.catch(() => undefined);
+    await this.#producer(grain).add(method, envelope);
+    await locator.wake(grain, await owner);
+  }
+
+  async #assertRegistered(type: string): Promise<void> {
+    if (this.#knownTypes.has(type)) return;
+    if (!(await this.runtime.membership.isTypeRegistered(type))) throw new GrainTypeNotRegisteredError(type);
+    this.#knownTypes.add(type);
+  }
+
+  #producer(grain: GrainId): Queue {
+    const name = this.runtime.keys.queueName(grain);
+    let queue = this.#producers.get(name);
+    if (queue !== undefined) {
+      this.#producers.delete(name);
+      this.#producers.set(name, queue);
+      return queue;
+    }
+    const root = this.runtime.mailboxRoot;
+    queue = new Queue(name, { connection: this.runtime.redis, prefix: this.runtime.keys.bullPrefix, skipMetasUpdate: true }, () =>
+      root.forQueue(name) as RedisQueueBackend,
+    );
+    this.#producers.set(name, queue);
+    if (this.#producers.size > PRODUCER_CACHE_SIZE) {
+      const oldest = this.#producers.keys().next().value as string;
+      this.#producers.delete(oldest);
+    }
+    return queue;
+  }
+
+  async #replyListener(): Promise<ReplyListener> {
+    if (this.#closed) throw new ClosedError('The client');
+    if (this.#replies === undefined) {
+      this.#subscriber = this.runtime.openSubscriber();
+      this.#replies = new ReplyListener(this.#subscriber, this.runtime.keys.replyChannel(this.id));
+    }
+    await this.#replies.ready();
+    return this.#replies;
+  }
+}

@@ -1,0 +1,91 @@
+import type { Redis } from 'ioredis';
+import { ClosedError } from '../errors/errors.ts';
+import { errorFromData } from '../errors/error-converter.ts';
+import type { ReplyMessage } from '../messaging/envelope.ts';
+import { deserialize } from '../messaging/serializer.ts';
+
+interface PendingAsk {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Receives the replies to this client's `ask` calls on its own pub/sub channel and settles the
+ * waiting promises. Opened on the first `ask`, so a client that only sends holds one connection.
+ */
+export class ReplyListener {
+  readonly #pending = new Map<string, PendingAsk>();
+  #ready: Promise<void> | undefined;
+  #seq = 0;
+
+  constructor(
+    private readonly subscriber: Redis,
+    private readonly channel: string,
+  ) {}
+
+  /** Subscribes once; every ask waits for this before its message is enqueued. */
+  ready(): Promise<void> {
+    this.#ready ??= (async () => {
+      this.subscriber.on('message', (channel: string, text: string) => {
+        if (channel === this.channel) this.#settle(text);
+      });
+      await this.subscriber.subscribe(this.channel);
+    })();
+    return this.#ready;
+  }
+
+  nextRequestId(): string {
+    this.#seq += 1;
+    return this.#seq.toString(36);
+  }
+
+  /** Waits for the reply to `requestId`, or rejects with `onTimeout()` after `timeoutMs`. */
+  expect(requestId: string, timeoutMs: number, onTimeout: () => Error): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(requestId);
+        reject(onTimeout());
+      }, timeoutMs);
+      this.#pending.set(requestId, { resolve, reject, timer });
+    });
+  }
+
+  /** Forgets a request whose message could not be enqueued. */
+  cancel(requestId: string): void {
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    this.#pending.delete(requestId);
+  }
+
+  close(): void {
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new ClosedError('The client'));
+      this.#pending.delete(id);
+    }
+  }
+
+  #settle(text: string): void {
+    let reply: ReplyMessage;
+    try {
+      reply = JSON.parse(text) as ReplyMessage;
+    } catch {
+      return;
+    }
+    const pending = this.#pending.get(reply.i);
+    if (pending === undefined) return; // timed out already, or a duplicate after redelivery
+    this.#pending.delete(reply.i);
+    clearTimeout(pending.timer);
+    if (reply.ok) {
+      try {
+        pending.resolve(reply.v === '' ? undefined : deserialize(reply.v));
+      } catch (error) {
+        pending.reject(error as Error);
+      }
+    } else {
+      pending.reject(errorFromData(reply.e));
+    }
+  }
+}

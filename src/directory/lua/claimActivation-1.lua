@@ -1,0 +1,21 @@
+--[[
+  Claims a grain for a new activation on this silo, unless another silo holds it.
+  Every successful claim increments the grain's epoch, so epochs are never reused and a commit
+  can be fenced by comparing epochs.
+
+  KEYS[1] the grain's directory entry (hash: silo, epoch, since)
+
+  ARGV[1] claiming silo id
+  ARGV[2] a silo id whose hold may be superseded because it is known to be gone, or ''
+  ARGV[3] now, ms since epoch
+
+  Returns {1, epoch}             claimed
+          {0, ownerSilo, epoch}  held by another silo
+]]
+local owner = redis.call('HGET', KEYS[1], 'silo')
+if owner and owner ~= ARGV[2] then
+  return {0, owner, redis.call('HGET', KEYS[1], 'epoch') or '0'}
+end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'silo', ARGV[1], 'since', ARGV[3])
+return {1, tostring(epoch)}

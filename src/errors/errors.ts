@@ -1,0 +1,140 @@
+/**
+ * The error base every redgrain error shares: a stable `code` a caller can switch on, and whether
+ * retrying the same call may succeed.
+ */
+export class RedgrainError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The grain type was never registered by any silo sharing this key prefix. */
+export class GrainTypeNotRegisteredError extends RedgrainError {
+  constructor(readonly grainType: string) {
+    super(
+      'GRAIN_TYPE_NOT_REGISTERED',
+      `Grain type "${grainType}" is not registered: no silo with this key prefix has ever hosted it`,
+    );
+  }
+}
+
+/** A grain class is unusable: it lacks a `static type`, or two classes claim one type name. */
+export class InvalidGrainClassError extends RedgrainError {
+  constructor(message: string) {
+    super('INVALID_GRAIN_CLASS', message);
+  }
+}
+
+/** The grain key is empty, not a string, or too long. */
+export class InvalidGrainKeyError extends RedgrainError {
+  constructor(grainType: string, key: unknown, reason: string) {
+    const shown = typeof key === 'string' && key.length > 40 ? `${key.slice(0, 40)}…` : String(key);
+    super('INVALID_GRAIN_KEY', `Invalid key ${JSON.stringify(shown)} for grain type "${grainType}": ${reason}`);
+  }
+}
+
+/** The message names a method the grain does not handle (only reachable from untyped callers). */
+export class UnknownMethodError extends RedgrainError {
+  constructor(
+    readonly grainType: string,
+    readonly method: string,
+  ) {
+    super('UNKNOWN_METHOD', `Grain type "${grainType}" has no handler "${method}"`);
+  }
+}
+
+/** Arguments or a return value could not be serialized. */
+export class SerializationError extends RedgrainError {
+  constructor(what: string, cause: unknown) {
+    super('SERIALIZATION_FAILED', `Cannot serialize ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+  }
+}
+
+/** An `ask` got no reply within its timeout. The message stays queued and may still be processed. */
+export class AskTimeoutError extends RedgrainError {
+  constructor(grain: string, method: string, timeoutMs: number) {
+    super(
+      'ASK_TIMEOUT',
+      `ask ${grain}.${method} got no reply within ${timeoutMs} ms (the message stays queued and may still run)`,
+      { retryable: true },
+    );
+  }
+}
+
+/** The current state of a grain does not accept this message; nothing was changed. */
+export class InvalidMessageForStateError extends RedgrainError {
+  constructor(
+    readonly grainType: string,
+    readonly state: string,
+    readonly messageName: string,
+  ) {
+    super(
+      'INVALID_MESSAGE_FOR_STATE',
+      `${grainType} in state ${state} does not accept "${messageName}"`,
+    );
+  }
+}
+
+/** This activation no longer owns its grain; its commit was refused and it steps down. */
+export class StateConflictError extends RedgrainError {
+  constructor(grain: string, reason: string) {
+    super('STATE_CONFLICT', `Commit for ${grain} refused: ${reason}`, { retryable: true });
+  }
+}
+
+/** Redis could not be reached in time. */
+export class RedisUnavailableError extends RedgrainError {
+  constructor(message: string, cause?: unknown) {
+    super('REDIS_UNAVAILABLE', message, { retryable: true, cause });
+  }
+}
+
+/** A Redis whose `maxmemory-policy` may evict keys would silently lose messages and state. */
+export class EvictingRedisError extends RedgrainError {
+  constructor(policy: string) {
+    super(
+      'REDIS_EVICTION_POLICY',
+      `Redis maxmemory-policy is "${policy}"; redgrain needs "noeviction" because evicted keys are lost ` +
+        'messages and lost state. Run: redis-cli CONFIG SET maxmemory-policy noeviction',
+    );
+  }
+}
+
+/** The client or silo was closed while the call was under way. */
+export class ClosedError extends RedgrainError {
+  constructor(what: string) {
+    super('CLOSED', `${what} is closed`);
+  }
+}
+
+/**
+ * An error thrown by a handler on another process, whose class this process does not know.
+ * `name`, `message` and `code` are the original ones; `remoteStack` is the stack on the silo.
+ */
+export class RemoteGrainError extends RedgrainError {
+  remoteStack: string | undefined;
+
+  constructor(name: string, code: string, message: string, remoteStack?: string) {
+    super(code, message);
+    this.name = name;
+    this.remoteStack = remoteStack;
+  }
+}
+
+/** A one-line description of any thrown value, for logs. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  try {
+    return typeof error === 'string' ? error : JSON.stringify(error);
+  } catch {
+    return 'unprintable error';
+  }
+}

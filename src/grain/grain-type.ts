@@ -1,0 +1,78 @@
+import { InvalidGrainClassError } from '../errors/errors.ts';
+import { Grain, type GrainClass } from './grain.ts';
+
+const LIFECYCLE = new Set(['constructor', 'initialState', 'onActivate', 'onDeactivate', 'getGrain']);
+
+/** What the runtime knows about one grain class: its name, its handlers and its collection age. */
+export interface GrainType {
+  readonly name: string;
+  readonly cls: GrainClass;
+  readonly handlers: ReadonlySet<string>;
+  readonly collectionAgeMs: number | undefined;
+}
+
+/** Reads and validates the stable type name a grain class declares. */
+export function grainTypeName(cls: unknown): string {
+  if (typeof cls !== 'function' || !(cls.prototype instanceof Grain)) {
+    throw new InvalidGrainClassError(`${describe(cls)} is not a class extending Grain`);
+  }
+  const name = (cls as { type?: unknown }).type;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
+    throw new InvalidGrainClassError(
+      `Grain class ${cls.name} must declare a stable type name: static readonly type = '${cls.name}'`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Describes a grain class. Handlers are the methods its own prototype chain defines below Grain,
+ * except lifecycle hooks and names starting with `_` (TypeScript's `private` does not exist at run
+ * time, so `_` is how a class keeps a helper method from being called as a message).
+ */
+export function describeGrainType(cls: GrainClass): GrainType {
+  const name = grainTypeName(cls);
+  const handlers = new Set<string>();
+  for (let proto: object | null = cls.prototype; proto !== null && proto !== Grain.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      if (LIFECYCLE.has(key) || key.startsWith('_')) continue;
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      if (descriptor !== undefined && typeof descriptor.value === 'function') handlers.add(key);
+    }
+  }
+  const age = cls.collectionAgeMs;
+  if (age !== undefined && (!Number.isFinite(age) || age <= 0)) {
+    throw new InvalidGrainClassError(`${name}.collectionAgeMs must be a positive number of milliseconds`);
+  }
+  return { name, cls, handlers, collectionAgeMs: age };
+}
+
+/** The grain types one silo hosts, by their stable names. */
+export class GrainTypeRegistry {
+  readonly #types = new Map<string, GrainType>();
+
+  constructor(classes: readonly GrainClass[]) {
+    for (const cls of classes) {
+      const type = describeGrainType(cls);
+      const existing = this.#types.get(type.name);
+      if (existing !== undefined && existing.cls !== cls) {
+        throw new InvalidGrainClassError(
+          `Grain type name "${type.name}" is declared by two classes (${existing.cls.name} and ${cls.name})`,
+        );
+      }
+      this.#types.set(type.name, type);
+    }
+  }
+
+  get(name: string): GrainType | undefined {
+    return this.#types.get(name);
+  }
+
+  names(): string[] {
+    return [...this.#types.keys()];
+  }
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'function' ? value.name || 'anonymous function' : String(value);
+}

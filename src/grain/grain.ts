@@ -1,0 +1,106 @@
+import type { GrainReference } from '../client/grain-reference.ts';
+
+/** What the runtime hands a grain instance at construction. */
+export interface GrainContext {
+  readonly key: string;
+  getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G>;
+  /** The correlation id of the message being handled (empty outside a turn). */
+  readonly correlationId: string;
+}
+
+let constructing: GrainContext | undefined;
+
+/** Creates a grain instance bound to its context. Only the runtime calls this. */
+export function instantiateGrain<G extends Grain<object>>(cls: GrainClass<G>, context: GrainContext): G {
+  constructing = context;
+  try {
+    return new cls();
+  } finally {
+    constructing = undefined;
+  }
+}
+
+/**
+ * The base class of every grain: a virtual actor with an identity (type + key), persisted state,
+ * and handlers (its public async methods) that run one at a time.
+ *
+ * ```ts
+ * export class Counter extends Grain<{ count: number }> {
+ *   static readonly type = 'Counter';
+ *   initialState() { return { count: 0 }; }
+ *   async add(by: number) { this.state.count += by; return this.state.count; }
+ * }
+ * ```
+ *
+ * State changes a handler makes are committed to Redis atomically with the acknowledgement of its
+ * message; a handler that throws leaves the state exactly as it was before the message.
+ */
+export abstract class Grain<S extends object = Record<string, never>> {
+  /** The grain's key: with its type, its whole identity. */
+  readonly key: string;
+  /** The grain's state, loaded at activation and committed after every successful turn. */
+  state: S;
+  readonly #context: GrainContext;
+
+  constructor() {
+    const context = constructing;
+    if (context === undefined) {
+      throw new TypeError('Grains are created by a silo; call client.getGrain(Type, key) to reach one');
+    }
+    this.#context = context;
+    this.key = context.key;
+    this.state = {} as S;
+  }
+
+  /** The state of a grain that has never been persisted. Override to give defaults. */
+  initialState(): S {
+    return {} as S;
+  }
+
+  /** Runs after the state is loaded and before the first message of an activation. */
+  onActivate(): Promise<void> | void {}
+
+  /** Runs before an activation is collected or its silo stops; state changes made here are persisted. */
+  onDeactivate(): Promise<void> | void {}
+
+  /** A reference to another grain, for `send` / `ask` from inside a handler. */
+  protected getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {
+    return this.#context.getGrain(cls, key);
+  }
+
+  /** The correlation id of the message being handled; messages sent from the handler carry it on. */
+  protected get correlationId(): string {
+    return this.#context.correlationId;
+  }
+}
+
+/**
+ * A concrete grain class: constructible by the runtime, with a stable type name and optionally its
+ * own idle collection age.
+ */
+export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) & {
+  readonly type: string;
+  readonly collectionAgeMs?: number;
+};
+
+type BaseMember = keyof Grain<object>;
+
+/** The names of a grain's handlers: its public methods returning a promise, minus the lifecycle hooks. */
+export type HandlerName<G> = {
+  [K in keyof G]-?: K extends BaseMember
+    ? never
+    : K extends string
+      ? G[K] extends (...args: never[]) => Promise<unknown>
+        ? K
+        : never
+      : never;
+}[keyof G];
+
+export type HandlerArgs<G, M extends HandlerName<G>> = G[M] extends (...args: infer A) => Promise<unknown> ? A : never;
+
+export type HandlerResult<G, M extends HandlerName<G>> = G[M] extends (...args: never[]) => Promise<infer R>
+  ? R
+  : never;
+
+/** The state type of a grain class. */
+export type StateOf<G> = G extends Grain<infer S> ? S : never;

@@ -1,0 +1,17 @@
+export { Grain, type GrainClass, type HandlerArgs, type HandlerName, type HandlerResult, type StateOf } from './grain/grain.ts';
+export { GrainId, MAX_GRAIN_KEY_LENGTH } from './grain/grain-id.ts';
+export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/connect.ts';
+export { GrainClient } from './client/grain-client.ts';
+export { GrainReference, type CallOptions } from './client/grain-reference.ts';
+export { Silo } from './silo/silo.ts';
+export { DEFAULT_COLLECTION_AGE_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, type SiloOptions } from './silo/silo-options.ts';
+export {
+  leastLoadedPlacement,
+  preferLocalPlacement,
+  randomPlacement,
+  type PlacementContext,
+  type PlacementStrategy,
+} from './placement/placement.ts';
+export type { SiloRecord, SiloStatus } from './membership/silo-record.ts';
+export type { Logger, LogLevel } from './telemetry/logger.ts';
+export * from './errors/errors.ts';

@@ -1,0 +1,117 @@
+import { createIORedisClient, raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { withScripts, type ScriptPipeline } from '../redis/scripts.ts';
+import type { GrainId } from '../grain/grain-id.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+
+/** How many failed messages a grain's mailbox keeps for operators to look at. */
+export const KEEP_FAILED_MESSAGES = 100;
+
+/** Events BullMQ keeps per grain queue: grains are many, so keep few. */
+const MAX_EVENTS_PER_GRAIN = 64;
+
+/** A message taken from a mailbox, with the lock token that proves this activation holds it. */
+export interface MailboxMessage {
+  jobId: string;
+  name: string;
+  data: unknown;
+  token: string;
+  attemptsStarted: number;
+}
+
+export type FinishOutcome = { target: 'completed' } | { target: 'failed'; reason: string };
+
+/**
+ * A grain's mailbox as its activation sees it: one BullMQ queue, consumed manually one message at
+ * a time. Taking the next message rides on the acknowledgement of the previous one (BullMQ's
+ * moveToFinished with fetch-next), so a busy grain costs one round trip per message.
+ */
+export class GrainMailbox {
+  readonly #backend: RedisQueueBackend;
+  #tokenSeq = 0;
+
+  constructor(
+    root: RedisQueueBackend,
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    readonly grain: GrainId,
+    private readonly tokenPrefix: string,
+  ) {
+    this.#backend = root.forQueue(keys.queueName(grain)) as RedisQueueBackend;
+  }
+
+  /**
+   * A MULTI on the shared connection that both our scripts and BullMQ's can be queued on (BullMQ
+   * runs its scripts through the `runCommand` its client wrapper adds to transactions).
+   */
+  transaction(): ChainableCommander & ScriptPipeline {
+    return withScripts(createIORedisClient(this.redis).multi() as unknown as ChainableCommander);
+  }
+
+  /** Caps the queue's BullMQ event stream; sent once per activation. */
+  async configure(): Promise<void> {
+    await this.#backend.setQueueMeta({ 'opts.maxLenEvents': MAX_EVENTS_PER_GRAIN });
+  }
+
+  /** Locks and returns the oldest waiting message, if any. */
+  async takeNext(): Promise<MailboxMessage | undefined> {
+    const token = this.#nextToken();
+    const [jobData, id] = (await this.#backend.moveToActive(token)) as [JobJson | undefined, string | undefined];
+    return this.#toMessage(jobData, id, token);
+  }
+
+  /**
+   * Queues the acknowledgement of `message` on a MULTI (after the state commit that fences it) and
+   * asks for the next message in the same step.
+   */
+  queueFinish(tx: ChainableCommander, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean): void {
+    const job = { id: message.jobId, opts: {} } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
+    const args =
+      outcome.target === 'completed'
+        ? this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext)
+        : this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext);
+    this.#backend.execCommand(tx as never, 'moveToFinished', args);
+  }
+
+  /**
+   * Reads the reply of a queued acknowledgement: the next message, or BullMQ's error code. BullMQ
+   * locks the next message with the finishing message's token, so the next one carries it on.
+   */
+  parseFinish(reply: unknown, finished: MailboxMessage): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
+    if (typeof reply === 'number' && reply < 0) return { ok: false, code: reply };
+    if (!Array.isArray(reply)) return { ok: true, next: undefined };
+    const [jobData, id] = raw2NextJobData(reply) as [JobJson | undefined, string | undefined];
+    return { ok: true, next: this.#toMessage(jobData, id, finished.token) };
+  }
+
+  async extendLock(message: MailboxMessage, durationMs: number): Promise<boolean> {
+    return (await this.#backend.extendLock(message.jobId, message.token, durationMs)) === 1;
+  }
+
+  /** Messages waiting (not yet taken). */
+  async waitingCount(): Promise<number> {
+    const [waiting] = await this.#backend.getCounts(['wait']);
+    return waiting ?? 0;
+  }
+
+  lockKey(message: MailboxMessage): string {
+    return this.keys.jobLock(this.grain, message.jobId);
+  }
+
+  #nextToken(): string {
+    this.#tokenSeq += 1;
+    return `${this.tokenPrefix}:${this.#tokenSeq}`;
+  }
+
+  #toMessage(jobData: JobJson | undefined, id: string | undefined, token: string): MailboxMessage | undefined {
+    if (jobData === undefined || id === undefined) return undefined;
+    let data: unknown;
+    try {
+      data = JSON.parse(jobData.data);
+    } catch {
+      data = undefined;
+    }
+    return { jobId: id, name: jobData.name, data, token, attemptsStarted: jobData.attemptsStarted };
+  }
+}
+

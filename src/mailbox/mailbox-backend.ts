@@ -1,0 +1,29 @@
+import { createRedisBackend, type RedisQueueBackend } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../redis/keys.ts';
+
+/** Options every grain mailbox shares. */
+export interface MailboxSettings {
+  /** How long a message's lock lasts before BullMQ considers it stalled; renewed during long turns. */
+  lockDurationMs: number;
+}
+
+/**
+ * One BullMQ Redis backend over a process's single command connection; every grain's mailbox is a
+ * sibling of it (`forQueue`), so any number of grain queues share that one connection and none
+ * opens a blocking connection of its own.
+ */
+export async function createMailboxBackend(
+  redis: Redis,
+  keys: RedisKeys,
+  settings: MailboxSettings,
+): Promise<RedisQueueBackend> {
+  const root = createRedisBackend('root', {
+    connection: redis,
+    prefix: keys.bullPrefix,
+    // Read by BullMQ's moveToActive / moveToFinished for the lock they take on the next message.
+    lockDuration: settings.lockDurationMs,
+  } as Parameters<typeof createRedisBackend>[1]);
+  await root.waitUntilReady();
+  return root;
+}

@@ -1,0 +1,70 @@
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../redis/keys.ts';
+import { recordFromHash, recordToHash, type SiloRecord, type SiloStatus } from './silo-record.ts';
+
+/** How long the record of a silo that left stays readable (for inspection), in seconds. */
+const LEFT_RECORD_TTL_SECONDS = 3600;
+
+/**
+ * The membership table in Redis: one record per silo plus the set of silo ids, and the set of
+ * grain types ever registered. Storage only; the silo's own agent decides what to write.
+ */
+export class MembershipTable {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async join(record: SiloRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.keys.siloInfo(record.id), recordToHash(record))
+      .sadd(this.keys.silos(), record.id)
+      .sadd(this.keys.grainTypes(), ...record.types)
+      .exec();
+  }
+
+  async heartbeat(siloId: string, activations: number): Promise<void> {
+    await this.redis.hset(this.keys.siloInfo(siloId), {
+      heartbeatAt: String(Date.now()),
+      activations: String(activations),
+    });
+  }
+
+  async setStatus(siloId: string, status: SiloStatus): Promise<void> {
+    await this.redis.hset(this.keys.siloInfo(siloId), 'status', status);
+  }
+
+  /** Marks the silo as gone for good: no wake-up is pushed to its inbox from now on. */
+  async leave(siloId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.keys.siloInfo(siloId), { status: 'left', heartbeatAt: String(Date.now()), activations: '0' })
+      .expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS)
+      .srem(this.keys.silos(), siloId)
+      .exec();
+  }
+
+  async status(siloId: string): Promise<SiloStatus | undefined> {
+    return ((await this.redis.hget(this.keys.siloInfo(siloId), 'status')) ?? undefined) as SiloStatus | undefined;
+  }
+
+  async readAll(): Promise<SiloRecord[]> {
+    const ids = await this.redis.smembers(this.keys.silos());
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.siloInfo(id));
+    const results = (await pipeline.exec()) ?? [];
+    const records: SiloRecord[] = [];
+    for (const [error, hash] of results) {
+      if (error !== null) throw error;
+      const record = recordFromHash(hash as Record<string, string>);
+      if (record !== undefined) records.push(record);
+    }
+    return records;
+  }
+
+  async isTypeRegistered(type: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.grainTypes(), type)) === 1;
+  }
+}

@@ -1,0 +1,47 @@
+/** Lifecycle of a silo in the membership table. */
+export type SiloStatus = 'joining' | 'active' | 'stopping' | 'left' | 'dead';
+
+/** One silo's row in the membership table. */
+export interface SiloRecord {
+  id: string;
+  status: SiloStatus;
+  host: string;
+  pid: number;
+  /** Grain types this silo hosts. */
+  types: string[];
+  startedAt: number;
+  heartbeatAt: number;
+  activations: number;
+}
+
+/** Silos that take wake-ups for the grains they own. */
+export function takesWakeUps(status: SiloStatus | undefined): boolean {
+  return status === 'joining' || status === 'active' || status === 'stopping';
+}
+
+export function recordToHash(record: SiloRecord): Record<string, string> {
+  return {
+    id: record.id,
+    status: record.status,
+    host: record.host,
+    pid: String(record.pid),
+    types: record.types.join(','),
+    startedAt: String(record.startedAt),
+    heartbeatAt: String(record.heartbeatAt),
+    activations: String(record.activations),
+  };
+}
+
+export function recordFromHash(hash: Record<string, string>): SiloRecord | undefined {
+  if (hash.id === undefined || hash.status === undefined) return undefined;
+  return {
+    id: hash.id,
+    status: hash.status as SiloStatus,
+    host: hash.host ?? '',
+    pid: Number(hash.pid ?? 0),
+    types: hash.types ? hash.types.split(',') : [],
+    startedAt: Number(hash.startedAt ?? 0),
+    heartbeatAt: Number(hash.heartbeatAt ?? 0),
+    activations: Number(hash.activations ?? 0),
+  };
+}

@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto';
+
+/**
+ * A message as stored in a grain's mailbox (the BullMQ job's data). The job name is the method.
+ * Fields are short because every message carries them.
+ */
+export interface MessageEnvelope {
+  /** Envelope format version. */
+  v: 1;
+  /** Handler method name. */
+  m: string;
+  /** Arguments, serialized with the shared serializer. */
+  a: string;
+  /** Correlation id: made when a message first enters from outside, then copied onward. */
+  c: string;
+  /** When the message was sent (ms since epoch). */
+  t: number;
+  /** Where to reply, for `ask`: client id and request id. */
+  r?: { c: string; i: string };
+}
+
+/** An `ask` reply as published on the caller's reply channel. */
+export type ReplyMessage =
+  | { i: string; ok: true; v: string }
+  | { i: string; ok: false; e: import('../errors/error-converter.ts').ErrorData };
+
+export function newCorrelationId(): string {
+  return randomUUID();
+}
+
+/** Checks a job's data is an envelope this version understands; foreign jobs are refused. */
+export function asEnvelope(data: unknown): MessageEnvelope | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const e = data as Partial<MessageEnvelope>;
+  if (e.v !== 1 || typeof e.m !== 'string' || typeof e.a !== 'string' || typeof e.c !== 'string') {
+    return undefined;
+  }
+  if (e.r !== undefined && (typeof e.r !== 'object' || typeof e.r.c !== 'string' || typeof e.r.i !== 'string')) {
+    return undefined;
+  }
+  return e as MessageEnvelope;
+}

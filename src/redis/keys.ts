@@ -1,0 +1,79 @@
+import type { GrainId } from '../grain/grain-id.ts';
+
+/**
+ * Builds every Redis key name redgrain uses; nothing else concatenates key strings.
+ *
+ * Layout (prefix `P`):
+ * - `P:q:{<grain>}:*`       the grain's BullMQ mailbox (BullMQ prefix `P:q`, queue name `{<grain>}`)
+ * - `P:g:{<grain>}:dir`     directory entry: owning silo, activation epoch
+ * - `P:g:{<grain>}:state`   persisted state, one hash field per top-level state property
+ * - `P:silos`               set of silo ids that ever joined and have not been swept
+ * - `P:s:{<silo>}:info`     one silo's membership record
+ * - `P:s:{<silo>}:inbox`    wake-ups for the grains that silo owns or should place
+ * - `P:types`               every grain type a silo has ever registered
+ * - `P:t:{<type>}:pending`  wake-ups for grains of a type no live silo hosts right now
+ * - `P:reply:<client>`      pub/sub channel carrying `ask` replies to one client
+ *
+ * Every key of one grain carries the same Redis Cluster hash tag (the encoded grain id), so
+ * multi-key scripts on a grain stay in one slot and grains spread across slots.
+ */
+export class RedisKeys {
+  readonly bullPrefix: string;
+
+  constructor(readonly prefix: string) {
+    assertValidPrefix(prefix);
+    this.bullPrefix = `${prefix}:q`;
+  }
+
+  /** BullMQ queue name of a grain's mailbox (BullMQ forbids `:` in queue names). */
+  queueName(grain: GrainId): string {
+    return `{${grain.tag}}`;
+  }
+
+  directory(grain: GrainId): string {
+    return `${this.prefix}:g:{${grain.tag}}:dir`;
+  }
+
+  state(grain: GrainId): string {
+    return `${this.prefix}:g:{${grain.tag}}:state`;
+  }
+
+  /** The BullMQ lock key of one job in a grain's mailbox. */
+  jobLock(grain: GrainId, jobId: string): string {
+    return `${this.bullPrefix}:${this.queueName(grain)}:${jobId}:lock`;
+  }
+
+  silos(): string {
+    return `${this.prefix}:silos`;
+  }
+
+  siloInfo(siloId: string): string {
+    return `${this.prefix}:s:{${siloId}}:info`;
+  }
+
+  siloInbox(siloId: string): string {
+    return `${this.prefix}:s:{${siloId}}:inbox`;
+  }
+
+  grainTypes(): string {
+    return `${this.prefix}:types`;
+  }
+
+  pendingForType(type: string): string {
+    return `${this.prefix}:t:{${encodeURIComponent(type)}}:pending`;
+  }
+
+  replyChannel(clientId: string): string {
+    return `${this.prefix}:reply:${clientId}`;
+  }
+}
+
+export const DEFAULT_KEY_PREFIX = 'redgrain';
+
+function assertValidPrefix(prefix: string): void {
+  if (prefix.length === 0 || prefix.length > 64 || /[{}\s]/.test(prefix)) {
+    throw new TypeError(
+      `Invalid key prefix ${JSON.stringify(prefix)}: use 1-64 characters without braces or whitespace`,
+    );
+  }
+}

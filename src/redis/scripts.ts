@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import type { ChainableCommander, Redis } from 'ioredis';
+
+/**
+ * Registers redgrain's Lua scripts on a connection (ioredis `defineCommand` runs them by EVALSHA
+ * and reloads them after a Redis restart). Each script lives in its own file named
+ * `verbNoun-<number of keys>.lua` with a header listing its KEYS and ARGV.
+ */
+const SCRIPTS = {
+  claimActivation: new URL('../directory/lua/claimActivation-1.lua', import.meta.url),
+  releaseActivation: new URL('../directory/lua/releaseActivation-1.lua', import.meta.url),
+  commitTurn: new URL('../storage/lua/commitTurn-3.lua', import.meta.url),
+  notifySilo: new URL('../membership/lua/notifySilo-2.lua', import.meta.url),
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptArg = string | number | Buffer;
+
+/** The registered scripts, callable on a connection or queued on a pipeline / MULTI. */
+export type ScriptCommands = { [K in ScriptName]: (...keysAndArgs: ScriptArg[]) => Promise<unknown> };
+export type ScriptPipeline = { [K in ScriptName]: (...keysAndArgs: ScriptArg[]) => ChainableCommander };
+
+const registered = new WeakSet<Redis>();
+
+export function registerScripts(redis: Redis): Redis & ScriptCommands {
+  if (!registered.has(redis)) {
+    for (const [name, url] of Object.entries(SCRIPTS)) {
+      const numberOfKeys = Number(/-(\d+)\.lua$/.exec(url.pathname)?.[1]);
+      redis.defineCommand(name, { numberOfKeys, lua: readFileSync(url, 'utf8') });
+    }
+    registered.add(redis);
+  }
+  return redis as Redis & ScriptCommands;
+}
+
+export function withScripts(pipeline: ChainableCommander): ChainableCommander & ScriptPipeline {
+  return pipeline as ChainableCommander & ScriptPipeline;
+}

@@ -1,0 +1,79 @@
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
+import type { GrainClass } from '../grain/grain.ts';
+import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
+import { DEFAULT_REDIS_URL, type RedisConnectionInput } from '../redis/connection.ts';
+import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
+import { parseLogLevel, type Logger, type LogLevel } from '../telemetry/logger.ts';
+
+export const DEFAULT_COLLECTION_AGE_MS = 15 * 60_000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
+
+/** Options of `Silo.start`. Only `grains` is required. */
+export interface SiloOptions {
+  /** The grain classes this silo hosts. */
+  grains: readonly GrainClass[];
+  /** Redis URL or ioredis options. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
+  redis?: RedisConnectionInput;
+  /** Prefix of every Redis key. Default: `REDGRAIN_PREFIX`, else `redgrain`. */
+  keyPrefix?: string;
+  /** Idle time after which an activation is deactivated (ms). A grain class may override it with `static collectionAgeMs`. Default 15 minutes. */
+  collectionAgeMs?: number;
+  /** This silo's id in the membership table; must be unique. Default: host-pid-random. */
+  siloId?: string;
+  /** Where grains first reached from this silo are placed. Default random. */
+  placement?: PlacementStrategy;
+  /** Message lock duration (ms); locks of longer turns are renewed. Default 30 000. */
+  lockDurationMs?: number;
+  /** Membership heartbeat interval (ms). Default 5 000. */
+  heartbeatIntervalMs?: number;
+  /** Default timeout of `ask` calls made by grains (ms). Default 30 000. */
+  askTimeoutMs?: number;
+  /** How long to wait for Redis at start (ms). Default 10 000. */
+  connectTimeoutMs?: number;
+  /** Log level of the built-in JSON logger. Default: `REDGRAIN_LOG_LEVEL`, else `info`. */
+  logLevel?: LogLevel;
+  /** A logger to use instead of the built-in one. */
+  logger?: Logger;
+}
+
+export interface ResolvedSiloOptions {
+  grains: readonly GrainClass[];
+  redis: RedisConnectionInput;
+  keyPrefix: string;
+  collectionAgeMs: number;
+  siloId: string | undefined;
+  placement: PlacementStrategy;
+  lockDurationMs: number;
+  heartbeatIntervalMs: number;
+  askTimeoutMs: number;
+  connectTimeoutMs: number;
+  membershipRefreshMs: number;
+  logLevel: LogLevel;
+  logger: Logger | undefined;
+}
+
+export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
+  if (!Array.isArray(options.grains) || options.grains.length === 0) {
+    throw new TypeError('Silo.start needs at least one grain class in options.grains');
+  }
+  return {
+    grains: options.grains,
+    redis: options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
+    keyPrefix: options.keyPrefix ?? process.env.REDGRAIN_PREFIX ?? DEFAULT_KEY_PREFIX,
+    collectionAgeMs: positive('collectionAgeMs', options.collectionAgeMs ?? DEFAULT_COLLECTION_AGE_MS),
+    siloId: options.siloId,
+    placement: options.placement ?? randomPlacement,
+    lockDurationMs: positive('lockDurationMs', options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS),
+    heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
+    askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+    membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
+    logLevel: options.logLevel ?? parseLogLevel(process.env.REDGRAIN_LOG_LEVEL, 'info'),
+    logger: options.logger,
+  };
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`Silo option ${name} must be a positive number, got ${value}`);
+  return value;
+}

@@ -1,0 +1,190 @@
+import { describeError } from '../errors/errors.ts';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import { Catalog } from '../catalog/catalog.ts';
+import { GrainClient } from '../client/grain-client.ts';
+import { GrainId } from '../grain/grain-id.ts';
+import { GrainTypeRegistry } from '../grain/grain-type.ts';
+import type { SiloStatus } from '../membership/silo-record.ts';
+import type { ReplyMessage } from '../messaging/envelope.ts';
+import { closeRedis, openRedis } from '../redis/connection.ts';
+import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
+import { createLogger, type Logger } from '../telemetry/logger.ts';
+import { InboxReader, popAll } from './inbox-reader.ts';
+import { assertNoEviction } from './redis-preflight.ts';
+import { resolveSiloOptions, type ResolvedSiloOptions, type SiloOptions } from './silo-options.ts';
+
+/**
+ * A process hosting grain activations. It joins the membership table, takes wake-ups from its
+ * inbox, activates grains on demand, and on `stop()` finishes the turns in progress, deactivates
+ * its grains, hands their queued messages to other silos and leaves.
+ *
+ * It holds three Redis connections however many grains are active: commands, the blocking inbox
+ * read, and (once a grain uses `ask`) the reply subscription.
+ *
+ * ```ts
+ * const silo = await Silo.start({ redis: 'redis://127.0.0.1:6379', grains: [Counter] });
+ * await silo.stop();
+ * ```
+ */
+export class Silo {
+  #status: SiloStatus = 'joining';
+  #stopping: Promise<void> | undefined;
+  readonly #heartbeat: NodeJS.Timeout;
+
+  private constructor(
+    readonly id: string,
+    private readonly options: ResolvedSiloOptions,
+    private readonly runtime: RedisRuntime,
+    private readonly catalog: Catalog,
+    private readonly inbox: InboxReader,
+    /** The client grains use for `this.getGrain`; also usable by code embedding the silo. */
+    readonly client: GrainClient,
+    private readonly log: Logger,
+  ) {
+    this.#heartbeat = setInterval(() => {
+      runtime.membership
+        .heartbeat(id, catalog.size)
+        .catch((error: unknown) => log.warn('heartbeat failed', { error: describeError(error) }));
+    }, options.heartbeatIntervalMs).unref();
+  }
+
+  /** Starts a silo hosting `options.grains` and resolves once it takes messages. */
+  static async start(options: SiloOptions): Promise<Silo> {
+    const resolved = resolveSiloOptions(options);
+    const registry = new GrainTypeRegistry(resolved.grains);
+    const id = resolved.siloId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const log = resolved.logger ?? createLogger(resolved.logLevel, { silo: id });
+    const runtime = await openRuntime({
+      input: resolved.redis,
+      keyPrefix: resolved.keyPrefix,
+      connectionName: `redgrain:silo:${id}`,
+      placement: resolved.placement,
+      localSiloId: id,
+      lockDurationMs: resolved.lockDurationMs,
+      connectTimeoutMs: resolved.connectTimeoutMs,
+      membershipRefreshMs: resolved.membershipRefreshMs,
+    });
+    let blocking: Redis | undefined;
+    try {
+      await assertNoEviction(runtime.redis);
+      blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, true);
+      await readyWithin(blocking, resolved.connectTimeoutMs);
+      const redis = runtime.redis;
+      const client = new GrainClient({
+        redis,
+        keys: runtime.keys,
+        mailboxRoot: runtime.mailboxRoot,
+        locator: runtime.locator,
+        membership: runtime.membership,
+        askTimeoutMs: resolved.askTimeoutMs,
+        openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, true),
+        dispose: async () => undefined,
+      });
+      const catalog = new Catalog(
+        {
+          host: {
+            siloId: id,
+            redis,
+            keys: runtime.keys,
+            directory: runtime.directory,
+            mailboxRoot: runtime.mailboxRoot,
+            client,
+            log,
+            reply: (clientId: string, reply: ReplyMessage) => {
+              redis
+                .publish(runtime.keys.replyChannel(clientId), JSON.stringify(reply))
+                .catch((error: unknown) => log.warn('could not publish a reply', { error: describeError(error) }));
+            },
+          },
+          registry,
+          directory: runtime.directory,
+          locator: runtime.locator,
+          membership: runtime.membership,
+          log,
+        },
+        {
+          collectionAgeMs: resolved.collectionAgeMs,
+          lockDurationMs: resolved.lockDurationMs,
+          shutdownConcurrency: 32,
+        },
+      );
+      const inbox = new InboxReader(blocking, runtime.keys.siloInbox(id), (tag) => catalog.wake(tag), log);
+      const silo = new Silo(id, resolved, runtime, catalog, inbox, client, log);
+      await silo.#join(registry.names());
+      return silo;
+    } catch (error) {
+      blocking?.disconnect();
+      await closeRedis(runtime.redis);
+      throw error;
+    }
+  }
+
+  get status(): SiloStatus {
+    return this.#status;
+  }
+
+  /** Activations this silo holds right now. */
+  get activationCount(): number {
+    return this.catalog.size;
+  }
+
+  /**
+   * Stops gracefully: no new activations, the turns in progress finish, every grain is
+   * deactivated (onDeactivate, state committed, directory entry released), queued messages are
+   * handed to other silos, and the silo leaves the membership table. Safe to call twice.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #join(types: string[]): Promise<void> {
+    const now = Date.now();
+    await this.runtime.membership.join({
+      id: this.id,
+      status: 'active',
+      host: hostname(),
+      pid: process.pid,
+      types,
+      startedAt: now,
+      heartbeatAt: now,
+      activations: 0,
+    });
+    this.#status = 'active';
+    this.inbox.start();
+    // Wake-ups parked while no silo hosted a type; joining first means a sender that parks one
+    // after this read sees this silo on its re-check and wakes it directly.
+    for (const type of types) {
+      for (const tag of await popAll(this.runtime.redis, this.runtime.keys.pendingForType(type))) this.catalog.wake(tag);
+    }
+    this.log.info('silo started', { types: types.join(','), keyPrefix: this.runtime.keys.prefix });
+  }
+
+  async #stop(): Promise<void> {
+    const { membership, redis, keys, locator } = this.runtime;
+    this.#status = 'stopping';
+    this.log.info('silo stopping', { activations: this.catalog.size });
+    clearInterval(this.#heartbeat);
+    await membership.setStatus(this.id, 'stopping');
+    await this.catalog.deactivateAll();
+    // From here no sender can push to this inbox; whatever is in it goes to other silos.
+    await membership.leave(this.id);
+    this.#status = 'left';
+    await this.inbox.stop();
+    for (const tag of await popAll(redis, keys.siloInbox(this.id))) {
+      const grain = GrainId.fromTag(tag);
+      await locator.wake(grain, await locator.locate(grain), this.id);
+    }
+    await this.catalog.idle();
+    await this.client.close();
+    await closeRedis(redis);
+    this.log.info('silo stopped');
+  }
+
+  /** The options this silo runs with, defaults filled in. */
+  get settings(): Readonly<ResolvedSiloOptions> {
+    return this.options;
+  }
+}

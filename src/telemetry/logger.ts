@@ -1,0 +1,36 @@
+/** Log levels, least to most severe. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type LogFields = Record<string, string | number | boolean | undefined>;
+
+/** A structured logger: one JSON object per line on stderr. */
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
+}
+
+export function parseLogLevel(value: string | undefined, fallback: LogLevel): LogLevel {
+  if (value === undefined || value === '') return fallback;
+  const level = value.toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
+  throw new TypeError(`Unknown log level "${value}"; use one of ${LOG_LEVELS.join(', ')}`);
+}
+
+export function createLogger(level: LogLevel, base: LogFields = {}, write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const emit = (lvl: LogLevel, message: string, fields?: LogFields): void => {
+    if (LOG_LEVELS.indexOf(lvl) < threshold) return;
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...base, ...fields })}\n`);
+  };
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (fields) => createLogger(level, { ...base, ...fields }, write),
+  };
+}
