@@ -45,7 +45,7 @@ export class Campaign extends Grain<CampaignState> {
   async create(input: { name: string; budget: number; actor: string }) {
     if (input.name.trim() === '') throw new TypeError('A campaign needs a name');
     if (!Number.isFinite(input.budget) || input.budget <= 0) throw new TypeError('A campaign budget must be positive');
-    this._move('create', input.actor);
+    this.#move('create', input.actor);
     this.state.name = input.name;
     this.state.budget = input.budget;
     await this.getGrain(Campaign, this.key).send('created');
@@ -54,20 +54,20 @@ export class Campaign extends Grain<CampaignState> {
 
   /** PENDING -> WAITING_REVIEW, sent by the campaign itself once it is set up. */
   async created() {
-    this._move('created', 'system');
+    this.#move('created', 'system');
     return this.state.status;
   }
 
   /** The review verdict: WAITING_REVIEW -> APPROVED or REJECTED. */
   async review(verdict: { approved: boolean; reviewer: string; comment?: string }) {
-    this._move(verdict.approved ? 'approve' : 'reject', verdict.reviewer, 'review');
+    this.#move(verdict.approved ? 'approve' : 'reject', verdict.reviewer, 'review');
     if (verdict.comment !== undefined) this.state.reason = verdict.comment;
     return this.state.status;
   }
 
   /** PENDING or WAITING_REVIEW -> CANCELLED. */
   async cancel(request: { actor: string; reason: string }) {
-    this._move('cancel', request.actor);
+    this.#move('cancel', request.actor);
     this.state.reason = request.reason;
     return this.state.status;
   }
@@ -76,7 +76,7 @@ export class Campaign extends Grain<CampaignState> {
     return this.state;
   }
 
-  private _move(transition: string, actor: string, message = transition): void {
+  #move(transition: string, actor: string, message = transition): void {
     const from = this.state.status;
     const to = TRANSITIONS[transition]?.[from];
     if (to === undefined) throw new InvalidMessageForStateError(Campaign.type, from, message);

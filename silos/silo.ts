@@ -40,6 +40,8 @@ async function main(): Promise<void> {
     ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
     ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
   });
+  // One plain line on stdout says the silo takes messages (the test cluster waits for it).
+  process.stdout.write(`redgrain silo ${silo.id} started\n`);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;

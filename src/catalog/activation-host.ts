@@ -17,6 +17,8 @@ export interface ActivationHost {
   readonly mailboxRoot: RedisQueueBackend;
   readonly client: GrainClient;
   readonly log: Logger;
+  /** How long a message lock lives; a lock left by a dead activation expires after this. */
+  readonly lockDurationMs: number;
   /** Sends an `ask` reply to the calling client. */
   reply(clientId: string, reply: ReplyMessage): void;
   /** Called once when an activation has ended (deactivated or stepped down). */

@@ -72,6 +72,20 @@ export class Activation {
     await grain.onActivate();
     this.status = 'valid';
     this.lastActiveAt = Date.now();
+    await this.#recoverStalled();
+  }
+
+  /** Takes back messages an earlier activation left unfinished; retries while their locks live. */
+  async #recoverStalled(): Promise<void> {
+    const stillLocked = await this.mailbox.recoverStalled();
+    if (stillLocked > 0 && this.status === 'valid') {
+      setTimeout(() => {
+        if (this.status !== 'valid') return;
+        this.#recoverStalled()
+          .then(() => this.wake())
+          .catch((error: unknown) => this.host.log.warn('stalled message recovery failed', { grain: this.id.toString(), error: describeError(error) }));
+      }, this.host.lockDurationMs).unref();
+    }
   }
 
   /** There may be messages: drain the mailbox unless already draining. */

@@ -46,7 +46,11 @@ export class Catalog {
     private readonly settings: CatalogSettings,
   ) {
     this.#host = { ...deps.host, ended: (activation) => this.#ended(activation) };
-    const sweepEvery = Math.max(50, Math.min(settings.collectionAgeMs / 4, 60_000));
+    const shortestAge = Math.min(
+      settings.collectionAgeMs,
+      ...deps.registry.names().map((name) => deps.registry.get(name)?.collectionAgeMs ?? Infinity),
+    );
+    const sweepEvery = Math.max(50, Math.min(shortestAge / 4, 60_000));
     this.#timers.push(setInterval(() => this.#collectIdle(), sweepEvery).unref());
     this.#timers.push(setInterval(() => this.#renewLocks(), Math.max(50, settings.lockDurationMs / 3)).unref());
   }

@@ -7,6 +7,9 @@ import type { RedisKeys } from '../redis/keys.ts';
 /** How many failed messages a grain's mailbox keeps for operators to look at. */
 export const KEEP_FAILED_MESSAGES = 100;
 
+/** Stalled recoveries BullMQ allows a message before it fails it (bounded retries come with poison-message handling). */
+const MAX_STALLED_RECOVERIES = 1_000_000;
+
 /** Events BullMQ keeps per grain queue: grains are many, so keep few. */
 const MAX_EVENTS_PER_GRAIN = 64;
 
@@ -45,7 +48,7 @@ export class GrainMailbox {
    * runs its scripts through the `runCommand` its client wrapper adds to transactions).
    */
   transaction(): ChainableCommander & ScriptPipeline {
-    return withScripts(createIORedisClient(this.redis).multi() as unknown as ChainableCommander);
+    return withScripts(createIORedisClient(this.redis).multi());
   }
 
   /** Caps the queue's BullMQ event stream; sent once per activation. */
@@ -65,7 +68,8 @@ export class GrainMailbox {
    * asks for the next message in the same step.
    */
   queueFinish(tx: ChainableCommander, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean): void {
-    const job = { id: message.jobId, opts: {} } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
+    // attempts: 1 — a message is never retried by BullMQ (a retry would move it behind later ones).
+    const job = { id: message.jobId, opts: { attempts: 1 } } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
     const args =
       outcome.target === 'completed'
         ? this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext)
@@ -82,6 +86,29 @@ export class GrainMailbox {
     if (!Array.isArray(reply)) return { ok: true, next: undefined };
     const [jobData, id] = raw2NextJobData(reply) as [JobJson | undefined, string | undefined];
     return { ok: true, next: this.#toMessage(jobData, id, finished.token) };
+  }
+
+  /**
+   * Puts messages an earlier activation left taken but unfinished (its lock gone: it crashed or
+   * stepped down) back at the head of the mailbox, in their order, using BullMQ's stalled-job
+   * recovery. Only the grain's current owner calls this. Returns how many messages are still
+   * taken under a live lock (a previous activation whose lock has not expired yet).
+   */
+  async recoverStalled(): Promise<number> {
+    const activeKey = this.#backend.toKey('active');
+    if ((await this.redis.llen(activeKey)) === 0) return 0;
+    const client = await this.#backend.client;
+    // BullMQ's script works in two passes (mark, then move what is still unlocked), fenced by a
+    // check key that lives `stalledInterval` ms: 1 ms here, as the owner runs both passes itself.
+    for (let pass = 0; pass < 2; pass++) {
+      if (pass > 0) await new Promise((resolve) => setTimeout(resolve, 2));
+      const args = (this.#backend as unknown as { moveStalledJobsToWaitArgs(): (string | number)[] }).moveStalledJobsToWaitArgs();
+      const n = args.length;
+      args[n - 4] = MAX_STALLED_RECOVERIES;
+      args[n - 1] = 1;
+      await this.#backend.execCommand(client, 'moveStalledJobsToWait', args);
+    }
+    return this.redis.llen(activeKey);
   }
 
   async extendLock(message: MailboxMessage, durationMs: number): Promise<boolean> {

@@ -92,6 +92,7 @@ export class Silo {
             mailboxRoot: runtime.mailboxRoot,
             client,
             log,
+            lockDurationMs: resolved.lockDurationMs,
             reply: (clientId: string, reply: ReplyMessage) => {
               redis
                 .publish(runtime.keys.replyChannel(clientId), JSON.stringify(reply))

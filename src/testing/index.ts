@@ -1,0 +1,2 @@
+export { freePort, hasRedisServer, startRedisServer, type RedisServer, type RedisServerOptions } from './redis-server.ts';
+export { SiloProcess, TestCluster, type TestClusterOptions } from './test-cluster.ts';

@@ -1,0 +1,50 @@
+import { Redis } from 'ioredis';
+import { Grain } from 'redgrain';
+
+/**
+ * A grain for tests: every effect it has outside its state goes to Redis lists under
+ * `<prefix>:probe:*`, written by its own connection, so a test can count activations, handler
+ * runs and in-handler concurrency across silo processes.
+ */
+let probeRedis: Redis | undefined;
+function probe(): Redis {
+  probeRedis ??= new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { connectionName: 'probe' });
+  return probeRedis;
+}
+export function probeKey(prefix: string, what: string): string {
+  return `${prefix}:probe:${what}`;
+}
+const prefix = (): string => process.env.REDGRAIN_PREFIX ?? 'redgrain';
+
+export class Probe extends Grain<{ seen: Record<string, number>; count: number }> {
+  static readonly type = 'Probe';
+
+  initialState() {
+    return { seen: {} as Record<string, number>, count: 0 };
+  }
+
+  override async onActivate() {
+    await probe().rpush(probeKey(prefix(), 'activations'), this.key);
+  }
+
+  override async onDeactivate() {
+    await probe().rpush(probeKey(prefix(), 'deactivations'), this.key);
+  }
+
+  /** Records (sender, seq); checks that no other turn of this grain runs at the same time. */
+  async hit(sender: string, seq: number, holdMs = 0) {
+    const redis = probe();
+    const inflight = await redis.incr(probeKey(prefix(), `inflight:${this.key}`));
+    if (inflight > 1) await redis.rpush(probeKey(prefix(), 'overlaps'), this.key);
+    if (holdMs > 0) await new Promise((resolve) => setTimeout(resolve, holdMs));
+    await redis.rpush(probeKey(prefix(), 'runs'), `${this.key}|${sender}|${seq}`);
+    this.state.seen[sender] = seq;
+    this.state.count += 1;
+    await redis.decr(probeKey(prefix(), `inflight:${this.key}`));
+    return this.state.count;
+  }
+
+  async count() {
+    return this.state.count;
+  }
+}

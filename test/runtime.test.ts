@@ -1,0 +1,179 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  AskTimeoutError,
+  connect,
+  Grain,
+  GrainTypeNotRegisteredError,
+  InvalidGrainKeyError,
+  RemoteGrainError,
+  SerializationError,
+  Silo,
+  UnknownMethodError,
+  type GrainClient,
+} from 'redgrain';
+import { Counter } from '../grains/counter.ts';
+import { Ledger, Relay, Session } from './grains/test-grains.ts';
+import { freshPrefix } from './support/prefix.ts';
+import { waitFor } from './support/wait-for.ts';
+
+describe('one silo, in process', () => {
+  const keyPrefix = freshPrefix('runtime');
+  let silo: Silo;
+  let client: GrainClient;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Ledger, Session, Relay], keyPrefix, logLevel: 'error' });
+    client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    redis = new Redis(inject('redisUrl'));
+  });
+  afterAll(async () => {
+    await client?.close();
+    await silo?.stop();
+    redis?.disconnect();
+  });
+
+  it('persists Date, Map, Set and BigInt state through superjson', async () => {
+    const ledger = client.getGrain(Ledger, 'types');
+    const openedAt = new Date('2026-01-02T03:04:05.678Z');
+    await ledger.ask('open', openedAt);
+    expect(await ledger.ask('credit', 'e1', 40)).toBe(40n);
+    const state = await ledger.ask('snapshot');
+    expect(state.openedAt).toEqual(openedAt);
+    expect(state.tags).toEqual(new Set(['open']));
+    expect(state.entries.get('e1')).toEqual({ amount: 40, at: new Date(0) });
+    // What Redis holds is the same, field by field.
+    const stored = await redis.hgetall(`${keyPrefix}:g:{Ledger/types}:state`);
+    expect(Object.keys(stored).sort()).toEqual(['balance', 'entries', 'notes', 'openedAt', 'tags']);
+  });
+
+  it('a handler that throws leaves state as it was, in Redis and in memory', async () => {
+    const ledger = client.getGrain(Ledger, 'rollback');
+    await ledger.ask('credit', 'a', 10);
+    const before = await redis.hgetall(`${keyPrefix}:g:{Ledger/rollback}:state`);
+    const error = await ledger.ask('creditThenFail', 'b', 5).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteGrainError);
+    expect(error).toMatchObject({ name: 'PaymentDeclinedError', code: 'PAYMENT_DECLINED', message: 'payment of 5 declined' });
+    expect(await redis.hgetall(`${keyPrefix}:g:{Ledger/rollback}:state`)).toEqual(before);
+    const state = await ledger.ask('snapshot');
+    expect(state.balance).toBe(10n);
+    expect([...state.entries.keys()]).toEqual(['a']);
+    expect(state.notes).toEqual([]);
+    expect(state.activations).toBe(1);
+  });
+
+  it('a plain error keeps its name and message, with code HANDLER_ERROR', async () => {
+    const error = await client.getGrain(Ledger, 'plain').ask('failPlain', 'boom').catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'TypeError', message: 'boom', code: 'HANDLER_ERROR' });
+  });
+
+  it('rejects a type no silo ever registered, at once, and enqueues nothing', async () => {
+    class Ghost extends Grain<{ n: number }> {
+      static readonly type = 'Ghost';
+      async add(by: number) {
+        return by;
+      }
+    }
+    const error = await client.getGrain(Ghost, 'g').send('add', 1).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GrainTypeNotRegisteredError);
+    expect((error as GrainTypeNotRegisteredError).message).toContain('Ghost');
+    expect(await redis.keys(`${keyPrefix}:q:{Ghost*`)).toEqual([]);
+  });
+
+  it('refuses bad keys and unserializable arguments with typed errors', () => {
+    expect(() => client.getGrain(Counter, '')).toThrow(InvalidGrainKeyError);
+    expect(() => client.getGrain(Counter, 'x'.repeat(600))).toThrow(InvalidGrainKeyError);
+    return expect(
+      client.getGrain(Ledger, 'args').send('credit', 'id', (() => 1) as unknown as number),
+    ).rejects.toBeInstanceOf(SerializationError);
+  });
+
+  it('keys with separators and braces are separate grains', async () => {
+    const keys = ['a:b', '{x}', 'a/b', 'a b\nc', 'ü'];
+    for (const [i, key] of keys.entries()) await client.getGrain(Counter, key).ask('add', i + 1);
+    for (const [i, key] of keys.entries()) expect(await client.getGrain(Counter, key).ask('get')).toBe(i + 1);
+  });
+
+  it('an unknown method from an untyped caller is a typed error, and the grain goes on', async () => {
+    const ref = client.getGrain(Counter, 'untyped') as unknown as { ask(m: string, ...a: unknown[]): Promise<unknown> };
+    await expect(ref.ask('nope')).rejects.toBeInstanceOf(UnknownMethodError);
+    await expect(ref.ask('_helper')).rejects.toBeInstanceOf(UnknownMethodError);
+    await expect(ref.ask('initialState')).rejects.toBeInstanceOf(UnknownMethodError);
+    expect(await ref.ask('add', 2)).toBe(2);
+  });
+
+  it('a return value that cannot be serialized reaches the caller as an error', async () => {
+    await expect(client.getGrain(Ledger, 'ret').ask('returnsFunction')).rejects.toMatchObject({ code: 'SERIALIZATION_FAILED' });
+  });
+
+  it('ask times out with a typed error; the message still runs', async () => {
+    const ledger = client.getGrain(Ledger, 'slow');
+    await expect(ledger.with({ timeoutMs: 50 }).ask('slow', 300)).rejects.toBeInstanceOf(AskTimeoutError);
+    expect(await ledger.ask('slow', 1)).toBe(1);
+  });
+
+  it('deactivates idle grains (onDeactivate, state saved, directory released) and reactivates them', async () => {
+    const session = client.getGrain(Session, 's1');
+    expect(await session.ask('visit')).toBe(1);
+    const directory = `${keyPrefix}:g:{Session/s1}:dir`;
+    expect(await redis.hget(directory, 'silo')).toBe(silo.id);
+    await waitFor('the idle session to be collected', async () =>
+      (await redis.hget(directory, 'silo')) === null ? true : undefined,
+    );
+    const stored = await redis.hget(`${keyPrefix}:g:{Session/s1}:state`, 'deactivatedAt');
+    expect(stored).not.toBeNull();
+    expect(await redis.hget(directory, 'epoch')).toBe('1');
+    const state = await session.ask('read');
+    expect(state.visits).toBe(1);
+    expect(state.deactivatedAt).toBeInstanceOf(Date);
+    expect(await redis.hget(directory, 'epoch')).toBe('2');
+  });
+
+  it('grain-to-grain ask carries the correlation id on', async () => {
+    const result = await client.getGrain(Relay, 'r1').with({ correlationId: 'corr-1' }).ask('forward', 'target', 7);
+    expect(result).toEqual({ balance: 7n, correlationId: 'corr-1' });
+    const fresh = await client.getGrain(Relay, 'r1').ask('whoAmI');
+    expect(fresh).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('keeps one sender’s messages in order, one turn at a time', async () => {
+    const counter = client.getGrain(Counter, 'ordered');
+    const results = await Promise.all(Array.from({ length: 50 }, () => counter.ask('add', 1)));
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+});
+
+describe('silo start', () => {
+  it('refuses a Redis whose maxmemory-policy evicts', async () => {
+    const { startRedisServer } = await import('redgrain/testing');
+    const server = await startRedisServer({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+    try {
+      await expect(Silo.start({ redis: server.url, grains: [Counter], logLevel: 'silent' })).rejects.toMatchObject({
+        code: 'REDIS_EVICTION_POLICY',
+        message: expect.stringContaining('noeviction') as unknown,
+      });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('accepts messages for a registered type while no silo runs, and processes them when one starts', async () => {
+    const keyPrefix = freshPrefix('parked');
+    const first = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix, logLevel: 'error' });
+    await first.stop();
+    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    try {
+      await client.getGrain(Counter, 'later').send('add', 3);
+      await client.getGrain(Counter, 'later').send('add', 4);
+      const second = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix, logLevel: 'error' });
+      try {
+        expect(await client.getGrain(Counter, 'later').ask('get')).toBe(7);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
