@@ -13,5 +13,5 @@ export {
   type PlacementStrategy,
 } from './placement/placement.ts';
 export type { SiloRecord, SiloStatus } from './membership/silo-record.ts';
-export type { Logger, LogLevel } from './telemetry/logger.ts';
+export type { Logger, LogFields, LogLevel } from './telemetry/logger.ts';
 export * from './errors/errors.ts';

@@ -14,6 +14,7 @@ import {
 } from 'redgrain';
 import { Counter } from '../grains/counter.ts';
 import { Ledger, Relay, Session } from './grains/test-grains.ts';
+import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -22,9 +23,10 @@ describe('one silo, in process', () => {
   let silo: Silo;
   let client: GrainClient;
   let redis: Redis;
+  const log = new LogRecorder();
 
   beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Ledger, Session, Relay], keyPrefix, logLevel: 'error' });
+    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Ledger, Session, Relay], keyPrefix, logger: log });
     client = await connect({ redis: inject('redisUrl'), keyPrefix });
     redis = new Redis(inject('redisUrl'));
   });
@@ -32,6 +34,7 @@ describe('one silo, in process', () => {
     await client?.close();
     await silo?.stop();
     redis?.disconnect();
+    log.expectQuiet();
   });
 
   it('persists Date, Map, Set and BigInt state through superjson', async () => {

@@ -59,7 +59,7 @@ export class GrainMailbox {
   /** Locks and returns the oldest waiting message, if any. */
   async takeNext(): Promise<MailboxMessage | undefined> {
     const token = this.#nextToken();
-    const [jobData, id] = (await this.#backend.moveToActive(token)) as [JobJson | undefined, string | undefined];
+    const [jobData, id] = (await this.#backend.moveToActive(token)) as [JobJson | null | undefined, string | undefined];
     return this.#toMessage(jobData, id, token);
   }
 
@@ -84,7 +84,7 @@ export class GrainMailbox {
   parseFinish(reply: unknown, finished: MailboxMessage): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
     if (typeof reply === 'number' && reply < 0) return { ok: false, code: reply };
     if (!Array.isArray(reply)) return { ok: true, next: undefined };
-    const [jobData, id] = raw2NextJobData(reply) as [JobJson | undefined, string | undefined];
+    const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
     return { ok: true, next: this.#toMessage(jobData, id, finished.token) };
   }
 
@@ -130,8 +130,9 @@ export class GrainMailbox {
     return `${this.tokenPrefix}:${this.#tokenSeq}`;
   }
 
-  #toMessage(jobData: JobJson | undefined, id: string | undefined, token: string): MailboxMessage | undefined {
-    if (jobData === undefined || id === undefined) return undefined;
+  #toMessage(jobData: JobJson | null | undefined, id: string | undefined, token: string): MailboxMessage | undefined {
+    // BullMQ answers "nothing waiting" with a null job (and sometimes an id placeholder).
+    if (jobData === null || jobData === undefined || id === undefined || id === null) return undefined;
     let data: unknown;
     try {
       data = JSON.parse(jobData.data);

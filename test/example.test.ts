@@ -1,0 +1,20 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, inject, it } from 'vitest';
+
+const run = promisify(execFile);
+
+describe('examples/campaign.ts', () => {
+  it('runs the three paths across two silos and prints each state and history', async () => {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'examples/campaign.ts'], {
+      env: { ...process.env, REDIS_URL: inject('redisUrl') },
+      timeout: 60_000,
+    });
+    expect(stdout).toMatch(/spring-sale: APPROVED\n.*EMPTY +-> PENDING +create +by alice\n.*PENDING +-> WAITING_REVIEW +created +by system\n.*WAITING_REVIEW +-> APPROVED +review +by bob/);
+    expect(stdout).toMatch(/summer-promo: REJECTED \(off-brand imagery\)/);
+    expect(stdout).toMatch(/autumn-launch: CANCELLED \(budget moved to Q4\)\n(.*\n){2}.*WAITING_REVIEW +-> CANCELLED +cancel +by alice/);
+    expect(stdout).toContain('refused: Campaign in state CANCELLED does not accept "review" (code INVALID_MESSAGE_FOR_STATE)');
+    expect(stdout).toMatch(/activations per silo: \S+=\d, \S+=\d/);
+    expect(stderr).toBe('');
+  });
+});

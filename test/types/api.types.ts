@@ -1,0 +1,90 @@
+/**
+ * Compile-time tests of the public API, checked by `npm run typecheck` (never executed).
+ * Each `@ts-expect-error` fails the typecheck if the line below it ever compiles.
+ */
+import { connect, Grain, Silo, type GrainClient, type HandlerName } from 'redgrain';
+import { Campaign } from '../../grains/campaign.ts';
+import { Counter } from '../../grains/counter.ts';
+
+declare const client: GrainClient;
+const counter = client.getGrain(Counter, 'c1');
+
+export async function handlersAreTyped(): Promise<void> {
+  await counter.send('add', 5);
+  const n: number = await counter.ask('add', 5);
+  const m: number = await counter.ask('get');
+  void n;
+  void m;
+  await counter.with({ timeoutMs: 1_000, correlationId: 'x' }).ask('get');
+
+  // @ts-expect-error a method the grain does not have
+  await counter.send('subtract', 1);
+  // @ts-expect-error wrong argument type
+  await counter.send('add', '5');
+  // @ts-expect-error missing argument
+  await counter.ask('add');
+  // @ts-expect-error too many arguments
+  await counter.ask('get', 1);
+  // @ts-expect-error the result is a number, not a string
+  const s: string = await counter.ask('get');
+  void s;
+  // @ts-expect-error lifecycle hooks are not messages
+  await counter.send('onActivate');
+  // @ts-expect-error initialState is not a message
+  await counter.send('initialState');
+  // @ts-expect-error state is not a message
+  await counter.send('state');
+
+  const campaign = client.getGrain(Campaign, 'k');
+  await campaign.send('review', { approved: true, reviewer: 'bob' });
+  // @ts-expect-error review needs a reviewer
+  await campaign.send('review', { approved: true });
+  // @ts-expect-error the private transition helper is not a message
+  await campaign.send('move');
+}
+
+class Secretive extends Grain<{ n: number }> {
+  static readonly type = 'Secretive';
+  initialState() {
+    return { n: 0 };
+  }
+  async visible() {
+    return this.hidden();
+  }
+  private async hidden() {
+    return 1;
+  }
+  protected async guarded() {
+    return 2;
+  }
+  syncMethod() {
+    return 3;
+  }
+}
+
+export async function onlyPublicAsyncMethodsAreHandlers(): Promise<void> {
+  const names: HandlerName<Secretive>[] = ['visible'];
+  void names;
+  const ref = client.getGrain(Secretive, 'x');
+  await ref.ask('visible');
+  // @ts-expect-error private methods are not handlers
+  await ref.ask('hidden');
+  // @ts-expect-error protected methods are not handlers
+  await ref.ask('guarded');
+  // @ts-expect-error synchronous methods are not handlers
+  await ref.ask('syncMethod');
+}
+
+export async function classesNeedAType(): Promise<void> {
+  class Untyped extends Grain<{ n: number }> {
+    async go() {
+      return 1;
+    }
+  }
+  // @ts-expect-error a grain class must declare `static readonly type`
+  client.getGrain(Untyped, 'k');
+  // @ts-expect-error a silo hosts grain classes only
+  await Silo.start({ grains: [Date] });
+  const c = await connect({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'app' });
+  await c.close();
+}
