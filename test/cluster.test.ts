@@ -108,11 +108,11 @@ describe('rolling restart', () => {
     try {
       const clients = await Promise.all(Array.from({ length: 4 }, () => cluster.connect()));
       const grains = Array.from({ length: 30 }, (_, i) => `roll-${i}`);
-      let sending = true;
+      const run = { sending: true };
       const sent = new Map<string, number>();
       const senders = clients.map(async (client, c) => {
         let seq = 0;
-        while (sending) {
+        while (run.sending) {
           await Promise.all(grains.map((key) => client.getGrain(Probe, key).send('hit', `roll-${c}`, seq)));
           seq += 1;
         }
@@ -128,7 +128,7 @@ describe('rolling restart', () => {
           (await redis.llen(probeKey(cluster.keyPrefix, 'runs'))) > before + 500 ? true : undefined,
         );
       }
-      sending = false;
+      run.sending = false;
       await Promise.all(senders);
       const total = [...sent.values()].reduce((a, b) => a + b, 0);
       await waitFor(`${total} runs`, async () => ((await redis.llen(probeKey(cluster.keyPrefix, 'runs'))) >= total ? true : undefined), {
