@@ -37,11 +37,16 @@ async function main(): Promise<void> {
     ...numberFromEnv('collectionAgeMs', 'REDGRAIN_COLLECTION_AGE_MS'),
     ...numberFromEnv('lockDurationMs', 'REDGRAIN_LOCK_DURATION_MS'),
     ...numberFromEnv('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS'),
+    ...numberFromEnv('missedHeartbeatsLimit', 'REDGRAIN_MISSED_HEARTBEATS_LIMIT'),
     ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
     ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
   });
   // One plain line on stdout says the silo takes messages (the test cluster waits for it).
   process.stdout.write(`redgrain silo ${silo.id} started\n`);
+  // Declared dead after a pause: exit non-zero so a supervisor starts a fresh silo (a new id).
+  void silo.stopped.then((reason) => {
+    if (reason === 'declared-dead') process.exit(2);
+  });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;

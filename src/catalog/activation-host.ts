@@ -19,6 +19,8 @@ export interface ActivationHost {
   readonly log: Logger;
   /** How long a message lock lives; a lock left by a dead activation expires after this. */
   readonly lockDurationMs: number;
+  /** Whether a message lock was left by an activation that will never release it. */
+  isStaleLock(token: string): Promise<boolean>;
   /** Sends an `ask` reply to the calling client. */
   reply(clientId: string, reply: ReplyMessage): void;
   /** Called once when an activation has ended (deactivated or stepped down). */

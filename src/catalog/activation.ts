@@ -77,7 +77,7 @@ export class Activation {
 
   /** Takes back messages an earlier activation left unfinished; retries while their locks live. */
   async #recoverStalled(): Promise<void> {
-    const stillLocked = await this.mailbox.recoverStalled();
+    const stillLocked = await this.mailbox.recoverStalled((token) => this.host.isStaleLock(token));
     if (stillLocked > 0 && this.status === 'valid') {
       setTimeout(() => {
         if (this.status !== 'valid') return;
@@ -142,6 +142,7 @@ export class Activation {
     }
     try {
       await this.host.directory.release(this.id, this.host.siloId, this.epoch);
+      await this.host.redis.srem(this.host.keys.siloGrains(this.host.siloId), this.id.tag);
     } finally {
       this.host.log.debug('deactivated', { grain: this.id.toString(), reason });
       this.#end();
@@ -248,6 +249,13 @@ export class Activation {
       ...pairs,
       ...changes.remove,
     );
+  }
+
+  /** Drops the activation without writing anything (its silo was declared dead). */
+  abandon(): void {
+    this.#stopFetching = true;
+    this.status = 'invalid';
+    this.#grain = undefined;
   }
 
   /** This activation can no longer commit: drop it without writing anything. */

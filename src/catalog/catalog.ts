@@ -91,7 +91,10 @@ export class Catalog {
         error: describeError(error),
       });
       if (created.status !== 'invalid' && created.epoch !== '') {
-        this.deps.directory.release(id, this.#host.siloId, created.epoch).catch(() => undefined);
+        this.deps.directory
+          .release(id, this.#host.siloId, created.epoch)
+          .then(() => this.#host.redis.srem(this.#host.keys.siloGrains(this.#host.siloId), tag))
+          .catch(() => undefined);
       }
       if (this.#activations.get(tag) === created) this.#activations.delete(tag);
     });
@@ -119,6 +122,8 @@ export class Catalog {
   async #activate(activation: Activation): Promise<void> {
     const { directory, membership, locator } = this.deps;
     const siloId = this.#host.siloId;
+    // Recorded before the claim, so a takeover of this silo finds every grain it may own.
+    await this.#host.redis.sadd(this.#host.keys.siloGrains(siloId), activation.id.tag);
     let claim = await directory.claim(activation.id, siloId);
     if (!claim.claimed) {
       // Held by this silo without a live activation here (a previous one failed): take it back.
@@ -126,12 +131,12 @@ export class Catalog {
       // Held by a live silo: that silo processes the grain; pass the wake-up on.
       const owner = claim.owner;
       if (owner !== siloId && takesWakeUps(await membership.status(owner)) && (await locator.notify(owner, activation.id))) {
-        this.#activations.delete(activation.id.tag);
+        this.#dropUnclaimed(activation);
         return;
       }
       claim = await directory.claim(activation.id, siloId, owner);
       if (!claim.claimed) {
-        this.#activations.delete(activation.id.tag);
+        this.#dropUnclaimed(activation);
         await locator.wake(activation.id, claim.owner, siloId);
         return;
       }
@@ -142,6 +147,22 @@ export class Catalog {
       return;
     }
     activation.wake();
+  }
+
+  #dropUnclaimed(activation: Activation): void {
+    if (this.#activations.get(activation.id.tag) === activation) this.#activations.delete(activation.id.tag);
+    this.#host.redis.srem(this.#host.keys.siloGrains(this.#host.siloId), activation.id.tag).catch(() => undefined);
+  }
+
+  /**
+   * Drops every activation without committing or releasing anything: this silo was declared dead,
+   * its grains belong to others now, and whatever it would write is fenced anyway.
+   */
+  abandonAll(): void {
+    this.#stopping = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    for (const activation of this.#activations.values()) activation.abandon();
+    this.#activations.clear();
   }
 
   async #deactivateAndHandOver(activation: Activation): Promise<void> {

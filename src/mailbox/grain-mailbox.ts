@@ -94,10 +94,20 @@ export class GrainMailbox {
    * recovery. Only the grain's current owner calls this. Returns how many messages are still
    * taken under a live lock (a previous activation whose lock has not expired yet).
    */
-  async recoverStalled(): Promise<number> {
+  async recoverStalled(isStale: (lockToken: string) => Promise<boolean>): Promise<number> {
     const activeKey = this.#backend.toKey('active');
-    if ((await this.redis.llen(activeKey)) === 0) return 0;
+    const taken = await this.redis.lrange(activeKey, 0, -1);
+    if (taken.length === 0) return 0;
     const client = await this.#backend.client;
+    // A lock held by a silo that is gone (or by this silo's own earlier, failed activation) will
+    // never be released by its holder: release it now instead of waiting for it to expire.
+    for (const jobId of taken) {
+      const lockKey = this.#backend.toKey(`${jobId}:lock`);
+      const token = await this.redis.get(lockKey);
+      if (token !== null && (await isStale(token))) {
+        await this.#backend.execCommand(client, 'releaseLock', [lockKey, token, 0]);
+      }
+    }
     // BullMQ's script works in two passes (mark, then move what is still unlocked), fenced by a
     // check key that lives `stalledInterval` ms: 1 ms here, as the owner runs both passes itself.
     for (let pass = 0; pass < 2; pass++) {
@@ -128,6 +138,11 @@ export class GrainMailbox {
   #nextToken(): string {
     this.#tokenSeq += 1;
     return `${this.tokenPrefix}:${this.#tokenSeq}`;
+  }
+
+  /** The silo a lock token belongs to: tokens are `<siloId>:<grain tag>:<n>`. */
+  static tokenSilo(token: string): string {
+    return token.slice(0, token.indexOf(':'));
   }
 
   #toMessage(jobData: JobJson | null | undefined, id: string | undefined, token: string): MailboxMessage | undefined {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../redis/keys.ts';
+import type { ScriptCommands } from '../redis/scripts.ts';
 import { recordFromHash, recordToHash, type SiloRecord, type SiloStatus } from './silo-record.ts';
 
 /** How long the record of a silo that left stays readable (for inspection), in seconds. */
@@ -11,11 +12,15 @@ const LEFT_RECORD_TTL_SECONDS = 3600;
  */
 export class MembershipTable {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis & ScriptCommands,
     private readonly keys: RedisKeys,
   ) {}
 
+  /** Adds a silo; an id that was ever used (and whose record has not expired) is refused. */
   async join(record: SiloRecord): Promise<void> {
+    if ((await this.redis.hsetnx(this.keys.siloInfo(record.id), 'id', record.id)) === 0) {
+      throw new Error(`Silo id "${record.id}" was used before; a silo never comes back under the same id`);
+    }
     await this.redis
       .multi()
       .hset(this.keys.siloInfo(record.id), recordToHash(record))
@@ -24,11 +29,30 @@ export class MembershipTable {
       .exec();
   }
 
-  async heartbeat(siloId: string, activations: number): Promise<void> {
-    await this.redis.hset(this.keys.siloInfo(siloId), {
-      heartbeatAt: String(Date.now()),
-      activations: String(activations),
-    });
+  /** Records a heartbeat (Redis server time); returns the status forbidding it when the silo is dead or gone. */
+  async heartbeat(siloId: string, activations: number): Promise<'ok' | 'dead' | 'left' | 'missing'> {
+    return (await this.redis.heartbeat(this.keys.siloInfo(siloId), activations)) as 'ok' | 'dead' | 'left' | 'missing';
+  }
+
+  /** Declares each silo dead whose heartbeat is older than `silenceMs`; returns those declared now. */
+  async declareDead(siloIds: string[], silenceMs: number): Promise<string[]> {
+    if (siloIds.length === 0) return [];
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & {
+      declareDead(key: string, silence: number): unknown;
+    };
+    for (const id of siloIds) pipeline.declareDead(this.keys.siloInfo(id), silenceMs);
+    const results = (await pipeline.exec()) ?? [];
+    return siloIds.filter((_, i) => results[i]?.[0] === null && results[i]?.[1] === 1);
+  }
+
+  /** Drops a dead silo from the set of silos once its grains were taken over; its record expires. */
+  async forget(siloId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .srem(this.keys.silos(), siloId)
+      .expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS)
+      .del(this.keys.siloGrains(siloId))
+      .exec();
   }
 
   async setStatus(siloId: string, status: SiloStatus): Promise<void> {
@@ -42,6 +66,7 @@ export class MembershipTable {
       .hset(this.keys.siloInfo(siloId), { status: 'left', heartbeatAt: String(Date.now()), activations: '0' })
       .expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS)
       .srem(this.keys.silos(), siloId)
+      .del(this.keys.siloGrains(siloId))
       .exec();
   }
 

@@ -10,6 +10,8 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:silos`               set of silo ids that ever joined and have not been swept
  * - `P:s:{<silo>}:info`     one silo's membership record
  * - `P:s:{<silo>}:inbox`    wake-ups for the grains that silo owns or should place
+ * - `P:s:{<silo>}:grains`   grains that silo may own, for takeover when it dies
+ * - `P:deadletters`         stream of dead-lettered messages
  * - `P:types`               every grain type a silo has ever registered
  * - `P:t:{<type>}:pending`  wake-ups for grains of a type no live silo hosts right now
  * - `P:reply:<client>`      pub/sub channel carrying `ask` replies to one client
@@ -38,6 +40,11 @@ export class RedisKeys {
     return `${this.prefix}:g:{${grain.tag}}:state`;
   }
 
+  /** One of BullMQ's keys of a grain's mailbox (`wait`, `active`, ...). */
+  mailbox(grain: GrainId, part: string): string {
+    return `${this.bullPrefix}:${this.queueName(grain)}:${part}`;
+  }
+
   /** The BullMQ lock key of one job in a grain's mailbox. */
   jobLock(grain: GrainId, jobId: string): string {
     return `${this.bullPrefix}:${this.queueName(grain)}:${jobId}:lock`;
@@ -49,6 +56,16 @@ export class RedisKeys {
 
   siloInfo(siloId: string): string {
     return `${this.prefix}:s:{${siloId}}:info`;
+  }
+
+  /** Grains this silo may own (added before a claim, removed after a release): what a takeover scans. */
+  siloGrains(siloId: string): string {
+    return `${this.prefix}:s:{${siloId}}:grains`;
+  }
+
+  /** Dead letters: messages that kept killing or hanging their activation. */
+  deadLetters(): string {
+    return `${this.prefix}:deadletters`;
   }
 
   siloInbox(siloId: string): string {

@@ -11,6 +11,8 @@ const SCRIPTS = {
   releaseActivation: new URL('../directory/lua/releaseActivation-1.lua', import.meta.url),
   commitTurn: new URL('../storage/lua/commitTurn-3.lua', import.meta.url),
   notifySilo: new URL('../membership/lua/notifySilo-2.lua', import.meta.url),
+  heartbeat: new URL('../membership/lua/heartbeat-1.lua', import.meta.url),
+  declareDead: new URL('../membership/lua/declareDead-1.lua', import.meta.url),
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

@@ -6,7 +6,8 @@ import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
 import { parseLogLevel, type Logger, type LogLevel } from '../telemetry/logger.ts';
 
 export const DEFAULT_COLLECTION_AGE_MS = 15 * 60_000;
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000;
+export const DEFAULT_MISSED_HEARTBEATS_LIMIT = 5;
 
 /** Options of `Silo.start`. Only `grains` is required. */
 export interface SiloOptions {
@@ -24,8 +25,10 @@ export interface SiloOptions {
   placement?: PlacementStrategy;
   /** Message lock duration (ms); locks of longer turns are renewed. Default 30 000. */
   lockDurationMs?: number;
-  /** Membership heartbeat interval (ms). Default 5 000. */
+  /** Membership heartbeat interval (ms). Default 2 000. */
   heartbeatIntervalMs?: number;
+  /** Heartbeats a silo may miss before the others declare it dead and take its grains over. Default 5 (10 s). */
+  missedHeartbeatsLimit?: number;
   /** Default timeout of `ask` calls made by grains (ms). Default 30 000. */
   askTimeoutMs?: number;
   /** How long to wait for Redis at start (ms). Default 10 000. */
@@ -45,6 +48,7 @@ export interface ResolvedSiloOptions {
   placement: PlacementStrategy;
   lockDurationMs: number;
   heartbeatIntervalMs: number;
+  missedHeartbeatsLimit: number;
   askTimeoutMs: number;
   connectTimeoutMs: number;
   membershipRefreshMs: number;
@@ -56,6 +60,9 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
   if (!Array.isArray(options.grains) || options.grains.length === 0) {
     throw new TypeError('Silo.start needs at least one grain class in options.grains');
   }
+  if (options.siloId !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(options.siloId)) {
+    throw new TypeError(`Silo id ${JSON.stringify(options.siloId)} must be 1-100 letters, digits, '.', '_' or '-'`);
+  }
   return {
     grains: options.grains,
     redis: options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
@@ -65,6 +72,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     placement: options.placement ?? randomPlacement,
     lockDurationMs: positive('lockDurationMs', options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS),
     heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
+    missedHeartbeatsLimit: positive('missedHeartbeatsLimit', options.missedHeartbeatsLimit ?? DEFAULT_MISSED_HEARTBEATS_LIMIT),
     askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,

@@ -1,12 +1,14 @@
-import { describeError } from '../errors/errors.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { Catalog } from '../catalog/catalog.ts';
 import { GrainClient } from '../client/grain-client.ts';
+import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { GrainTypeRegistry } from '../grain/grain-type.ts';
-import type { SiloStatus } from '../membership/silo-record.ts';
+import { GrainMailbox } from '../mailbox/grain-mailbox.ts';
+import { MembershipMonitor } from '../membership/membership-monitor.ts';
+import { takesWakeUps, type SiloStatus } from '../membership/silo-record.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import { closeRedis, openRedis } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
@@ -14,11 +16,16 @@ import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { InboxReader, popAll } from './inbox-reader.ts';
 import { assertNoEviction } from './redis-preflight.ts';
 import { resolveSiloOptions, type ResolvedSiloOptions, type SiloOptions } from './silo-options.ts';
+import { takeOverSilo } from './takeover.ts';
+
+/** Why a silo stopped: `stop()` was called, or the cluster declared it dead while it was silent. */
+export type SiloStopReason = 'stopped' | 'declared-dead';
 
 /**
- * A process hosting grain activations. It joins the membership table, takes wake-ups from its
- * inbox, activates grains on demand, and on `stop()` finishes the turns in progress, deactivates
- * its grains, hands their queued messages to other silos and leaves.
+ * A process hosting grain activations. It joins the membership table, heartbeats, takes
+ * wake-ups from its inbox, activates grains on demand, watches the other silos and takes over
+ * the grains of one that dies, and on `stop()` finishes the turns in progress, deactivates its
+ * grains, hands their queued messages to other silos and leaves.
  *
  * It holds three Redis connections however many grains are active: commands, the blocking inbox
  * read, and (once a grain uses `ask`) the reply subscription.
@@ -32,6 +39,9 @@ export class Silo {
   #status: SiloStatus = 'joining';
   #stopping: Promise<void> | undefined;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #monitor: MembershipMonitor;
+  readonly #stopped: Promise<SiloStopReason>;
+  #resolveStopped: (reason: SiloStopReason) => void = () => undefined;
 
   private constructor(
     readonly id: string,
@@ -43,18 +53,26 @@ export class Silo {
     readonly client: GrainClient,
     private readonly log: Logger,
   ) {
-    this.#heartbeat = setInterval(() => {
-      runtime.membership
-        .heartbeat(id, catalog.size)
-        .catch((error: unknown) => log.warn('heartbeat failed', { error: describeError(error) }));
-    }, options.heartbeatIntervalMs).unref();
+    this.#stopped = new Promise((resolve) => {
+      this.#resolveStopped = resolve;
+    });
+    this.#heartbeat = setInterval(() => this.#beat(), options.heartbeatIntervalMs).unref();
+    this.#monitor = new MembershipMonitor(
+      runtime.membership,
+      id,
+      options.heartbeatIntervalMs,
+      options.heartbeatIntervalMs * options.missedHeartbeatsLimit,
+      (deadId) => takeOverSilo(runtime, deadId, log),
+      log,
+    );
   }
 
   /** Starts a silo hosting `options.grains` and resolves once it takes messages. */
   static async start(options: SiloOptions): Promise<Silo> {
     const resolved = resolveSiloOptions(options);
     const registry = new GrainTypeRegistry(resolved.grains);
-    const id = resolved.siloId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-');
+    const id = resolved.siloId ?? `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
     const log = resolved.logger ?? createLogger(resolved.logLevel, { silo: id });
     const runtime = await openRuntime({
       input: resolved.redis,
@@ -93,6 +111,10 @@ export class Silo {
             client,
             log,
             lockDurationMs: resolved.lockDurationMs,
+            isStaleLock: async (token: string) => {
+              const holder = GrainMailbox.tokenSilo(token);
+              return holder === id || !takesWakeUps(await runtime.membership.status(holder));
+            },
             reply: (clientId: string, reply: ReplyMessage) => {
               redis
                 .publish(runtime.keys.replyChannel(clientId), JSON.stringify(reply))
@@ -131,14 +153,24 @@ export class Silo {
     return this.catalog.size;
   }
 
+  /** Resolves once the silo has stopped, with why: after `stop()`, or when declared dead. */
+  get stopped(): Promise<SiloStopReason> {
+    return this.#stopped;
+  }
+
   /**
    * Stops gracefully: no new activations, the turns in progress finish, every grain is
    * deactivated (onDeactivate, state committed, directory entry released), queued messages are
    * handed to other silos, and the silo leaves the membership table. Safe to call twice.
    */
   stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
+    this.#stopping ??= this.#stop().then(() => this.#resolveStopped('stopped'));
     return this.#stopping;
+  }
+
+  /** The options this silo runs with, defaults filled in. */
+  get settings(): Readonly<ResolvedSiloOptions> {
+    return this.options;
   }
 
   async #join(types: string[]): Promise<void> {
@@ -153,8 +185,10 @@ export class Silo {
       heartbeatAt: now,
       activations: 0,
     });
+    await this.runtime.membership.heartbeat(this.id, 0);
     this.#status = 'active';
     this.inbox.start();
+    this.#monitor.start();
     // Wake-ups parked while no silo hosted a type; joining first means a sender that parks one
     // after this read sees this silo on its re-check and wakes it directly.
     for (const type of types) {
@@ -163,11 +197,42 @@ export class Silo {
     this.log.info('silo started', { types: types.join(','), keyPrefix: this.runtime.keys.prefix });
   }
 
+  #beat(): void {
+    this.runtime.membership
+      .heartbeat(this.id, this.catalog.size)
+      .then((result) => {
+        if (result === 'dead' && this.#status !== 'dead') this.#die();
+      })
+      .catch((error: unknown) => this.log.warn('heartbeat failed', { error: describeError(error) }));
+  }
+
+  /**
+   * The cluster declared this silo dead while it was silent (paused, partitioned, overloaded)
+   * and others own its grains now. It drops every activation without writing anything and stops;
+   * run a new silo (a new id) instead.
+   */
+  #die(): void {
+    if (this.#stopping !== undefined) return;
+    this.#status = 'dead';
+    this.log.error('this silo was declared dead by the cluster; dropping its activations and stopping');
+    this.#stopping = (async () => {
+      clearInterval(this.#heartbeat);
+      this.catalog.abandonAll();
+      await this.#monitor.stop();
+      await this.inbox.stop();
+      await this.client.close();
+      await closeRedis(this.runtime.redis);
+    })()
+      .catch((error: unknown) => this.log.warn('error while stopping a dead silo', { error: describeError(error) }))
+      .then(() => this.#resolveStopped('declared-dead'));
+  }
+
   async #stop(): Promise<void> {
     const { membership, redis, keys, locator } = this.runtime;
     this.#status = 'stopping';
     this.log.info('silo stopping', { activations: this.catalog.size });
     clearInterval(this.#heartbeat);
+    await this.#monitor.stop();
     await membership.setStatus(this.id, 'stopping');
     await this.catalog.deactivateAll();
     // From here no sender can push to this inbox; whatever is in it goes to other silos.
@@ -182,10 +247,5 @@ export class Silo {
     await this.client.close();
     await closeRedis(redis);
     this.log.info('silo stopped');
-  }
-
-  /** The options this silo runs with, defaults filled in. */
-  get settings(): Readonly<ResolvedSiloOptions> {
-    return this.options;
   }
 }

@@ -44,6 +44,24 @@ export class Probe extends Grain<{ seen: Record<string, number>; count: number }
     return this.state.count;
   }
 
+  /**
+   * Like `hit`, but the first attempt at (sender, seq) announces itself in `started` and holds for
+   * `holdMs`; later attempts (after a crash) run at once. State counts each message once.
+   */
+  async hitSlowOnce(sender: string, seq: number, holdMs: number) {
+    const redis = probe();
+    const first = (await redis.set(probeKey(prefix(), `slow:${this.key}:${sender}:${seq}`), '1', 'NX')) === 'OK';
+    if (first) {
+      await redis.rpush(probeKey(prefix(), 'started'), `${this.key}|${sender}|${seq}|${process.pid}`);
+      await new Promise((resolve) => setTimeout(resolve, holdMs));
+    }
+    await redis.rpush(probeKey(prefix(), 'runs'), `${this.key}|${sender}|${seq}`);
+    await redis.rpush(probeKey(prefix(), 'runpids'), `${this.key}|${sender}|${seq}|${process.pid}|${Date.now()}`);
+    this.state.seen[sender] = seq;
+    this.state.count += 1;
+    return this.state.count;
+  }
+
   async count() {
     return this.state.count;
   }

@@ -1,0 +1,41 @@
+import { describeError } from '../errors/errors.ts';
+import { GrainId } from '../grain/grain-id.ts';
+import type { RedisRuntime } from '../redis/runtime.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { popAll } from './inbox-reader.ts';
+
+/**
+ * Hands a dead silo's work to the living: every grain it may have owned that has messages waiting
+ * or left unfinished, and every wake-up left in its inbox, is woken again elsewhere (placement
+ * picks the silo, which supersedes the dead owner's directory claim and takes back the messages
+ * it held). Idle grains are left alone: their next message activates them. Safe to run twice.
+ */
+export async function takeOverSilo(runtime: RedisRuntime, deadSiloId: string, log: Logger): Promise<void> {
+  const { redis, keys, locator, membership } = runtime;
+  const tags = new Set([...(await popAll(redis, keys.siloInbox(deadSiloId))), ...(await redis.smembers(keys.siloGrains(deadSiloId)))]);
+  const grains: GrainId[] = [];
+  for (const tag of tags) {
+    try {
+      grains.push(GrainId.fromTag(tag));
+    } catch {
+      log.warn('ignored a malformed grain tag during takeover', { tag });
+    }
+  }
+  const pipeline = redis.pipeline();
+  for (const grain of grains) pipeline.llen(keys.mailbox(grain, 'wait')).llen(keys.mailbox(grain, 'active'));
+  const counts = (await pipeline.exec()) ?? [];
+  let woken = 0;
+  for (const [i, grain] of grains.entries()) {
+    const waiting = Number(counts[2 * i]?.[1] ?? 0) + Number(counts[2 * i + 1]?.[1] ?? 0);
+    if (waiting === 0) continue;
+    try {
+      await locator.wake(grain, undefined, deadSiloId);
+      woken += 1;
+    } catch (error) {
+      log.error('could not wake a grain of a dead silo', { grain: grain.toString(), error: describeError(error) });
+      throw error; // leave the silo listed as dead so the next check finishes the takeover
+    }
+  }
+  await membership.forget(deadSiloId);
+  log.info('took over a dead silo', { deadSilo: deadSiloId, grains: grains.length, woken });
+}

@@ -1,0 +1,102 @@
+import { Redis } from 'ioredis';
+import { describe, expect, inject, it } from 'vitest';
+import { TestCluster, type SiloProcess } from 'redgrain/testing';
+import { Probe, probeKey } from './grains/probe.ts';
+import { freshPrefix } from './support/prefix.ts';
+import { waitFor } from './support/wait-for.ts';
+
+const PROBE_MODULE = 'test/grains/probe.ts';
+/** Fast failure detection for tests: dead after 5 missed 300 ms heartbeats. */
+const FAST_DETECTION = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '300', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '5' };
+
+async function ownerOf(redis: Redis, prefix: string, key: string): Promise<string | null> {
+  return redis.hget(`${prefix}:g:{Probe/${key}}:dir`, 'silo');
+}
+
+describe('silo failures', () => {
+  it('kill -9 mid-turn: another silo takes the grain over, reruns the message, and state counts it once', async () => {
+    const cluster = await TestCluster.start({
+      grains: [PROBE_MODULE],
+      silos: 2,
+      redisUrl: inject('redisUrl'),
+      keyPrefix: freshPrefix('kill'),
+      env: FAST_DETECTION,
+    });
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const client = await cluster.connect();
+      const key = 'victim';
+      const probe = client.getGrain(Probe, key);
+      await probe.ask('hit', 'warmup', 0);
+      const owner = await ownerOf(redis, cluster.keyPrefix, key);
+      const victim = cluster.silos.find((s) => s.id === owner) as SiloProcess;
+      const survivor = cluster.silos.find((s) => s.id !== owner) as SiloProcess;
+      // One message in flight (held for 60 s on its first attempt), five queued behind it.
+      await probe.send('hitSlowOnce', 'a', 0, 60_000);
+      for (let seq = 1; seq <= 5; seq++) await probe.send('hit', 'a', seq);
+      await waitFor('the first attempt to start', async () => ((await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined));
+      const killedAt = Date.now();
+      victim.signal('SIGKILL');
+      await victim.exited;
+      const finalCount = await waitFor(
+        'the survivor to process every message',
+        async () => {
+          const count = await probe.with({ timeoutMs: 2_000 }).ask('count').catch(() => undefined);
+          return count === 7 ? count : undefined;
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(finalCount).toBe(7); // warmup + 6: each message applied once
+      const rerun = (await redis.lrange(probeKey(cluster.keyPrefix, 'runpids'), 0, -1)).find((r) => r.startsWith(`${key}|a|0|`));
+      const takeoverMs = Number(rerun?.split('|')[4]) - killedAt;
+      process.stdout.write(`[faults] takeover after kill -9: ${takeoverMs} ms\n`);
+      expect(takeoverMs).toBeLessThan(8_000);
+      expect(await ownerOf(redis, cluster.keyPrefix, key)).toBe(survivor.id);
+      const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).filter((r) => r.startsWith(`${key}|a|`));
+      expect(runs).toEqual([0, 1, 2, 3, 4, 5].map((seq) => `${key}|a|${seq}`)); // in order, after the rerun
+      const status = await redis.hget(`${cluster.keyPrefix}:s:{${victim.id}}:info`, 'status');
+      expect(status).toBe('dead');
+    } finally {
+      redis.disconnect();
+      await cluster.stop();
+    }
+  });
+
+  it('a paused silo past its lease cannot commit when it resumes: it steps down and exits', async () => {
+    const cluster = await TestCluster.start({
+      grains: [PROBE_MODULE],
+      silos: 2,
+      redisUrl: inject('redisUrl'),
+      keyPrefix: freshPrefix('zombie'),
+      env: FAST_DETECTION,
+    });
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const client = await cluster.connect();
+      const key = 'contested';
+      const probe = client.getGrain(Probe, key);
+      await probe.ask('hit', 'warmup', 0);
+      const owner = await ownerOf(redis, cluster.keyPrefix, key);
+      const zombie = cluster.silos.find((s) => s.id === owner) as SiloProcess;
+      const rightful = cluster.silos.find((s) => s.id !== owner) as SiloProcess;
+      await probe.send('hitSlowOnce', 'z', 0, 1_500);
+      await waitFor('the first attempt to start', async () => ((await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined));
+      zombie.signal('SIGSTOP');
+      // The cluster declares it dead and the other silo reruns the message and commits it.
+      await waitFor('the takeover', async () => ((await ownerOf(redis, cluster.keyPrefix, key)) === rightful.id ? true : undefined));
+      expect(await probe.ask('count')).toBe(2);
+      zombie.signal('SIGCONT');
+      // Resumed, the zombie finishes its handler (an at-least-once side effect), but its commit is
+      // fenced, and its heartbeat tells it it is dead: it exits with code 2.
+      expect(await zombie.exited).toBe(2);
+      expect(await probe.ask('count')).toBe(2);
+      const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runpids'), 0, -1)).filter((r) => r.startsWith(`${key}|z|0|`));
+      expect(runs.length).toBe(2); // the rerun, and the zombie's late one whose commit was refused
+      expect(await ownerOf(redis, cluster.keyPrefix, key)).toBe(rightful.id);
+      expect(zombie.logs).toContain('declared dead');
+    } finally {
+      redis.disconnect();
+      await cluster.stop();
+    }
+  });
+});
