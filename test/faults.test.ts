@@ -1,13 +1,24 @@
 import { Redis } from 'ioredis';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFailed } from 'vitest';
 import { TestCluster, type SiloProcess } from 'redgrain/testing';
 import { Probe, probeKey } from './grains/probe.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const PROBE_MODULE = 'test/grains/probe.ts';
-/** Fast failure detection for tests: dead after 5 missed 300 ms heartbeats. */
-const FAST_DETECTION = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '300', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '5' };
+/**
+ * Fast failure detection for tests: dead after 3 s of silence (6 missed 500 ms heartbeats). Not
+ * faster: with every test file's processes sharing two cores, a starved but live silo must not be
+ * declared dead.
+ */
+const FAST_DETECTION = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '500', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '6' };
+
+/** On failure, show what the silos logged: a fault test that fails should say why. */
+function showLogsOnFailure(cluster: TestCluster): void {
+  onTestFailed(() => {
+    for (const silo of cluster.silos) process.stdout.write(`--- silo ${silo.id} (pid ${silo.pid}) ---\n${silo.logs}\n`);
+  });
+}
 
 async function ownerOf(redis: Redis, prefix: string, key: string): Promise<string | null> {
   return redis.hget(`${prefix}:g:{Probe/${key}}:dir`, 'silo');
@@ -22,6 +33,7 @@ describe('silo failures', () => {
       keyPrefix: freshPrefix('kill'),
       env: FAST_DETECTION,
     });
+    showLogsOnFailure(cluster);
     const redis = new Redis(inject('redisUrl'));
     try {
       const client = await cluster.connect();
@@ -44,13 +56,13 @@ describe('silo failures', () => {
           const count = await probe.with({ timeoutMs: 2_000 }).ask('count').catch(() => undefined);
           return count === 7 ? count : undefined;
         },
-        { timeoutMs: 20_000 },
+        { timeoutMs: 30_000 },
       );
       expect(finalCount).toBe(7); // warmup + 6: each message applied once
       const rerun = (await redis.lrange(probeKey(cluster.keyPrefix, 'runpids'), 0, -1)).find((r) => r.startsWith(`${key}|a|0|`));
       const takeoverMs = Number(rerun?.split('|')[4]) - killedAt;
       process.stdout.write(`[faults] takeover after kill -9: ${takeoverMs} ms\n`);
-      expect(takeoverMs).toBeLessThan(8_000);
+      expect(takeoverMs).toBeLessThan(10_000);
       expect(await ownerOf(redis, cluster.keyPrefix, key)).toBe(survivor.id);
       const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).filter((r) => r.startsWith(`${key}|a|`));
       expect(runs).toEqual([0, 1, 2, 3, 4, 5].map((seq) => `${key}|a|${seq}`)); // in order, after the rerun
@@ -70,6 +82,7 @@ describe('silo failures', () => {
       keyPrefix: freshPrefix('zombie'),
       env: FAST_DETECTION,
     });
+    showLogsOnFailure(cluster);
     const redis = new Redis(inject('redisUrl'));
     try {
       const client = await cluster.connect();
@@ -90,8 +103,10 @@ describe('silo failures', () => {
       // fenced, and its heartbeat tells it it is dead: it exits with code 2.
       expect(await zombie.exited).toBe(2);
       expect(await probe.ask('count')).toBe(2);
+      // The zombie may or may not get to finish its handler (an at-least-once side effect) before
+      // it learns it is dead and exits; either way its state change never lands.
       const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runpids'), 0, -1)).filter((r) => r.startsWith(`${key}|z|0|`));
-      expect(runs.length).toBe(2); // the rerun, and the zombie's late one whose commit was refused
+      expect(runs.filter((r) => r.split('|')[3] === String(rightful.pid)).length).toBe(1);
       expect(await ownerOf(redis, cluster.keyPrefix, key)).toBe(rightful.id);
       expect(zombie.logs).toContain('declared dead');
     } finally {

@@ -2,6 +2,7 @@ import type { RedisQueueBackend } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { GrainClient } from '../client/grain-client.ts';
 import type { GrainDirectory } from '../directory/grain-directory.ts';
+import type { GrainId } from '../grain/grain-id.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
@@ -21,6 +22,8 @@ export interface ActivationHost {
   readonly lockDurationMs: number;
   /** Whether a message lock was left by an activation that will never release it. */
   isStaleLock(token: string): Promise<boolean>;
+  /** Wakes whichever silo owns the grain now; `recover` asks it to take back released messages. */
+  wakeOwner(grain: GrainId, recover: boolean): void;
   /** Sends an `ask` reply to the calling client. */
   reply(clientId: string, reply: ReplyMessage): void;
   /** Called once when an activation has ended (deactivated or stepped down). */

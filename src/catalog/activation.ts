@@ -37,6 +37,8 @@ export class Activation {
   #wakeAgain = false;
   #stopFetching = false;
   #deactivation: Promise<void> | undefined;
+  /** A stale activation released a message it held: take it back before the next one. */
+  #recoverFirst = false;
 
   constructor(
     readonly id: GrainId,
@@ -89,7 +91,8 @@ export class Activation {
   }
 
   /** There may be messages: drain the mailbox unless already draining. */
-  wake(): void {
+  wake(recover = false): void {
+    if (recover) this.#recoverFirst = true;
     if (this.status !== 'valid' || this.#stopFetching) return;
     if (this.#draining !== undefined) {
       this.#wakeAgain = true;
@@ -152,6 +155,10 @@ export class Activation {
   async #drain(): Promise<void> {
     do {
       this.#wakeAgain = false;
+      if (this.#recoverFirst) {
+        this.#recoverFirst = false;
+        await this.mailbox.recoverStalled((token) => this.host.isStaleLock(token));
+      }
       let message = await this.mailbox.takeNext();
       while (message !== undefined && this.status !== 'invalid') {
         message = await this.#turn(message);
@@ -188,6 +195,8 @@ export class Activation {
     if (commitError !== null) throw commitError;
     if (commitCode !== 1) {
       this.#stepDown(commitCode === -1 ? 'another activation owns the grain' : 'the message lock was lost', undefined);
+      // The message is back in the hands of the grain's owner: tell it to take it back now.
+      this.host.wakeOwner(this.id, true);
       return undefined;
     }
     const [finishError, finishReply] = replies[1] ?? [new Error('no reply to acknowledgement'), undefined];

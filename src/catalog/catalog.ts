@@ -9,6 +9,14 @@ import type { Logger } from '../telemetry/logger.ts';
 import { Activation } from './activation.ts';
 import type { ActivationHost } from './activation-host.ts';
 
+/** Prefix of an inbox entry asking the owner to take back released messages first. */
+export const RECOVER_MARK = '!';
+
+/** Reads an inbox entry: a grain tag, marked when the owner should take back released messages. */
+export function parseWakeEntry(entry: string): { tag: string; recover: boolean } {
+  return entry.startsWith(RECOVER_MARK) ? { tag: entry.slice(RECOVER_MARK.length), recover: true } : { tag: entry, recover: false };
+}
+
 export interface CatalogSettings {
   /** Default idle time after which an activation is deactivated. */
   collectionAgeMs: number;
@@ -18,7 +26,7 @@ export interface CatalogSettings {
 }
 
 export interface CatalogDeps {
-  host: Omit<ActivationHost, 'ended'>;
+  host: Omit<ActivationHost, 'ended' | 'wakeOwner'>;
   registry: GrainTypeRegistry;
   directory: GrainDirectory;
   locator: GrainLocator;
@@ -45,7 +53,11 @@ export class Catalog {
     private readonly deps: CatalogDeps,
     private readonly settings: CatalogSettings,
   ) {
-    this.#host = { ...deps.host, ended: (activation) => this.#ended(activation) };
+    this.#host = {
+      ...deps.host,
+      ended: (activation) => this.#ended(activation),
+      wakeOwner: (grain, recover) => this.#forward(grain, recover, false),
+    };
     const shortestAge = Math.min(
       settings.collectionAgeMs,
       ...deps.registry.names().map((name) => deps.registry.get(name)?.collectionAgeMs ?? Infinity),
@@ -63,12 +75,16 @@ export class Catalog {
     return this.#activations.get(tag);
   }
 
-  /** A wake-up for one grain arrived in this silo's inbox (or its type's pending list). */
-  wake(tag: string): void {
+  /**
+   * A wake-up for one grain arrived in this silo's inbox (or its type's pending list). An entry
+   * `!<tag>` also asks to take back messages a stale activation released.
+   */
+  wake(entry: string): void {
+    const { tag, recover } = parseWakeEntry(entry);
     const activation = this.#activations.get(tag);
     if (activation !== undefined) {
       if (activation.status === 'deactivating') activation.wokenWhileDeactivating = true;
-      else activation.wake();
+      else activation.wake(recover);
       return;
     }
     let id: GrainId;
@@ -80,7 +96,7 @@ export class Catalog {
     }
     const type = this.deps.registry.get(id.type);
     if (this.#stopping || type === undefined) {
-      this.#forward(id);
+      this.#forward(id, recover, true);
       return;
     }
     const created = new Activation(id, type, this.#host);
@@ -178,11 +194,11 @@ export class Catalog {
     while (this.#forwarding.size > 0) await Promise.all(this.#forwarding);
   }
 
-  #forward(id: GrainId): void {
+  #forward(id: GrainId, recover: boolean, excludeSelf: boolean): void {
     const { locator } = this.deps;
     const forwarding = locator
       .locate(id)
-      .then((owner) => locator.wake(id, owner, this.#host.siloId))
+      .then((owner) => locator.wake(id, owner, excludeSelf ? this.#host.siloId : undefined, recover))
       .catch((error: unknown) => this.deps.log.error('could not forward a wake-up', { grain: id.toString(), error: describeError(error) }));
     this.#forwarding.add(forwarding);
     void forwarding.finally(() => this.#forwarding.delete(forwarding));

@@ -33,8 +33,8 @@ export class GrainLocator {
    * Makes sure a silo will look at the grain's mailbox. `owner` is the result of `locate` when the
    * caller already has it; `exclude` is a silo that must not be chosen (one that is stopping).
    */
-  async wake(grain: GrainId, owner?: string, exclude?: string): Promise<void> {
-    if (owner !== undefined && owner !== exclude && (await this.notify(owner, grain))) return;
+  async wake(grain: GrainId, owner?: string, exclude?: string, recover = false): Promise<void> {
+    if (owner !== undefined && owner !== exclude && (await this.notify(owner, grain, recover))) return;
     for (let attempt = 0; attempt < 3; attempt++) {
       const fresh = attempt > 0;
       const candidates = (await this.membership.hostsOf(grain.type, fresh)).filter((s) => s.id !== exclude);
@@ -50,13 +50,15 @@ export class GrainLocator {
         grainKey: grain.key,
         localSiloId: this.localSiloId,
       });
-      if (await this.notify(target.id, grain)) return;
+      if (await this.notify(target.id, grain, recover)) return;
     }
     // Every silo we tried refused (all stopping at once): park it for the next one to start.
     await this.redis.lpush(this.keys.pendingForType(grain.type), grain.tag);
   }
 
-  async notify(siloId: string, grain: GrainId): Promise<boolean> {
-    return (await this.redis.notifySilo(this.keys.siloInfo(siloId), this.keys.siloInbox(siloId), grain.tag)) === 1;
+  /** Pushes a wake-up to one silo; `recover` marks it (`!<tag>`) to take back released messages first. */
+  async notify(siloId: string, grain: GrainId, recover = false): Promise<boolean> {
+    const entry = recover ? `!${grain.tag}` : grain.tag;
+    return (await this.redis.notifySilo(this.keys.siloInfo(siloId), this.keys.siloInbox(siloId), entry)) === 1;
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { Catalog } from '../catalog/catalog.ts';
+import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
 import { GrainClient } from '../client/grain-client.ts';
 import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
@@ -239,9 +239,10 @@ export class Silo {
     await membership.leave(this.id);
     this.#status = 'left';
     await this.inbox.stop();
-    for (const tag of await popAll(redis, keys.siloInbox(this.id))) {
+    for (const entry of await popAll(redis, keys.siloInbox(this.id))) {
+      const { tag, recover } = parseWakeEntry(entry);
       const grain = GrainId.fromTag(tag);
-      await locator.wake(grain, await locator.locate(grain), this.id);
+      await locator.wake(grain, await locator.locate(grain), this.id, recover);
     }
     await this.catalog.idle();
     await this.client.close();

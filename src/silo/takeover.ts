@@ -1,3 +1,4 @@
+import { parseWakeEntry } from '../catalog/catalog.ts';
 import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { RedisRuntime } from '../redis/runtime.ts';
@@ -12,7 +13,8 @@ import { popAll } from './inbox-reader.ts';
  */
 export async function takeOverSilo(runtime: RedisRuntime, deadSiloId: string, log: Logger): Promise<void> {
   const { redis, keys, locator, membership } = runtime;
-  const tags = new Set([...(await popAll(redis, keys.siloInbox(deadSiloId))), ...(await redis.smembers(keys.siloGrains(deadSiloId)))]);
+  const inbox = (await popAll(redis, keys.siloInbox(deadSiloId))).map((entry) => parseWakeEntry(entry).tag);
+  const tags = new Set([...inbox, ...(await redis.smembers(keys.siloGrains(deadSiloId)))]);
   const grains: GrainId[] = [];
   for (const tag of tags) {
     try {
