@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     ...numberFromEnv('lockDurationMs', 'REDGRAIN_LOCK_DURATION_MS'),
     ...numberFromEnv('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS'),
     ...numberFromEnv('missedHeartbeatsLimit', 'REDGRAIN_MISSED_HEARTBEATS_LIMIT'),
+    ...numberFromEnv('maxMessageAttempts', 'REDGRAIN_MAX_MESSAGE_ATTEMPTS'),
     ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
     ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
   });

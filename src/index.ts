@@ -3,8 +3,14 @@ export { GrainId, MAX_GRAIN_KEY_LENGTH } from './grain/grain-id.ts';
 export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/connect.ts';
 export { GrainClient } from './client/grain-client.ts';
 export { GrainReference, type CallOptions } from './client/grain-reference.ts';
-export { Silo } from './silo/silo.ts';
-export { DEFAULT_COLLECTION_AGE_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, type SiloOptions } from './silo/silo-options.ts';
+export { Silo, type SiloStopReason } from './silo/silo.ts';
+export {
+  DEFAULT_COLLECTION_AGE_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_MAX_MESSAGE_ATTEMPTS,
+  DEFAULT_MISSED_HEARTBEATS_LIMIT,
+  type SiloOptions,
+} from './silo/silo-options.ts';
 export {
   leastLoadedPlacement,
   preferLocalPlacement,
@@ -15,3 +21,4 @@ export {
 export type { SiloRecord, SiloStatus } from './membership/silo-record.ts';
 export type { Logger, LogFields, LogLevel } from './telemetry/logger.ts';
 export * from './errors/errors.ts';
+export type { DeadLetter } from './mailbox/dead-letters.ts';

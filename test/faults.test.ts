@@ -115,3 +115,51 @@ describe('silo failures', () => {
     }
   });
 });
+
+describe('poison messages', () => {
+  it('a message that kills its silo is retried in place a bounded number of times, then dead-lettered; the grain goes on', async () => {
+    const cluster = await TestCluster.start({
+      grains: [PROBE_MODULE],
+      silos: 3,
+      redisUrl: inject('redisUrl'),
+      keyPrefix: freshPrefix('poison'),
+      env: { ...FAST_DETECTION, REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' },
+    });
+    showLogsOnFailure(cluster);
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const client = await cluster.connect();
+      const probe = client.getGrain(Probe, 'poisoned');
+      await probe.send('hit', 'a', 0);
+      await probe.send('crash');
+      await probe.send('hit', 'a', 1);
+      await probe.send('hit', 'a', 2);
+      const letters = await waitFor(
+        'the poison message to be dead-lettered',
+        async () => {
+          const list = await client.deadLetters.list();
+          return list.length > 0 ? list : undefined;
+        },
+        { timeoutMs: 45_000 },
+      );
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatchObject({ grainType: 'Probe', grainKey: 'poisoned', method: 'crash', attempts: 2 });
+      expect(letters[0]?.reason).toContain('killed or hung the activation 2 times');
+      expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(2);
+      // The messages behind it waited (in order) and then ran; none overtook the poison message.
+      expect(await probe.ask('count')).toBe(3);
+      expect(await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).toEqual(['poisoned|a|0', 'poisoned|a|1', 'poisoned|a|2']);
+
+      // Deployed fixed, the operator re-drives it: it runs at the end of the mailbox.
+      await redis.set(probeKey(cluster.keyPrefix, 'fixed'), '1');
+      await client.deadLetters.redrive(letters[0]!.id);
+      expect(await client.deadLetters.list()).toEqual([]);
+      await probe.send('hit', 'a', 3);
+      expect(await probe.ask('count')).toBe(4);
+      expect((await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).slice(3)).toEqual(['poisoned|crash|fixed', 'poisoned|a|3']);
+    } finally {
+      redis.disconnect();
+      await cluster.stop();
+    }
+  });
+});

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { GrainClient } from '../client/grain-client.ts';
 import type { GrainDirectory } from '../directory/grain-directory.ts';
 import type { GrainId } from '../grain/grain-id.ts';
+import type { DeadLetterStore } from '../mailbox/dead-letters.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
@@ -20,6 +21,9 @@ export interface ActivationHost {
   readonly log: Logger;
   /** How long a message lock lives; a lock left by a dead activation expires after this. */
   readonly lockDurationMs: number;
+  /** Attempts a message gets when it kills or hangs its activation, before it is dead-lettered. */
+  readonly maxMessageAttempts: number;
+  readonly deadLetters: DeadLetterStore;
   /** Whether a message lock was left by an activation that will never release it. */
   isStaleLock(token: string): Promise<boolean>;
   /** Wakes whichever silo owns the grain now; `recover` asks it to take back released messages. */

@@ -1,4 +1,4 @@
-import { UnknownMethodError, describeError } from '../errors/errors.ts';
+import { MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
@@ -173,7 +173,9 @@ export class Activation {
     this.lastActiveAt = this.turnStartedAt;
     const envelope = asEnvelope(message.data);
     let result: TurnResult;
-    if (envelope === undefined) {
+    if (message.attemptsStarted > this.host.maxMessageAttempts) {
+      result = await this.#deadLetter(message, envelope);
+    } else if (envelope === undefined) {
       this.host.log.warn('refused a message that is not a redgrain envelope', {
         grain: this.id.toString(),
         jobId: message.jobId,
@@ -209,6 +211,32 @@ export class Activation {
     if (result.changes !== undefined) this.#snapshot = result.changes.snapshot;
     if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
     return finished.next;
+  }
+
+  /**
+   * Sets aside a message whose earlier attempts killed or hung the activation (each crash puts it
+   * back at the head of the mailbox and counts an attempt), so the grain can go on.
+   */
+  async #deadLetter(message: MailboxMessage, envelope: MessageEnvelope | undefined): Promise<TurnResult> {
+    const attempts = message.attemptsStarted - 1;
+    const method = envelope?.m ?? message.name;
+    const reason = `its processing killed or hung the activation ${attempts} times`;
+    await this.host.deadLetters.add({
+      grainType: this.id.type,
+      grainKey: this.id.key,
+      method,
+      reason,
+      attempts,
+      silo: this.host.siloId,
+      message: message.data,
+    });
+    this.host.log.warn('dead-lettered a message', { grain: this.id.toString(), method, attempts, jobId: message.jobId });
+    const error = new MessageDeadLetteredError(this.id.toString(), method, attempts);
+    return {
+      outcome: { target: 'failed', reason: `dead-lettered: ${reason}` },
+      changes: undefined,
+      reply: envelope?.r === undefined ? undefined : { i: envelope.r.i, ok: false, e: errorToData(error) },
+    };
   }
 
   async #run(envelope: MessageEnvelope): Promise<TurnResult> {

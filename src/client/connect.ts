@@ -50,6 +50,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     mailboxRoot: runtime.mailboxRoot,
     locator: runtime.locator,
     membership: runtime.membership,
+    deadLetters: runtime.deadLetters,
     askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
     openSubscriber: () => openRedis(input, 'redgrain:client:replies', true),
     dispose: () => closeRedis(runtime.redis),

@@ -7,7 +7,8 @@ import { GrainId } from '../grain/grain-id.ts';
 import { grainTypeName } from '../grain/grain-type.ts';
 import type { Grain, GrainClass } from '../grain/grain.ts';
 import type { MembershipTable } from '../membership/membership-table.ts';
-import { newCorrelationId, type MessageEnvelope } from '../messaging/envelope.ts';
+import type { DeadLetter, DeadLetterStore } from '../mailbox/dead-letters.ts';
+import { asEnvelope, newCorrelationId, type MessageEnvelope } from '../messaging/envelope.ts';
 import { serialize } from '../messaging/serializer.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
@@ -23,6 +24,7 @@ export interface ClientRuntime {
   mailboxRoot: RedisQueueBackend;
   locator: GrainLocator;
   membership: MembershipTable;
+  deadLetters: DeadLetterStore;
   askTimeoutMs: number;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
   openSubscriber(): Redis;
@@ -67,6 +69,23 @@ export class GrainClient implements MessageSender {
     return reply;
   }
 
+  /**
+   * Messages set aside because their processing kept killing or hanging their activation.
+   * `redrive` puts one back at the end of its grain's mailbox (once the grain is fixed).
+   */
+  readonly deadLetters = {
+    list: (limit = 100): Promise<DeadLetter[]> => this.runtime.deadLetters.list(limit),
+    redrive: async (id: string): Promise<void> => {
+      const letter = await this.runtime.deadLetters.get(id);
+      if (letter === undefined) throw new RangeError(`No dead letter with id ${id}`);
+      const envelope = asEnvelope(letter.message);
+      if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
+      await this.#enqueue(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
+      await this.runtime.deadLetters.remove(id);
+    },
+    discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
+  };
+
   /** Closes the client; `ask` calls still waiting reject with ClosedError. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -94,6 +113,10 @@ export class GrainClient implements MessageSender {
       t: Date.now(),
       ...(replyTo === undefined ? {} : { r: replyTo }),
     };
+    await this.#enqueue(grain, method, envelope);
+  }
+
+  async #enqueue(grain: GrainId, method: string, envelope: MessageEnvelope): Promise<void> {
     const { locator } = this.runtime;
     // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.

@@ -108,6 +108,16 @@ export class EvictingRedisError extends RedgrainError {
   }
 }
 
+/** A message kept killing or hanging its activation and was moved to the dead letters. */
+export class MessageDeadLetteredError extends RedgrainError {
+  constructor(grain: string, method: string, attempts: number) {
+    super(
+      'DEAD_LETTERED',
+      `${grain}.${method} was dead-lettered after ${attempts} attempts: its processing kept killing or hanging the activation`,
+    );
+  }
+}
+
 /** The client or silo was closed while the call was under way. */
 export class ClosedError extends RedgrainError {
   constructor(what: string) {

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { GrainDirectory } from '../directory/grain-directory.ts';
 import { GrainLocator } from '../directory/grain-locator.ts';
 import { RedisUnavailableError } from '../errors/errors.ts';
+import { DeadLetterStore } from '../mailbox/dead-letters.ts';
 import { createMailboxBackend } from '../mailbox/mailbox-backend.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
 import { MembershipView } from '../membership/membership-view.ts';
@@ -21,6 +22,7 @@ export interface RedisRuntime {
   membership: MembershipTable;
   membershipView: MembershipView;
   locator: GrainLocator;
+  deadLetters: DeadLetterStore;
 }
 
 export interface RuntimeOptions {
@@ -45,7 +47,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<RedisRuntime
     const membership = new MembershipTable(redis, keys);
     const membershipView = new MembershipView(membership, options.membershipRefreshMs);
     const locator = new GrainLocator(redis, keys, directory, membershipView, options.placement, options.localSiloId);
-    return { input: options.input, redis, keys, mailboxRoot, directory, membership, membershipView, locator };
+    const deadLetters = new DeadLetterStore(redis, keys);
+    return { input: options.input, redis, keys, mailboxRoot, directory, membership, membershipView, locator, deadLetters };
   } catch (error) {
     await closeRedis(redis);
     throw error;

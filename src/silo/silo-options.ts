@@ -8,6 +8,7 @@ import { parseLogLevel, type Logger, type LogLevel } from '../telemetry/logger.t
 export const DEFAULT_COLLECTION_AGE_MS = 15 * 60_000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000;
 export const DEFAULT_MISSED_HEARTBEATS_LIMIT = 5;
+export const DEFAULT_MAX_MESSAGE_ATTEMPTS = 3;
 
 /** Options of `Silo.start`. Only `grains` is required. */
 export interface SiloOptions {
@@ -25,6 +26,8 @@ export interface SiloOptions {
   placement?: PlacementStrategy;
   /** Message lock duration (ms); locks of longer turns are renewed. Default 30 000. */
   lockDurationMs?: number;
+  /** Attempts a message gets when its processing kills or hangs its activation, before it is dead-lettered. Default 3. */
+  maxMessageAttempts?: number;
   /** Membership heartbeat interval (ms). Default 2 000. */
   heartbeatIntervalMs?: number;
   /** Heartbeats a silo may miss before the others declare it dead and take its grains over. Default 5 (10 s). */
@@ -47,6 +50,7 @@ export interface ResolvedSiloOptions {
   siloId: string | undefined;
   placement: PlacementStrategy;
   lockDurationMs: number;
+  maxMessageAttempts: number;
   heartbeatIntervalMs: number;
   missedHeartbeatsLimit: number;
   askTimeoutMs: number;
@@ -71,6 +75,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     siloId: options.siloId,
     placement: options.placement ?? randomPlacement,
     lockDurationMs: positive('lockDurationMs', options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS),
+    maxMessageAttempts: positive('maxMessageAttempts', options.maxMessageAttempts ?? DEFAULT_MAX_MESSAGE_ATTEMPTS),
     heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
     missedHeartbeatsLimit: positive('missedHeartbeatsLimit', options.missedHeartbeatsLimit ?? DEFAULT_MISSED_HEARTBEATS_LIMIT),
     askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),

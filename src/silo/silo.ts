@@ -96,6 +96,7 @@ export class Silo {
         mailboxRoot: runtime.mailboxRoot,
         locator: runtime.locator,
         membership: runtime.membership,
+        deadLetters: runtime.deadLetters,
         askTimeoutMs: resolved.askTimeoutMs,
         openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, true),
         dispose: async () => undefined,
@@ -111,6 +112,8 @@ export class Silo {
             client,
             log,
             lockDurationMs: resolved.lockDurationMs,
+            maxMessageAttempts: resolved.maxMessageAttempts,
+            deadLetters: runtime.deadLetters,
             isStaleLock: async (token: string) => {
               const holder = GrainMailbox.tokenSilo(token);
               return holder === id || !takesWakeUps(await runtime.membership.status(holder));

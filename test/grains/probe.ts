@@ -62,6 +62,18 @@ export class Probe extends Grain<{ seen: Record<string, number>; count: number }
     return this.state.count;
   }
 
+  /** A poison message: kills the silo process that runs it, until `<prefix>:probe:fixed` is set. */
+  async crash() {
+    const redis = probe();
+    if ((await redis.get(probeKey(prefix(), 'fixed'))) !== null) {
+      await redis.rpush(probeKey(prefix(), 'runs'), `${this.key}|crash|fixed`);
+      return 'fixed';
+    }
+    await redis.rpush(probeKey(prefix(), 'crashes'), String(process.pid));
+    process.kill(process.pid, 'SIGKILL');
+    return 'unreachable';
+  }
+
   async count() {
     return this.state.count;
   }
