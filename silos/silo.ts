@@ -9,7 +9,10 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Grain, Silo, type GrainClass, type LogLevel } from '../src/index.ts';
+import { Grain, Silo, startEventLoopWatchdog, type GrainClass, type LogLevel } from '../src/index.ts';
+
+/** Default event-loop watchdog deadline of a silo process. */
+const DEFAULT_WATCHDOG_MS = 60_000;
 
 const USAGE = 'usage: tsx silos/silo.ts --grains <module> [--grains <module> ...]';
 
@@ -42,6 +45,11 @@ async function main(): Promise<void> {
     ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
     ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
   });
+  // A handler that blocks the event loop past the deadline kills the process (0 turns it off).
+  const watchdogMs = Number(env.REDGRAIN_WATCHDOG_MS ?? DEFAULT_WATCHDOG_MS);
+  if (!Number.isFinite(watchdogMs) || watchdogMs < 0) throw new Error(`REDGRAIN_WATCHDOG_MS must be a number of ms, got "${env.REDGRAIN_WATCHDOG_MS}"`);
+  const watchdog = watchdogMs > 0 ? startEventLoopWatchdog(watchdogMs) : undefined;
+  void silo.stopped.then(() => watchdog?.stop());
   // One plain line on stdout says the silo takes messages (the test cluster waits for it).
   process.stdout.write(`redgrain silo ${silo.id} started\n`);
   // Declared dead after a pause: exit non-zero so a supervisor starts a fresh silo (a new id).

@@ -4,6 +4,7 @@ export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/c
 export { GrainClient } from './client/grain-client.ts';
 export { GrainReference, type CallOptions } from './client/grain-reference.ts';
 export { Silo, type SiloStopReason } from './silo/silo.ts';
+export { startEventLoopWatchdog } from './silo/event-loop-watchdog.ts';
 export {
   DEFAULT_COLLECTION_AGE_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,

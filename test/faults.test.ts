@@ -163,3 +163,37 @@ describe('poison messages', () => {
     }
   });
 });
+
+describe('hangs', () => {
+  it('a handler that blocks the event loop past the watchdog deadline gets its silo killed; the message is dead-lettered', async () => {
+    const cluster = await TestCluster.start({
+      grains: [PROBE_MODULE],
+      silos: 2,
+      redisUrl: inject('redisUrl'),
+      keyPrefix: freshPrefix('hang'),
+      env: { ...FAST_DETECTION, REDGRAIN_MAX_MESSAGE_ATTEMPTS: '1', REDGRAIN_WATCHDOG_MS: '1000' },
+    });
+    showLogsOnFailure(cluster);
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const client = await cluster.connect();
+      const probe = client.getGrain(Probe, 'stuck');
+      await probe.ask('hit', 'a', 0);
+      const owner = await ownerOf(redis, cluster.keyPrefix, 'stuck');
+      const hung = cluster.silos.find((s) => s.id === owner) as SiloProcess;
+      await probe.send('block', 600_000);
+      await probe.send('hit', 'a', 1);
+      await hung.exited; // killed by its own watchdog, long before the 10-minute block ends
+      expect(hung.logs).toContain('event loop blocked past the watchdog deadline');
+      const letters = await waitFor('the hanging message to be dead-lettered', async () => {
+        const list = await client.deadLetters.list();
+        return list.length > 0 ? list : undefined;
+      });
+      expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
+      expect(await probe.ask('count')).toBe(2);
+    } finally {
+      redis.disconnect();
+      await cluster.stop();
+    }
+  });
+});

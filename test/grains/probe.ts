@@ -74,6 +74,18 @@ export class Probe extends Grain<{ seen: Record<string, number>; count: number }
     return 'unreachable';
   }
 
+  /** A poison message: blocks the event loop for `ms` (a hang), until `<prefix>:probe:fixed` is set. */
+  async block(ms: number) {
+    const redis = probe();
+    if ((await redis.get(probeKey(prefix(), 'fixed'))) !== null) return 'fixed';
+    await redis.rpush(probeKey(prefix(), 'hangs'), String(process.pid));
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      // busy: nothing else on this event loop runs
+    }
+    return 'survived';
+  }
+
   async count() {
     return this.state.count;
   }
