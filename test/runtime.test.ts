@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  ActivationFailedError,
   AskTimeoutError,
   connect,
   Grain,
@@ -13,7 +14,7 @@ import {
   type GrainClient,
 } from 'redgrain';
 import { Counter } from '../grains/counter.ts';
-import { Ledger, Relay, Session } from './grains/test-grains.ts';
+import { Fragile, Ledger, Relay, Session } from './grains/test-grains.ts';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -208,6 +209,44 @@ describe('fencing', () => {
       redis.disconnect();
       await client.close();
       await silo.stop();
+    }
+  });
+});
+
+describe('activation failures', () => {
+  it('retries a failing activation with backoff, then suspends it: asks get ActivationFailedError, messages wait until it is fixed', async () => {
+    const keyPrefix = freshPrefix('supervise');
+    const log = new LogRecorder();
+    const supervision = { maxRestarts: 3, baseDelayMs: 20, maxDelayMs: 200, restartWindowMs: 60_000 };
+    Fragile.broken = true;
+    const broken = await Silo.start({ redis: inject('redisUrl'), grains: [Fragile], keyPrefix, logger: log, supervision });
+    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    try {
+      const fragile = client.getGrain(Fragile, 'f1');
+      await fragile.send('touch');
+      const error = await fragile.ask('touch').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ActivationFailedError);
+      expect((error as Error).message).toContain('config missing');
+      // While suspended, a new ask is answered at once, and nothing was lost.
+      await expect(fragile.with({ timeoutMs: 5_000 }).ask('touch')).rejects.toBeInstanceOf(ActivationFailedError);
+      expect(log.problems().map((e) => e.message)).toEqual([
+        'activation failed; retrying',
+        'activation failed; retrying',
+        'activation failed; retrying',
+        'activation keeps failing; grain suspended, its messages wait in its mailbox',
+      ]);
+      await broken.stop();
+      // Deployed fixed: a new silo runs every waiting message.
+      Fragile.broken = false;
+      const fixed = await Silo.start({ redis: inject('redisUrl'), grains: [Fragile], keyPrefix, logLevel: 'warn' });
+      try {
+        expect(await fragile.ask('touch')).toBe(4);
+      } finally {
+        await fixed.stop();
+      }
+    } finally {
+      await client.close();
+      await broken.stop();
     }
   });
 });

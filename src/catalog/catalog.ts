@@ -1,4 +1,8 @@
-import { describeError } from '../errors/errors.ts';
+import { ActivationFailedError, describeError } from '../errors/errors.ts';
+import { errorToData } from '../errors/error-converter.ts';
+import { GrainMailbox } from '../mailbox/grain-mailbox.ts';
+import { asEnvelope } from '../messaging/envelope.ts';
+import { ActivationSupervisor, type SupervisionSettings } from './activation-supervisor.ts';
 import type { GrainDirectory } from '../directory/grain-directory.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import { GrainId } from '../grain/grain-id.ts';
@@ -20,6 +24,7 @@ export function parseWakeEntry(entry: string): { tag: string; recover: boolean }
 export interface CatalogSettings {
   /** Default idle time after which an activation is deactivated. */
   collectionAgeMs: number;
+  supervision: SupervisionSettings;
   lockDurationMs: number;
   /** How many grains deactivate at once when the silo stops. */
   shutdownConcurrency: number;
@@ -43,6 +48,8 @@ export class Catalog {
   readonly #activations = new Map<string, Activation>();
   readonly #host: ActivationHost;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #supervisor: ActivationSupervisor;
+  readonly #retries = new Set<NodeJS.Timeout>();
   /** Activations being created; a stopping silo waits for them before it leaves. */
   readonly #creating = new Set<Promise<void>>();
   /** Wake-ups being passed on to other silos; a stopping silo waits for them too. */
@@ -53,6 +60,7 @@ export class Catalog {
     private readonly deps: CatalogDeps,
     private readonly settings: CatalogSettings,
   ) {
+    this.#supervisor = new ActivationSupervisor(settings.supervision);
     this.#host = {
       ...deps.host,
       ended: (activation) => this.#ended(activation),
@@ -99,21 +107,17 @@ export class Catalog {
       this.#forward(id, recover, true);
       return;
     }
+    const suspension = this.#supervisor.suspension(tag);
+    if (suspension !== undefined) {
+      this.#answerSuspended(id, suspension.lastError, suspension.answered);
+      return;
+    }
     const created = new Activation(id, type, this.#host);
     this.#activations.set(tag, created);
-    const creating = this.#activate(created).catch((error: unknown) => {
-      this.deps.log.error('activation failed; its messages wait for the next wake-up', {
-        grain: id.toString(),
-        error: describeError(error),
-      });
-      if (created.status !== 'invalid' && created.epoch !== '') {
-        this.deps.directory
-          .release(id, this.#host.siloId, created.epoch)
-          .then(() => this.#host.redis.srem(this.#host.keys.siloGrains(this.#host.siloId), tag))
-          .catch(() => undefined);
-      }
-      if (this.#activations.get(tag) === created) this.#activations.delete(tag);
-    });
+    const creating = this.#activate(created).then(
+      () => this.#supervisor.succeeded(tag),
+      (error: unknown) => this.#activationFailed(created, error),
+    );
     this.#creating.add(creating);
     void creating.finally(() => this.#creating.delete(creating));
   }
@@ -122,6 +126,7 @@ export class Catalog {
   async deactivateAll(): Promise<void> {
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
+    for (const timer of this.#retries) clearTimeout(timer);
     // Activations being created finish, then hand themselves over (they see #stopping).
     await Promise.all(this.#creating);
     const all = [...this.#activations.values()];
@@ -165,6 +170,51 @@ export class Catalog {
     activation.wake();
   }
 
+  /** Releases the claim of an activation that failed, then retries it later or suspends the grain. */
+  async #activationFailed(activation: Activation, error: unknown): Promise<void> {
+    const { id } = activation;
+    const tag = id.tag;
+    if (this.#activations.get(tag) === activation) this.#activations.delete(tag);
+    if (activation.epoch !== '') {
+      await this.deps.directory.release(id, this.#host.siloId, activation.epoch).catch(() => false);
+      await this.#host.redis.srem(this.#host.keys.siloGrains(this.#host.siloId), tag).catch(() => 0);
+    }
+    const decision = this.#supervisor.failed(tag, describeError(error));
+    if (decision.action === 'retry') {
+      this.deps.log.warn('activation failed; retrying', { grain: id.toString(), error: describeError(error), retryInMs: decision.delayMs });
+      const timer = setTimeout(() => {
+        this.#retries.delete(timer);
+        if (!this.#stopping) this.wake(tag);
+      }, decision.delayMs);
+      this.#retries.add(timer);
+      return;
+    }
+    this.deps.log.error('activation keeps failing; grain suspended, its messages wait in its mailbox', {
+      grain: id.toString(),
+      error: decision.lastError,
+      suspendedUntil: new Date(decision.untilMs).toISOString(),
+    });
+    const suspension = this.#supervisor.suspension(tag);
+    if (suspension !== undefined) this.#answerSuspended(id, suspension.lastError, suspension.answered);
+  }
+
+  /** Tells the `ask` callers waiting on a suspended grain that it cannot be activated (once each). */
+  #answerSuspended(id: GrainId, lastError: string, answered: Set<string>): void {
+    const mailbox = new GrainMailbox(this.#host.mailboxRoot, this.#host.redis, this.#host.keys, id, this.#host.siloId);
+    const reply = errorToData(new ActivationFailedError(id.toString(), lastError));
+    mailbox
+      .peekWaiting(1_000)
+      .then((waiting) => {
+        for (const { jobId, data } of waiting) {
+          const envelope = asEnvelope(data);
+          if (envelope?.r === undefined || answered.has(jobId)) continue;
+          answered.add(jobId);
+          this.#host.reply(envelope.r.c, { i: envelope.r.i, ok: false, e: reply });
+        }
+      })
+      .catch((error: unknown) => this.deps.log.warn('could not answer callers of a suspended grain', { grain: id.toString(), error: describeError(error) }));
+  }
+
   #dropUnclaimed(activation: Activation): void {
     if (this.#activations.get(activation.id.tag) === activation) this.#activations.delete(activation.id.tag);
     this.#host.redis.srem(this.#host.keys.siloGrains(this.#host.siloId), activation.id.tag).catch(() => undefined);
@@ -177,6 +227,7 @@ export class Catalog {
   abandonAll(): void {
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
+    for (const timer of this.#retries) clearTimeout(timer);
     for (const activation of this.#activations.values()) activation.abandon();
     this.#activations.clear();
   }

@@ -1,4 +1,5 @@
 import {
+  ActivationFailedError,
   GrainTypeNotRegisteredError,
   InvalidMessageForStateError,
   RedgrainError,
@@ -27,6 +28,9 @@ export function errorToData(error: unknown): ErrorData {
       details: { grainType: error.grainType, state: error.state, messageName: error.messageName },
     };
   }
+  if (error instanceof ActivationFailedError) {
+    return { ...baseData(error), details: { grain: error.grain, lastError: error.lastError } };
+  }
   if (error instanceof UnknownMethodError) {
     return { ...baseData(error), details: { grainType: error.grainType, method: error.method } };
   }
@@ -47,6 +51,9 @@ export function errorFromData(data: ErrorData): RedgrainError {
       break;
     case 'GrainTypeNotRegisteredError':
       error = new GrainTypeNotRegisteredError(d.grainType ?? '');
+      break;
+    case 'ActivationFailedError':
+      error = new ActivationFailedError(d.grain ?? '', d.lastError ?? '');
       break;
     case 'UnknownMethodError':
       error = new UnknownMethodError(d.grainType ?? '', d.method ?? '');

@@ -108,6 +108,19 @@ export class EvictingRedisError extends RedgrainError {
   }
 }
 
+/**
+ * A grain could not be activated (its onActivate threw or its state could not be loaded) even after
+ * retries; its messages wait in its mailbox until it can be, for example once it is deployed fixed.
+ */
+export class ActivationFailedError extends RedgrainError {
+  constructor(
+    readonly grain: string,
+    readonly lastError: string,
+  ) {
+    super('ACTIVATION_FAILED', `${grain} cannot be activated (${lastError}); its messages wait until it can`, { retryable: true });
+  }
+}
+
 /** A message kept killing or hanging its activation and was moved to the dead letters. */
 export class MessageDeadLetteredError extends RedgrainError {
   constructor(grain: string, method: string, attempts: number) {

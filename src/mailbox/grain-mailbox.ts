@@ -125,6 +125,24 @@ export class GrainMailbox {
     return (await this.#backend.extendLock(message.jobId, message.token, durationMs)) === 1;
   }
 
+  /** Up to `limit` waiting messages, without taking them. */
+  async peekWaiting(limit: number): Promise<{ jobId: string; data: unknown }[]> {
+    const ids = await this.redis.lrange(this.#backend.toKey('wait'), -limit, -1);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.#backend.toKey(id), 'data');
+    const results = (await pipeline.exec()) ?? [];
+    return ids.map((jobId, i) => {
+      let data: unknown;
+      try {
+        data = JSON.parse(String(results[i]?.[1] ?? 'null'));
+      } catch {
+        data = undefined;
+      }
+      return { jobId, data };
+    });
+  }
+
   /** Messages waiting (not yet taken). */
   async waitingCount(): Promise<number> {
     const [waiting] = await this.#backend.getCounts(['wait']);

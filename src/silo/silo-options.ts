@@ -1,4 +1,5 @@
 import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
+import { DEFAULT_SUPERVISION, type SupervisionSettings } from '../catalog/activation-supervisor.ts';
 import type { GrainClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
 import { DEFAULT_REDIS_URL, type RedisConnectionInput } from '../redis/connection.ts';
@@ -26,6 +27,8 @@ export interface SiloOptions {
   placement?: PlacementStrategy;
   /** Message lock duration (ms); locks of longer turns are renewed. Default 30 000. */
   lockDurationMs?: number;
+  /** Retries of a grain whose activation fails (onActivate throws, state cannot be loaded): exponential backoff from `baseDelayMs` to `maxDelayMs`; past `maxRestarts` failures within `restartWindowMs` the grain is suspended for a window and `ask` callers get ActivationFailedError. Defaults 5 in 60 s, 100 ms to 10 s. */
+  supervision?: Partial<SupervisionSettings>;
   /** Attempts a message gets when its processing kills or hangs its activation, before it is dead-lettered. Default 3. */
   maxMessageAttempts?: number;
   /** Membership heartbeat interval (ms). Default 2 000. */
@@ -51,6 +54,7 @@ export interface ResolvedSiloOptions {
   placement: PlacementStrategy;
   lockDurationMs: number;
   maxMessageAttempts: number;
+  supervision: SupervisionSettings;
   heartbeatIntervalMs: number;
   missedHeartbeatsLimit: number;
   askTimeoutMs: number;
@@ -75,6 +79,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     siloId: options.siloId,
     placement: options.placement ?? randomPlacement,
     lockDurationMs: positive('lockDurationMs', options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS),
+    supervision: resolveSupervision(options.supervision ?? {}),
     maxMessageAttempts: positive('maxMessageAttempts', options.maxMessageAttempts ?? DEFAULT_MAX_MESSAGE_ATTEMPTS),
     heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
     missedHeartbeatsLimit: positive('missedHeartbeatsLimit', options.missedHeartbeatsLimit ?? DEFAULT_MISSED_HEARTBEATS_LIMIT),
@@ -89,4 +94,10 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
 function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new TypeError(`Silo option ${name} must be a positive number, got ${value}`);
   return value;
+}
+
+function resolveSupervision(given: Partial<SupervisionSettings>): SupervisionSettings {
+  const merged = { ...DEFAULT_SUPERVISION, ...given };
+  for (const [name, value] of Object.entries(merged)) positive(`supervision.${name}`, value);
+  return merged;
 }

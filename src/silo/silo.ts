@@ -132,6 +132,7 @@ export class Silo {
         },
         {
           collectionAgeMs: resolved.collectionAgeMs,
+          supervision: resolved.supervision,
           lockDurationMs: resolved.lockDurationMs,
           shutdownConcurrency: 32,
         },

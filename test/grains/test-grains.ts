@@ -112,3 +112,22 @@ export class Relay extends Grain<{ forwarded: number }> {
     return this.correlationId;
   }
 }
+
+/** A grain whose activation fails while `Fragile.broken` is set (a bad deploy). */
+export class Fragile extends Grain<{ touches: number }> {
+  static readonly type = 'Fragile';
+  static broken = true;
+
+  initialState() {
+    return { touches: 0 };
+  }
+
+  override onActivate() {
+    if (Fragile.broken) throw new Error('config missing');
+  }
+
+  async touch() {
+    this.state.touches += 1;
+    return this.state.touches;
+  }
+}
