@@ -26,6 +26,8 @@ export interface ActivationHost {
   readonly deadLetters: DeadLetterStore;
   /** Whether a message lock was left by an activation that will never release it. */
   isStaleLock(token: string): Promise<boolean>;
+  /** Wakes this grain again on this silo after a pause (Redis failed under its activation). */
+  retryLater(grain: GrainId): void;
   /** Wakes whichever silo owns the grain now; `recover` asks it to take back released messages. */
   wakeOwner(grain: GrainId, recover: boolean): void;
   /** Sends an `ask` reply to the calling client. */

@@ -10,6 +10,14 @@ import { withScripts } from '../redis/scripts.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
 import type { ActivationHost } from './activation-host.ts';
 
+/** A failure of the grain's own code or data while activating (not of Redis). */
+export class GrainActivationError extends Error {
+  constructor(readonly original: unknown) {
+    super(original instanceof Error ? original.message : String(original), { cause: original });
+    this.name = original instanceof Error ? original.name : 'Error';
+  }
+}
+
 /** Lifecycle of one activation, as in Orleans. */
 export type ActivationStatus = 'creating' | 'activating' | 'valid' | 'deactivating' | 'invalid';
 
@@ -37,8 +45,12 @@ export class Activation {
   #wakeAgain = false;
   #stopFetching = false;
   #deactivation: Promise<void> | undefined;
-  /** A stale activation released a message it held: take it back before the next one. */
-  #recoverFirst = false;
+  /**
+   * Messages an earlier activation left taken must go back to the head of the mailbox before this
+   * one takes any: set for a new activation, and by a recover wake-up from a fenced one.
+   */
+  #recoverFirst = true;
+  #recoveryRetry: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: GrainId,
@@ -65,29 +77,21 @@ export class Activation {
         return activation.#correlationId;
       },
     };
-    const grain = instantiateGrain(this.type.cls, context);
     const [fields] = await Promise.all([host.redis.hgetall(host.keys.state(this.id)), this.mailbox.configure()]);
-    const loaded = GrainStateCodec.fromFields(fields, grain.initialState());
-    grain.state = loaded.state;
-    this.#snapshot = loaded.snapshot;
-    this.#grain = grain;
-    await grain.onActivate();
+    // From here a failure is the grain's own (its constructor, its state, its onActivate): it
+    // counts towards suspension. Redis failures before this point are retried without limit.
+    try {
+      const grain = instantiateGrain(this.type.cls, context);
+      const loaded = GrainStateCodec.fromFields(fields, grain.initialState());
+      grain.state = loaded.state;
+      this.#snapshot = loaded.snapshot;
+      this.#grain = grain;
+      await grain.onActivate();
+    } catch (error) {
+      throw new GrainActivationError(error);
+    }
     this.status = 'valid';
     this.lastActiveAt = Date.now();
-    await this.#recoverStalled();
-  }
-
-  /** Takes back messages an earlier activation left unfinished; retries while their locks live. */
-  async #recoverStalled(): Promise<void> {
-    const stillLocked = await this.mailbox.recoverStalled((token) => this.host.isStaleLock(token));
-    if (stillLocked > 0 && this.status === 'valid') {
-      setTimeout(() => {
-        if (this.status !== 'valid') return;
-        this.#recoverStalled()
-          .then(() => this.wake())
-          .catch((error: unknown) => this.host.log.warn('stalled message recovery failed', { grain: this.id.toString(), error: describeError(error) }));
-      }, this.host.lockDurationMs).unref();
-    }
   }
 
   /** There may be messages: drain the mailbox unless already draining. */
@@ -99,7 +103,12 @@ export class Activation {
       return;
     }
     this.#draining = this.#drain()
-      .catch((error: unknown) => this.#stepDown('mailbox failed', error))
+      .catch((error: unknown) => {
+        // Redis failed under us (an outage, a lost reply): whatever this activation held is
+        // released when it activates again, so drop it and have the silo retry the grain.
+        this.#stepDown('mailbox failed', error);
+        this.host.retryLater(this.id);
+      })
       .finally(() => {
         this.#draining = undefined;
         this.lastActiveAt = Date.now();
@@ -155,15 +164,28 @@ export class Activation {
   async #drain(): Promise<void> {
     do {
       this.#wakeAgain = false;
-      if (this.#recoverFirst) {
-        this.#recoverFirst = false;
-        await this.mailbox.recoverStalled((token) => this.host.isStaleLock(token));
-      }
+      if (this.#recoverFirst && !(await this.#recover())) return;
       let message = await this.mailbox.takeNext();
       while (message !== undefined && this.status !== 'invalid') {
         message = await this.#turn(message);
       }
     } while (this.#wakeAgain && !this.#stopFetching && this.status === 'valid');
+  }
+
+  /**
+   * Takes back messages left taken by activations that will never finish them. Runs inside the
+   * drain, so no later message is taken meanwhile. Returns false while one is still under a live
+   * lock (its holder may yet acknowledge it): then nothing is taken, and recovery is tried again.
+   */
+  async #recover(): Promise<boolean> {
+    const stillLocked = await this.mailbox.recoverStalled((token) => this.host.isStaleLock(token));
+    if (stillLocked === 0) {
+      this.#recoverFirst = false;
+      return true;
+    }
+    clearTimeout(this.#recoveryRetry);
+    this.#recoveryRetry = setTimeout(() => this.wake(), Math.min(1_000, this.host.lockDurationMs)).unref();
+    return false;
   }
 
   /** Runs one message and commits it; returns the next message BullMQ handed over with the ack. */
@@ -290,6 +312,7 @@ export class Activation {
 
   /** Drops the activation without writing anything (its silo was declared dead). */
   abandon(): void {
+    clearTimeout(this.#recoveryRetry);
     this.#stopFetching = true;
     this.status = 'invalid';
     this.#grain = undefined;
@@ -309,6 +332,7 @@ export class Activation {
   }
 
   #end(): void {
+    clearTimeout(this.#recoveryRetry);
     if (this.status === 'invalid') return;
     this.status = 'invalid';
     this.#grain = undefined;

@@ -10,7 +10,7 @@ import type { GrainTypeRegistry } from '../grain/grain-type.ts';
 import type { MembershipTable } from '../membership/membership-table.ts';
 import { takesWakeUps } from '../membership/silo-record.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { Activation } from './activation.ts';
+import { Activation, GrainActivationError } from './activation.ts';
 import type { ActivationHost } from './activation-host.ts';
 
 /** Prefix of an inbox entry asking the owner to take back released messages first. */
@@ -31,7 +31,7 @@ export interface CatalogSettings {
 }
 
 export interface CatalogDeps {
-  host: Omit<ActivationHost, 'ended' | 'wakeOwner'>;
+  host: Omit<ActivationHost, 'ended' | 'wakeOwner' | 'retryLater'>;
   registry: GrainTypeRegistry;
   directory: GrainDirectory;
   locator: GrainLocator;
@@ -50,6 +50,8 @@ export class Catalog {
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #supervisor: ActivationSupervisor;
   readonly #retries = new Set<NodeJS.Timeout>();
+  /** Consecutive Redis failures per grain, for backoff; cleared when the grain activates. */
+  readonly #infraFailures = new Map<string, number>();
   /** Activations being created; a stopping silo waits for them before it leaves. */
   readonly #creating = new Set<Promise<void>>();
   /** Wake-ups being passed on to other silos; a stopping silo waits for them too. */
@@ -65,6 +67,7 @@ export class Catalog {
       ...deps.host,
       ended: (activation) => this.#ended(activation),
       wakeOwner: (grain, recover) => this.#forward(grain, recover, false),
+      retryLater: (grain) => this.#retryInfrastructure(grain.tag),
     };
     const shortestAge = Math.min(
       settings.collectionAgeMs,
@@ -115,7 +118,10 @@ export class Catalog {
     const created = new Activation(id, type, this.#host);
     this.#activations.set(tag, created);
     const creating = this.#activate(created).then(
-      () => this.#supervisor.succeeded(tag),
+      () => {
+        this.#supervisor.succeeded(tag);
+        this.#infraFailures.delete(tag);
+      },
       (error: unknown) => this.#activationFailed(created, error),
     );
     this.#creating.add(creating);
@@ -179,7 +185,13 @@ export class Catalog {
       await this.deps.directory.release(id, this.#host.siloId, activation.epoch).catch(() => false);
       await this.#host.redis.srem(this.#host.keys.siloGrains(this.#host.siloId), tag).catch(() => 0);
     }
-    const decision = this.#supervisor.failed(tag, describeError(error));
+    if (!(error instanceof GrainActivationError)) {
+      // Redis, not the grain: retry until it is back, without counting towards suspension.
+      this.deps.log.warn('activation interrupted by a Redis failure; retrying', { grain: id.toString(), error: describeError(error) });
+      this.#retryInfrastructure(tag);
+      return;
+    }
+    const decision = this.#supervisor.failed(tag, describeError(error.original));
     if (decision.action === 'retry') {
       this.deps.log.warn('activation failed; retrying', { grain: id.toString(), error: describeError(error), retryInMs: decision.delayMs });
       const timer = setTimeout(() => {
@@ -196,6 +208,18 @@ export class Catalog {
     });
     const suspension = this.#supervisor.suspension(tag);
     if (suspension !== undefined) this.#answerSuspended(id, suspension.lastError, suspension.answered);
+  }
+
+  /** Wakes a grain again after a Redis failure, backing off while failures repeat. */
+  #retryInfrastructure(tag: string): void {
+    const failures = (this.#infraFailures.get(tag) ?? 0) + 1;
+    this.#infraFailures.set(tag, failures);
+    const delay = Math.min(100 * 2 ** Math.min(failures - 1, 10), 5_000);
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer);
+      if (!this.#stopping) this.wake(tag);
+    }, delay);
+    this.#retries.add(timer);
   }
 
   /** Tells the `ask` callers waiting on a suspended grain that it cannot be activated (once each). */

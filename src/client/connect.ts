@@ -6,6 +6,7 @@ import { GrainClient } from './grain-client.ts';
 
 export const DEFAULT_ASK_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_REDIS_TIMEOUT_MS = 10_000;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 export const DEFAULT_MEMBERSHIP_REFRESH_MS = 1_000;
 
@@ -19,6 +20,8 @@ export interface ConnectOptions {
   askTimeoutMs?: number;
   /** How long to wait for Redis at connect before failing with RedisUnavailableError (10 000 ms). */
   connectTimeoutMs?: number;
+  /** How long `send` / `ask` wait for Redis before rejecting with RedisUnavailableError (10 000 ms). */
+  redisTimeoutMs?: number;
   /** Where new activations go when this client's message is the first to reach a grain (random). */
   placement?: PlacementStrategy;
 }
@@ -52,7 +55,8 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     membership: runtime.membership,
     deadLetters: runtime.deadLetters,
     askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
-    openSubscriber: () => openRedis(input, 'redgrain:client:replies', true),
+    redisTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+    openSubscriber: () => openRedis(input, 'redgrain:client:replies', 'subscriber'),
     dispose: () => closeRedis(runtime.redis),
   });
 }

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { GrainLocator } from '../directory/grain-locator.ts';
-import { AskTimeoutError, ClosedError, GrainTypeNotRegisteredError } from '../errors/errors.ts';
+import {
+  AskTimeoutError,
+  ClosedError,
+  describeError,
+  GrainTypeNotRegisteredError,
+  RedgrainError,
+  RedisUnavailableError,
+} from '../errors/errors.ts';
+import { waitReadyWithin } from '../redis/runtime.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { grainTypeName } from '../grain/grain-type.ts';
 import type { Grain, GrainClass } from '../grain/grain.ts';
@@ -26,6 +34,8 @@ export interface ClientRuntime {
   membership: MembershipTable;
   deadLetters: DeadLetterStore;
   askTimeoutMs: number;
+  /** How long `send` / `ask` wait for Redis before failing with RedisUnavailableError. */
+  redisTimeoutMs: number;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
   openSubscriber(): Redis;
   /** Releases what this client owns. */
@@ -80,7 +90,7 @@ export class GrainClient implements MessageSender {
       if (letter === undefined) throw new RangeError(`No dead letter with id ${id}`);
       const envelope = asEnvelope(letter.message);
       if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
-      await this.#enqueue(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
+      await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
       await this.runtime.deadLetters.remove(id);
     },
     discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
@@ -113,7 +123,39 @@ export class GrainClient implements MessageSender {
       t: Date.now(),
       ...(replyTo === undefined ? {} : { r: replyTo }),
     };
-    await this.#enqueue(grain, method, envelope);
+    await this.#enqueueWithin(grain, method, envelope);
+  }
+
+  /**
+   * Enqueues within the Redis timeout. Waiting for a connection fails cleanly (nothing was sent);
+   * a failure after the enqueue was sent leaves it uncertain, and the error says so.
+   */
+  async #enqueueWithin(grain: GrainId, method: string, envelope: MessageEnvelope): Promise<void> {
+    const { redis, redisTimeoutMs } = this.runtime;
+    const deadline = Date.now() + redisTimeoutMs;
+    try {
+      await waitReadyWithin(redis, redisTimeoutMs);
+    } catch (error) {
+      throw new RedisUnavailableError(
+        `Cannot send ${grain.toString()}.${method}: Redis not reachable within ${redisTimeoutMs} ms; the message was not enqueued`,
+        error,
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), Math.max(1, deadline - Date.now()));
+    });
+    try {
+      await Promise.race([this.#enqueue(grain, method, envelope), timeout]);
+    } catch (error) {
+      if (error instanceof RedgrainError) throw error;
+      throw new RedisUnavailableError(
+        `Redis failed while sending ${grain.toString()}.${method} (${describeError(error)}); the message may or may not have been enqueued`,
+        error,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #enqueue(grain: GrainId, method: string, envelope: MessageEnvelope): Promise<void> {
@@ -144,6 +186,7 @@ export class GrainClient implements MessageSender {
     queue = new Queue(name, { connection: this.runtime.redis, prefix: this.runtime.keys.bullPrefix, skipMetasUpdate: true }, () =>
       root.forQueue(name) as RedisQueueBackend,
     );
+    queue.on('error', () => undefined); // failed enqueues reject the send itself
     this.#producers.set(name, queue);
     if (this.#producers.size > PRODUCER_CACHE_SIZE) {
       const oldest = this.#producers.keys().next().value as string;

@@ -24,6 +24,9 @@ export async function createMailboxBackend(
     // Read by BullMQ's moveToActive / moveToFinished for the lock they take on the next message.
     lockDuration: settings.lockDurationMs,
   } as Parameters<typeof createRedisBackend>[1]);
+  // The backend re-emits the connection's errors; the connection reconnects by itself and
+  // failed commands surface where they were issued, so nothing here needs to act on them.
+  root.on('error', () => undefined);
   await root.waitUntilReady();
   return root;
 }

@@ -19,6 +19,8 @@ export class MembershipMonitor {
     private readonly silenceMs: number,
     private readonly takeOver: (deadSiloId: string) => Promise<void>,
     private readonly log: Logger,
+    /** Since when this silo's own heartbeats have succeeded without a break. */
+    private readonly healthySince: () => number | undefined,
   ) {}
 
   start(): void {
@@ -39,6 +41,10 @@ export class MembershipMonitor {
   /** One round: declare the silent silos dead, take over the ones this monitor declared, and
    *  finish takeovers a monitor that died mid-way left behind. */
   async check(): Promise<void> {
+    // After an outage of Redis (or of this silo's link to it) every heartbeat looks old: judge
+    // others only once this silo itself has been connected for a whole silence window.
+    const since = this.healthySince();
+    if (since === undefined || Date.now() - since < this.silenceMs) return;
     const silos = (await this.table.readAll()).filter((s) => s.id !== this.selfId);
     const declared = await this.table.declareDead(
       silos.filter((s) => takesWakeUps(s.status)).map((s) => s.id),

@@ -2,7 +2,7 @@ import type { RedisQueueBackend } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { GrainDirectory } from '../directory/grain-directory.ts';
 import { GrainLocator } from '../directory/grain-locator.ts';
-import { RedisUnavailableError } from '../errors/errors.ts';
+import { RedisUnavailableError, describeError } from '../errors/errors.ts';
 import { DeadLetterStore } from '../mailbox/dead-letters.ts';
 import { createMailboxBackend } from '../mailbox/mailbox-backend.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
@@ -57,6 +57,17 @@ export async function openRuntime(options: RuntimeOptions): Promise<RedisRuntime
 
 /** Waits for a connection, failing with RedisUnavailableError instead of retrying for ever. */
 export async function readyWithin(redis: Redis, timeoutMs: number): Promise<void> {
+  try {
+    await waitReadyWithin(redis, timeoutMs);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+}
+
+/** Waits up to `timeoutMs` for the connection to be ready; it keeps reconnecting either way. */
+export async function waitReadyWithin(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new RedisUnavailableError(`Redis not reachable within ${timeoutMs} ms`)), timeoutMs);
@@ -64,8 +75,7 @@ export async function readyWithin(redis: Redis, timeoutMs: number): Promise<void
   try {
     await Promise.race([waitReady(redis), timeout]);
   } catch (error) {
-    redis.disconnect();
-    throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(String(error), error);
+    throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(describeError(error), error);
   } finally {
     clearTimeout(timer);
   }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.ts';
 
 /** Longest a blocking read waits before it is re-issued (BullMQ caps its own at 10 s too). */
-const BLOCK_SECONDS = 10;
+export const INBOX_BLOCK_SECONDS = 10;
 const BATCH = 1_000;
 
 /**
@@ -36,7 +36,7 @@ export class InboxReader {
     let failures = 0;
     while (!this.#stopped) {
       try {
-        const reply = (await this.blocking.call('BLMPOP', BLOCK_SECONDS, 1, this.inboxKey, 'RIGHT', 'COUNT', BATCH)) as
+        const reply = (await this.blocking.call('BLMPOP', INBOX_BLOCK_SECONDS, 1, this.inboxKey, 'RIGHT', 'COUNT', BATCH)) as
           | [string, string[]]
           | null;
         failures = 0;

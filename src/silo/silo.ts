@@ -13,7 +13,7 @@ import type { ReplyMessage } from '../messaging/envelope.ts';
 import { closeRedis, openRedis } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
-import { InboxReader, popAll } from './inbox-reader.ts';
+import { INBOX_BLOCK_SECONDS, InboxReader, popAll } from './inbox-reader.ts';
 import { assertNoEviction } from './redis-preflight.ts';
 import { resolveSiloOptions, type ResolvedSiloOptions, type SiloOptions } from './silo-options.ts';
 import { takeOverSilo } from './takeover.ts';
@@ -42,6 +42,8 @@ export class Silo {
   readonly #monitor: MembershipMonitor;
   readonly #stopped: Promise<SiloStopReason>;
   #resolveStopped: (reason: SiloStopReason) => void = () => undefined;
+  /** Since when heartbeats have succeeded without a break (undefined while they fail). */
+  #healthySince: number | undefined = Date.now();
 
   private constructor(
     readonly id: string,
@@ -64,6 +66,7 @@ export class Silo {
       options.heartbeatIntervalMs * options.missedHeartbeatsLimit,
       (deadId) => takeOverSilo(runtime, deadId, log),
       log,
+      () => this.#healthySince,
     );
   }
 
@@ -87,7 +90,7 @@ export class Silo {
     let blocking: Redis | undefined;
     try {
       await assertNoEviction(runtime.redis);
-      blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, true);
+      blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, { blockingSeconds: INBOX_BLOCK_SECONDS });
       await readyWithin(blocking, resolved.connectTimeoutMs);
       const redis = runtime.redis;
       const client = new GrainClient({
@@ -98,7 +101,8 @@ export class Silo {
         membership: runtime.membership,
         deadLetters: runtime.deadLetters,
         askTimeoutMs: resolved.askTimeoutMs,
-        openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, true),
+        redisTimeoutMs: resolved.connectTimeoutMs,
+        openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, 'subscriber'),
         dispose: async () => undefined,
       });
       const catalog = new Catalog(
@@ -205,9 +209,13 @@ export class Silo {
     this.runtime.membership
       .heartbeat(this.id, this.catalog.size)
       .then((result) => {
+        this.#healthySince ??= Date.now();
         if (result === 'dead' && this.#status !== 'dead') this.#die();
       })
-      .catch((error: unknown) => this.log.warn('heartbeat failed', { error: describeError(error) }));
+      .catch((error: unknown) => {
+        this.#healthySince = undefined;
+        this.log.warn('heartbeat failed', { error: describeError(error) });
+      });
   }
 
   /**

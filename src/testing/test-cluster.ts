@@ -26,6 +26,8 @@ export interface TestClusterOptions {
 /** One silo child process. */
 export class SiloProcess {
   readonly exited: Promise<number | null>;
+  /** Set by a harness once it has started a replacement for this silo. */
+  replaced = false;
   #output = '';
 
   constructor(
@@ -44,6 +46,11 @@ export class SiloProcess {
 
   get pid(): number {
     return this.child.pid ?? -1;
+  }
+
+  /** False once the process has exited. */
+  get isRunning(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** What the silo wrote to stderr lately (its JSON logs). */

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { runChaos } from './chaos/chaos.ts';
+
+describe('chaos (short run; `npm run chaos` runs longer)', () => {
+  it('kill -9, pause past the lease, Redis restart and a poison message under load: nothing lost, nothing applied twice', async () => {
+    const report = await runChaos({
+      rounds: 4,
+      roundMs: 1_500,
+      faults: ['kill', 'pause', 'redis-restart', 'poison'],
+      log: (line) => process.stdout.write(`[chaos] ${line}\n`),
+    });
+    process.stdout.write(`[chaos] ${JSON.stringify({ ...report, gaps: report.gaps.length, doubles: report.doubles.length })}\n`);
+    expect(report.gaps).toEqual([]);
+    expect(report.doubles).toEqual([]);
+    expect(report.lost).toBe(0);
+    expect(report.doubleApplied).toBe(0);
+    expect(report.deadLetters).toBe(1);
+    expect(report.acknowledged).toBeGreaterThan(100);
+    for (const round of report.rounds) {
+      expect(round.messages, `round ${round.round} made progress`).toBeGreaterThan(0);
+      if (round.takeoverMs !== undefined) expect(round.takeoverMs).toBeLessThan(15_000);
+    }
+  }, 180_000);
+});

@@ -1,0 +1,252 @@
+import { Redis } from 'ioredis';
+import { RedisUnavailableError, type GrainClient } from 'redgrain';
+import { startRedisServer, TestCluster, type RedisServer, type SiloProcess } from 'redgrain/testing';
+import { Tally } from '../grains/tally.ts';
+
+export type Fault = 'kill' | 'pause' | 'redis-restart' | 'poison';
+
+export interface ChaosOptions {
+  rounds: number;
+  /** Load time before each fault and after it (ms). */
+  roundMs: number;
+  faults: Fault[];
+  silos?: number;
+  grains?: number;
+  senders?: number;
+  log?: (line: string) => void;
+}
+
+export interface RoundResult {
+  round: number;
+  fault: Fault;
+  /** Messages acknowledged to senders during the round. */
+  messages: number;
+  /** Time from the fault until the cluster had taken the dead silo's grains over (kill, pause). */
+  takeoverMs: number | undefined;
+}
+
+export interface ChaosReport {
+  rounds: RoundResult[];
+  acknowledged: number;
+  lost: number;
+  doubleApplied: number;
+  senderRetries: number;
+  deadLetters: number;
+  gaps: string[];
+  doubles: string[];
+}
+
+const GRAIN_MODULE = new URL('../grains/tally.ts', import.meta.url).pathname;
+/** Detection in 3 s: 500 ms heartbeats, 6 missed. */
+const SILENCE_MS = 3_000;
+const ENV = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '500', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '6', REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' };
+
+/**
+ * Runs senders against a cluster of silo processes on a private Redis (AOF, fsync always) while
+ * faults strike one per round, then checks every grain's record of what it applied.
+ */
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const log = options.log ?? (() => undefined);
+  const server = await startRedisServer({ appendOnly: true });
+  const observer = new Redis(server.url, { maxRetriesPerRequest: null });
+  observer.on('error', () => undefined); // it reconnects after the Redis restart
+  let cluster: TestCluster | undefined;
+  try {
+    cluster = await TestCluster.start({ grains: [GRAIN_MODULE], silos: options.silos ?? 3, redisUrl: server.url, env: ENV });
+    const grainKeys = Array.from({ length: options.grains ?? 12 }, (_, i) => `tally-${i}`);
+    const senders = await Promise.all(
+      Array.from({ length: options.senders ?? 4 }, async (_, i) => new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys)),
+    );
+    const running = senders.map((s) => s.run());
+    const rounds: RoundResult[] = [];
+    let poisoned = 0;
+    for (let round = 1; round <= options.rounds; round++) {
+      const fault = options.faults[(round - 1) % options.faults.length] as Fault;
+      const before = acknowledged(senders);
+      await sleep(options.roundMs);
+      log(`round ${round}: ${fault}`);
+      let takeoverMs: number | undefined;
+      if (fault === 'kill' || fault === 'pause') {
+        const victim = pick(cluster.silos.filter((s) => s.isRunning));
+        takeoverMs = await strike(cluster, observer, victim, fault);
+      } else if (fault === 'redis-restart') {
+        await restartRedis(server);
+      } else {
+        poisoned += 1;
+        const grain = pick(senders).client.getGrain(Tally, pick(grainKeys));
+        await retrying(() => grain.send('crash'));
+        // Each attempt kills a silo: keep the cluster at strength while the poison burns out.
+        await replaceDeadSilos(cluster, observer, 2);
+      }
+      await sleep(options.roundMs);
+      rounds.push({ round, fault, messages: acknowledged(senders) - before, takeoverMs });
+    }
+    for (const sender of senders) sender.stop();
+    await Promise.all(running);
+    const report = await verify(senders, grainKeys).catch(async (error: unknown) => {
+      log(`verification failed: ${String(error)}\n${await diagnose(observer, cluster!, grainKeys)}`);
+      throw error;
+    });
+    const deadLetters = await waitUntil(async () => {
+      const n = await observer.xlen(`${cluster!.keyPrefix}:deadletters`);
+      return n >= poisoned ? n : undefined;
+    }, 60_000);
+    return { rounds, ...report, deadLetters };
+  } finally {
+    observer.disconnect();
+    await cluster?.stop();
+    await server.stop();
+  }
+}
+
+class Sender {
+  readonly acked = new Map<string, number>();
+  #stopped = false;
+
+  constructor(
+    readonly id: string,
+    readonly client: GrainClient,
+    private readonly grainKeys: string[],
+  ) {}
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** Sends seq 0, 1, 2 ... to each grain in turn; a send that fails is retried with attempt + 1. */
+  async run(): Promise<void> {
+    while (!this.#stopped) {
+      for (const key of this.grainKeys) {
+        if (this.#stopped) return;
+        const seq = this.acked.get(key) ?? 0;
+        const grain = this.client.getGrain(Tally, key);
+        let attempt = 1;
+        for (;;) {
+          try {
+            await grain.send('apply', this.id, seq, attempt);
+            break;
+          } catch (error) {
+            if (!(error instanceof RedisUnavailableError)) throw error;
+            attempt += 1;
+            await sleep(50);
+          }
+        }
+        this.acked.set(key, seq + 1);
+      }
+    }
+  }
+}
+
+async function verify(senders: Sender[], grainKeys: string[]): Promise<Omit<ChaosReport, 'rounds' | 'deadLetters'>> {
+  const client = (senders[0] as Sender).client;
+  let acked = 0;
+  let lost = 0;
+  let retries = 0;
+  const gaps: string[] = [];
+  const doubles: string[] = [];
+  for (const key of grainKeys) {
+    const expected = new Map(senders.map((s) => [s.id, s.acked.get(key) ?? 0]));
+    acked += [...expected.values()].reduce((a, b) => a + b, 0);
+    // Wait until the grain has applied everything acknowledged to it (or report what is missing).
+    const state = await waitUntil(async () => {
+      const report = await client.getGrain(Tally, key).with({ timeoutMs: 5_000 }).ask('report').catch(() => undefined);
+      if (report === undefined) return undefined;
+      const done = [...expected].every(([sender, n]) => (report.next[sender] ?? 0) >= n);
+      return done ? report : undefined;
+    }, 60_000).catch(async () => client.getGrain(Tally, key).with({ timeoutMs: 5_000 }).ask('report'));
+    for (const [sender, n] of expected) lost += Math.max(0, n - (state.next[sender] ?? 0));
+    gaps.push(...state.gaps.map((g) => `${key} ${g}`));
+    doubles.push(...state.doubles.map((d) => `${key} ${d}`));
+    retries += state.retries;
+  }
+  return { acknowledged: acked, lost: lost + gaps.length, doubleApplied: doubles.length, senderRetries: retries, gaps, doubles };
+}
+
+/** Kills or pauses a silo, starts a replacement, and times the takeover of the victim's grains. */
+async function strike(cluster: TestCluster, observer: Redis, victim: SiloProcess, fault: 'kill' | 'pause'): Promise<number> {
+  const at = Date.now();
+  victim.signal(fault === 'kill' ? 'SIGKILL' : 'SIGSTOP');
+  await cluster.addSilo();
+  // Taken over: the victim is declared dead and dropped from the silo set after its grains moved.
+  await waitUntil(async () => ((await observer.sismember(`${cluster.keyPrefix}:silos`, victim.id)) === 0 ? true : undefined), 60_000);
+  const takeoverMs = Date.now() - at;
+  if (fault === 'pause') {
+    victim.signal('SIGCONT');
+    await victim.exited; // it learns it was declared dead, and exits
+  }
+  return takeoverMs;
+}
+
+async function replaceDeadSilos(cluster: TestCluster, observer: Redis, expectedDeaths: number): Promise<void> {
+  let replaced = 0;
+  const deadline = Date.now() + 60_000;
+  while (replaced < expectedDeaths && Date.now() < deadline) {
+    const dead = cluster.silos.filter((s) => !s.isRunning && !s.replaced);
+    for (const silo of dead) {
+      silo.replaced = true;
+      replaced += 1;
+      await cluster.addSilo();
+    }
+    if (replaced < expectedDeaths) await sleep(100);
+  }
+  void observer;
+}
+
+async function restartRedis(server: RedisServer): Promise<void> {
+  await server.kill(); // a crash: AOF with fsync always keeps every acknowledged write
+  await sleep(500);
+  await server.restart();
+}
+
+function acknowledged(senders: Sender[]): number {
+  return senders.reduce((sum, s) => sum + [...s.acked.values()].reduce((a, b) => a + b, 0), 0);
+}
+
+async function retrying(send: () => Promise<void>): Promise<void> {
+  for (;;) {
+    try {
+      return await send();
+    } catch (error) {
+      if (!(error instanceof RedisUnavailableError)) throw error;
+      await sleep(100);
+    }
+  }
+}
+
+async function waitUntil<T>(check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`chaos: condition not reached within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function pick<T>(items: T[]): T {
+  return items[Math.floor(Math.random() * items.length)] as T;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export { SILENCE_MS };
+
+/** What Redis holds for each grain: for a chaos run that gets stuck. */
+async function diagnose(redis: Redis, cluster: TestCluster, grainKeys: string[]): Promise<string> {
+  const p = cluster.keyPrefix;
+  const lines: string[] = [];
+  for (const key of grainKeys) {
+    const q = `${p}:q:{Tally/${key}}`;
+    const active = await redis.lrange(`${q}:active`, 0, -1);
+    const locks = await Promise.all(active.map((id) => redis.get(`${q}:${id}:lock`)));
+    const wait = await redis.llen(`${q}:wait`);
+    const dir = await redis.hgetall(`${p}:g:{Tally/${key}}:dir`);
+    if (active.length > 0 || wait > 0) lines.push(`${key}: wait=${wait} active=${JSON.stringify(active)} locks=${JSON.stringify(locks)} dir=${JSON.stringify(dir)}`);
+  }
+  const silos = await redis.smembers(`${p}:silos`);
+  for (const id of silos) lines.push(`silo ${id}: ${JSON.stringify(await redis.hgetall(`${p}:s:{${id}}:info`))} inbox=${await redis.llen(`${p}:s:{${id}}:inbox`)}`);
+  for (const silo of cluster.silos) if (silo.isRunning) lines.push(`--- ${silo.id} logs ---\n${silo.logs.slice(-3000)}`);
+  return lines.join('\n');
+}
