@@ -16,9 +16,9 @@ describe('chaos (short run; `npm run chaos` runs longer)', () => {
     expect(report.doubleApplied).toBe(0);
     expect(report.deadLetters).toBe(1);
     expect(report.acknowledged).toBeGreaterThan(100);
-    for (const round of report.rounds) {
-      expect(round.messages, `round ${round.round} made progress`).toBeGreaterThan(0);
-      if (round.takeoverMs !== undefined) expect(round.takeoverMs).toBeLessThan(15_000);
-    }
+    for (const round of report.rounds) expect(round.messages, `round ${round.round} made progress`).toBeGreaterThan(0);
+    const takeovers = report.rounds.flatMap((r) => (r.takeoverMs === undefined ? [] : [r.takeoverMs]));
+    expect(takeovers).toHaveLength(2);
+    expect(Math.max(...takeovers)).toBeLessThan(15_000);
   }, 180_000);
 });

@@ -135,7 +135,8 @@ export class GrainMailbox {
     return ids.map((jobId, i) => {
       let data: unknown;
       try {
-        data = JSON.parse(String(results[i]?.[1] ?? 'null'));
+        const text = results[i]?.[1];
+        data = typeof text === 'string' ? JSON.parse(text) : undefined;
       } catch {
         data = undefined;
       }
