@@ -7,6 +7,7 @@ import { GrainClient } from './grain-client.ts';
 export const DEFAULT_ASK_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_REDIS_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 export const DEFAULT_MEMBERSHIP_REFRESH_MS = 1_000;
 
@@ -22,6 +23,8 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** How long `send` / `ask` wait for Redis before rejecting with RedisUnavailableError (10 000 ms). */
   redisTimeoutMs?: number;
+  /** Largest serialized arguments of one message, in bytes (1 MiB); larger ones reject with PayloadTooLargeError. */
+  maxPayloadBytes?: number;
   /** Where new activations go when this client's message is the first to reach a grain (random). */
   placement?: PlacementStrategy;
 }
@@ -56,6 +59,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     deadLetters: runtime.deadLetters,
     askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
     redisTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+    maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     openSubscriber: () => openRedis(input, 'redgrain:client:replies', 'subscriber'),
     dispose: () => closeRedis(runtime.redis),
   });

@@ -7,6 +7,7 @@ import {
   ClosedError,
   describeError,
   GrainTypeNotRegisteredError,
+  PayloadTooLargeError,
   RedgrainError,
   RedisUnavailableError,
 } from '../errors/errors.ts';
@@ -36,6 +37,8 @@ export interface ClientRuntime {
   askTimeoutMs: number;
   /** How long `send` / `ask` wait for Redis before failing with RedisUnavailableError. */
   redisTimeoutMs: number;
+  /** Largest serialized arguments of one message, in bytes. */
+  maxPayloadBytes: number;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
   openSubscriber(): Redis;
   /** Releases what this client owns. */
@@ -115,10 +118,15 @@ export class GrainClient implements MessageSender {
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
     await this.#assertRegistered(grain.type);
+    const serializedArgs = serialize(args, `the arguments of ${grain.type}.${method}`);
+    const bytes = Buffer.byteLength(serializedArgs);
+    if (bytes > this.runtime.maxPayloadBytes) {
+      throw new PayloadTooLargeError(`The arguments of ${grain.type}.${method}`, bytes, this.runtime.maxPayloadBytes);
+    }
     const envelope: MessageEnvelope = {
       v: 1,
       m: method,
-      a: serialize(args, `the arguments of ${grain.type}.${method}`),
+      a: serializedArgs,
       c: options.correlationId ?? newCorrelationId(),
       t: Date.now(),
       ...(replyTo === undefined ? {} : { r: replyTo }),

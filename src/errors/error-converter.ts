@@ -3,7 +3,9 @@ import {
   GrainTypeNotRegisteredError,
   InvalidMessageForStateError,
   RedgrainError,
+  PayloadTooLargeError,
   RemoteGrainError,
+  SerializationError,
   UnknownMethodError,
 } from './errors.ts';
 
@@ -54,6 +56,12 @@ export function errorFromData(data: ErrorData): RedgrainError {
       break;
     case 'ActivationFailedError':
       error = new ActivationFailedError(d.grain ?? '', d.lastError ?? '');
+      break;
+    case 'SerializationError':
+      error = new SerializationError('a value', new Error(data.message));
+      break;
+    case 'PayloadTooLargeError':
+      error = new PayloadTooLargeError('a value', 0, 0);
       break;
     case 'UnknownMethodError':
       error = new UnknownMethodError(d.grainType ?? '', d.method ?? '');

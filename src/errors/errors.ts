@@ -58,6 +58,13 @@ export class SerializationError extends RedgrainError {
   }
 }
 
+/** A message's serialized arguments exceed the configured limit. */
+export class PayloadTooLargeError extends RedgrainError {
+  constructor(what: string, bytes: number, limit: number) {
+    super('PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes serialized; the limit is ${limit} (maxPayloadBytes)`);
+  }
+}
+
 /** An `ask` got no reply within its timeout. The message stays queued and may still be processed. */
 export class AskTimeoutError extends RedgrainError {
   constructor(grain: string, method: string, timeoutMs: number) {

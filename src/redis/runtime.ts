@@ -69,14 +69,23 @@ export async function readyWithin(redis: Redis, timeoutMs: number): Promise<void
 export async function waitReadyWithin(redis: Redis, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
+  let onError: ((error: Error) => void) | undefined;
+  const failure = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new RedisUnavailableError(`Redis not reachable within ${timeoutMs} ms`)), timeoutMs);
+    // Wrong credentials do not heal by waiting: fail at once, saying so.
+    onError = (error: Error) => {
+      if (/WRONGPASS|NOAUTH|NOPERM|invalid password/i.test(error.message)) {
+        reject(new RedisUnavailableError(`Redis refused the credentials: ${error.message}`, error));
+      }
+    };
+    redis.on('error', onError);
   });
   try {
-    await Promise.race([waitReady(redis), timeout]);
+    await Promise.race([waitReady(redis), failure]);
   } catch (error) {
     throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(describeError(error), error);
   } finally {
     clearTimeout(timer);
+    if (onError !== undefined) redis.off('error', onError);
   }
 }

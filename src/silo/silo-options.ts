@@ -1,4 +1,4 @@
-import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
 import { DEFAULT_SUPERVISION, type SupervisionSettings } from '../catalog/activation-supervisor.ts';
 import type { GrainClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
@@ -37,8 +37,10 @@ export interface SiloOptions {
   missedHeartbeatsLimit?: number;
   /** Default timeout of `ask` calls made by grains (ms). Default 30 000. */
   askTimeoutMs?: number;
-  /** How long to wait for Redis at start (ms). Default 10 000. */
+  /** How long to wait for Redis at start, and how long grains' `send` / `ask` wait for it (ms). Default 10 000. */
   connectTimeoutMs?: number;
+  /** Largest serialized arguments of a message sent by a grain, in bytes. Default 1 MiB. */
+  maxPayloadBytes?: number;
   /** Log level of the built-in JSON logger. Default: `REDGRAIN_LOG_LEVEL`, else `info`. */
   logLevel?: LogLevel;
   /** A logger to use instead of the built-in one. */
@@ -59,6 +61,7 @@ export interface ResolvedSiloOptions {
   missedHeartbeatsLimit: number;
   askTimeoutMs: number;
   connectTimeoutMs: number;
+  maxPayloadBytes: number;
   membershipRefreshMs: number;
   logLevel: LogLevel;
   logger: Logger | undefined;
@@ -85,6 +88,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     missedHeartbeatsLimit: positive('missedHeartbeatsLimit', options.missedHeartbeatsLimit ?? DEFAULT_MISSED_HEARTBEATS_LIMIT),
     askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+    maxPayloadBytes: positive('maxPayloadBytes', options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES),
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
     logLevel: options.logLevel ?? parseLogLevel(process.env.REDGRAIN_LOG_LEVEL, 'info'),
     logger: options.logger,

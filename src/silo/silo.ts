@@ -102,6 +102,7 @@ export class Silo {
         deadLetters: runtime.deadLetters,
         askTimeoutMs: resolved.askTimeoutMs,
         redisTimeoutMs: resolved.connectTimeoutMs,
+        maxPayloadBytes: resolved.maxPayloadBytes,
         openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, 'subscriber'),
         dispose: async () => undefined,
       });

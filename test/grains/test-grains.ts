@@ -131,3 +131,21 @@ export class Fragile extends Grain<{ touches: number }> {
     return this.state.touches;
   }
 }
+
+/** Keeps whatever it is given, to test hostile keys in arguments and state. */
+export class Bag extends Grain<{ items: Record<string, unknown> }> {
+  static readonly type = 'Bag';
+
+  initialState() {
+    return { items: {} as Record<string, unknown> };
+  }
+
+  async put(name: string, value: unknown) {
+    Object.defineProperty(this.state.items, name, { value, enumerable: true, writable: true, configurable: true });
+    return Object.keys(this.state.items).length;
+  }
+
+  async items() {
+    return this.state.items;
+  }
+}

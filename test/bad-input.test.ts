@@ -1,0 +1,129 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { connect, PayloadTooLargeError, RedisUnavailableError, SerializationError, Silo, type GrainClient } from 'redgrain';
+import { startRedisServer } from 'redgrain/testing';
+import { Counter } from '../grains/counter.ts';
+import { Bag } from './grains/test-grains.ts';
+import { LogRecorder } from './support/log-recorder.ts';
+import { freshPrefix } from './support/prefix.ts';
+import { waitFor } from './support/wait-for.ts';
+
+describe('bad input', () => {
+  const keyPrefix = freshPrefix('bad');
+  const log = new LogRecorder();
+  let silo: Silo;
+  let client: GrainClient;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Bag], keyPrefix, logger: log });
+    client = await connect({ redis: inject('redisUrl'), keyPrefix, maxPayloadBytes: 1_000 });
+    redis = new Redis(inject('redisUrl'));
+  });
+  afterAll(async () => {
+    await client?.close();
+    await silo?.stop();
+    redis?.disconnect();
+  });
+
+  it('refuses arguments over maxPayloadBytes, and enqueues nothing', async () => {
+    const bag = client.getGrain(Bag, 'big');
+    await expect(bag.send('put', 'x', 'y'.repeat(2_000))).rejects.toBeInstanceOf(PayloadTooLargeError);
+    expect(await redis.exists(`${keyPrefix}:q:{Bag/big}:id`)).toBe(0);
+    expect(await bag.ask('put', 'x', 'small')).toBe(1);
+  });
+
+  it('a foreign job injected into a grain queue is failed with a reason; the grain goes on', async () => {
+    const queue = new Queue('{Counter/injected}', { connection: new Redis(inject('redisUrl')), prefix: `${keyPrefix}:q` });
+    try {
+      await queue.add('add', { not: 'an envelope' });
+      await queue.add('add', 'just a string');
+      const counter = client.getGrain(Counter, 'injected');
+      expect(await counter.ask('add', 2)).toBe(2);
+      const failed = await waitFor('both foreign jobs to fail', async () => {
+        const jobs = await queue.getFailed();
+        return jobs.length === 2 ? jobs : undefined;
+      });
+      expect(failed.map((j) => j.failedReason)).toEqual([
+        'malformed message: not a redgrain envelope',
+        'malformed message: not a redgrain envelope',
+      ]);
+      expect(log.problems().filter((e) => e.message === 'refused a message that is not a redgrain envelope')).toHaveLength(2);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('__proto__ and constructor keys are refused with SerializationError, and harmless when injected behind the client’s back', async () => {
+    const bag = client.getGrain(Bag, 'hostile');
+    const hostile = JSON.parse('{"__proto__": {"polluted": true}}') as unknown;
+    await expect(bag.ask('put', 'p', hostile)).rejects.toBeInstanceOf(SerializationError);
+    await expect(bag.ask('put', 'c', { constructor: { prototype: { polluted: true } } })).rejects.toBeInstanceOf(SerializationError);
+    // A key named constructor in state is refused when the turn commits: the turn fails, no change.
+    await expect(bag.ask('put', 'constructor', { name: 'plain data' })).rejects.toBeInstanceOf(SerializationError);
+    expect(await bag.ask('put', 'before', 0)).toBe(1);
+
+    // A message written into the mailbox behind the client's back, with a __proto__ key in its
+    // arguments: it arrives as plain data, and the state holding it cannot be serialized, so
+    // the turn fails and changes nothing.
+    const queue = new Queue('{Bag/hostile}', { connection: new Redis(inject('redisUrl')), prefix: `${keyPrefix}:q` });
+    try {
+      const args = '{"json":["q",{"__proto__":{"polluted":true}}]}';
+      await queue.add('put', { v: 1, m: 'put', a: args, c: 'injected', t: Date.now() });
+      expect(await bag.ask('put', 'after', 1)).toBe(2);
+      expect(Object.keys(await bag.ask('items')).sort()).toEqual(['after', 'before']);
+    } finally {
+      await queue.close();
+    }
+    // A state field named __proto__ written into Redis behind redgrain's back loads as nothing.
+    await redis.hset(`${keyPrefix}:g:{Counter/hostile}:state`, '__proto__', '{"json":{"polluted":true}}');
+    expect(await client.getGrain(Counter, 'hostile').ask('add', 1)).toBe(1);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('two key prefixes on one Redis never see each other’s grains', async () => {
+    const otherPrefix = freshPrefix('other');
+    const other = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix: otherPrefix, logLevel: 'warn' });
+    const otherClient = await connect({ redis: inject('redisUrl'), keyPrefix: otherPrefix });
+    try {
+      await client.getGrain(Counter, 'shared-name').ask('add', 5);
+      expect(await otherClient.getGrain(Counter, 'shared-name').ask('add', 1)).toBe(1);
+      expect(await client.getGrain(Counter, 'shared-name').ask('get')).toBe(5);
+    } finally {
+      await otherClient.close();
+      await other.stop();
+    }
+  });
+});
+
+describe('Redis ACL', () => {
+  it('silos and clients work as an ACL user confined to the key prefix; wrong credentials fail fast', async () => {
+    const server = await startRedisServer();
+    const admin = new Redis(server.url);
+    try {
+      // The user may touch only keys and channels under its prefix: anything outside fails NOPERM.
+      await admin.call('ACL', 'SETUSER', 'app', 'on', '>s3cret', '~app:*', '&app:*', '+@all');
+      await admin.call('ACL', 'SETUSER', 'default', 'off');
+      const url = `redis://app:s3cret@127.0.0.1:${server.port}`;
+      const silo = await Silo.start({ redis: url, grains: [Counter], keyPrefix: 'app', logLevel: 'warn' });
+      const client = await connect({ redis: url, keyPrefix: 'app' });
+      try {
+        await client.getGrain(Counter, 'acl').send('add', 2);
+        expect(await client.getGrain(Counter, 'acl').ask('add', 3)).toBe(5);
+      } finally {
+        await client.close();
+        await silo.stop();
+      }
+      const started = Date.now();
+      await expect(
+        connect({ redis: `redis://app:wrong@127.0.0.1:${server.port}`, keyPrefix: 'app', connectTimeoutMs: 10_000 }),
+      ).rejects.toThrow(RedisUnavailableError);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+});
