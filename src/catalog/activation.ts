@@ -165,11 +165,24 @@ export class Activation {
     do {
       this.#wakeAgain = false;
       if (this.#recoverFirst && !(await this.#recover())) return;
-      let message = await this.mailbox.takeNext();
+      const taken = await this.mailbox.takeNext();
+      let message = await this.#unlessForeignTaken(taken.message, taken.foreignTaken);
       while (message !== undefined && this.status !== 'invalid') {
         message = await this.#turn(message);
       }
-    } while (this.#wakeAgain && !this.#stopFetching && this.status === 'valid');
+    } while ((this.#wakeAgain || this.#recoverFirst) && !this.#stopFetching && this.status === 'valid');
+  }
+
+  /**
+   * When a stale activation holds an earlier message, gives `message` back to the head of the
+   * mailbox and recovers first, so order holds; otherwise returns it to be processed.
+   */
+  async #unlessForeignTaken(message: MailboxMessage | undefined, foreignTaken: boolean): Promise<MailboxMessage | undefined> {
+    if (!foreignTaken) return message;
+    this.host.log.warn('an earlier message is held by a stale activation; waiting for it', { grain: this.id.toString() });
+    if (message !== undefined) await this.mailbox.giveBack(message);
+    this.#recoverFirst = true;
+    return undefined;
   }
 
   /**
@@ -225,14 +238,14 @@ export class Activation {
     }
     const [finishError, finishReply] = replies[1] ?? [new Error('no reply to acknowledgement'), undefined];
     if (finishError !== null) throw finishError;
-    const finished = this.mailbox.parseFinish(finishReply, message);
+    const finished = this.mailbox.parseFinish(finishReply, replies[2]?.[1], message);
     if (!finished.ok) {
       this.#stepDown(`acknowledgement refused by BullMQ (code ${finished.code})`, undefined);
       return undefined;
     }
     if (result.changes !== undefined) this.#snapshot = result.changes.snapshot;
     if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
-    return finished.next;
+    return this.#unlessForeignTaken(finished.next, finished.foreignTaken);
   }
 
   /**

@@ -13,7 +13,13 @@ const MAX_STALLED_RECOVERIES = 1_000_000;
 /** Events BullMQ keeps per grain queue: grains are many, so keep few. */
 const MAX_EVENTS_PER_GRAIN = 64;
 
-/** A message taken from a mailbox, with the lock token that proves this activation holds it. */
+/**
+ * A message taken from a mailbox, with the lock token that proves this activation holds it.
+ *
+ * `foreignTaken` (on takes): another message is taken too. Only the owner takes messages, one at
+ * a time, so that one was taken by a stale activation (a paused silo that had not yet learned it
+ * lost the grain): it is earlier in the mailbox, and must run before anything behind it.
+ */
 export interface MailboxMessage {
   jobId: string;
   name: string;
@@ -57,10 +63,24 @@ export class GrainMailbox {
   }
 
   /** Locks and returns the oldest waiting message, if any. */
-  async takeNext(): Promise<MailboxMessage | undefined> {
+  /**
+   * Locks and returns the oldest waiting message, if any, and says whether a message is taken by
+   * someone else (see `foreignTaken`).
+   */
+  async takeNext(): Promise<{ message: MailboxMessage | undefined; foreignTaken: boolean }> {
     const token = this.#nextToken();
     const [jobData, id] = (await this.#backend.moveToActive(token)) as [JobJson | null | undefined, string | undefined];
-    return this.#toMessage(jobData, id, token);
+    const message = this.#toMessage(jobData, id, token);
+    const taken = await this.redis.lrange(this.#backend.toKey('active'), 0, -1);
+    return { message, foreignTaken: taken.some((jobId) => jobId !== message?.jobId) };
+  }
+
+  /**
+   * Gives a taken message back to the head of the mailbox, unprocessed: the owner found an
+   * earlier message in a stale activation's hands, and that one must run first.
+   */
+  async giveBack(message: MailboxMessage): Promise<void> {
+    await this.#backend.moveJobFromActiveToWait(message.jobId, message.token);
   }
 
   /**
@@ -75,17 +95,28 @@ export class GrainMailbox {
         ? this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext)
         : this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext);
     this.#backend.execCommand(tx as never, 'moveToFinished', args);
+    // What is taken once the next message is: more than that one means an earlier message is in
+    // a stale activation's hands (see `foreignTaken`). Rides in the same round trip.
+    tx.lrange(this.#backend.toKey('active'), 0, -1);
   }
 
   /**
    * Reads the reply of a queued acknowledgement: the next message, or BullMQ's error code. BullMQ
    * locks the next message with the finishing message's token, so the next one carries it on.
    */
-  parseFinish(reply: unknown, finished: MailboxMessage): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
+  parseFinish(
+    reply: unknown,
+    taken: unknown,
+    finished: MailboxMessage,
+  ): { ok: true; next: MailboxMessage | undefined; foreignTaken: boolean } | { ok: false; code: number } {
     if (typeof reply === 'number' && reply < 0) return { ok: false, code: reply };
-    if (!Array.isArray(reply)) return { ok: true, next: undefined };
-    const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
-    return { ok: true, next: this.#toMessage(jobData, id, finished.token) };
+    let next: MailboxMessage | undefined;
+    if (Array.isArray(reply)) {
+      const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
+      next = this.#toMessage(jobData, id, finished.token);
+    }
+    const takenIds = Array.isArray(taken) ? (taken as string[]) : [];
+    return { ok: true, next, foreignTaken: takenIds.some((jobId) => jobId !== next?.jobId) };
   }
 
   /**

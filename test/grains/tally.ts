@@ -3,7 +3,7 @@ import { Grain } from 'redgrain';
 /**
  * The chaos suite's grain: each sender sends seq 0, 1, 2 ... and resends a seq (attempt + 1)
  * while a send fails. The state proves exactly-once application: a seq beyond the next expected
- * one is a gap (a lost message); a copy of the last applied seq with the same attempt, or of an
+ * one is a gap (`sender:from:to`, a lost or dead-lettered message); a copy of the last applied seq with the same attempt, or of an
  * older seq, is a double application. Copies with a higher attempt are the sender's own retries.
  */
 export class Tally extends Grain<{
@@ -22,7 +22,7 @@ export class Tally extends Grain<{
   async apply(sender: string, seq: number, attempt: number) {
     const next = this.state.next[sender] ?? 0;
     if (seq >= next) {
-      if (seq > next) this.state.gaps.push(`${sender}: expected ${next}, got ${seq}`);
+      if (seq > next) this.state.gaps.push(`${sender}:${next}:${seq}`); // seqs next .. seq-1 never came
       this.state.next[sender] = seq + 1;
       this.state.last[sender] = attempt;
     } else if (seq === next - 1 && attempt > (this.state.last[sender] ?? 0)) {

@@ -1,0 +1,239 @@
+/**
+ * The benchmark suite: `npm run bench` (about 3 minutes; run it alone, not beside the tests).
+ *
+ * Measures the raw substrate first (an awaited Redis round trip, a raw BullMQ one-queue
+ * concurrency-1 drain, raw BullMQ add -> process latency), then redgrain on the same private
+ * Redis in the same run, and prints redgrain's figures as ratios to the raw ones. Results go to
+ * bench/results/bench.json and bench/results/bench.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { connect, Silo, type GrainClient } from 'redgrain';
+import { startRedisServer } from 'redgrain/testing';
+import { Meter } from './bench-grains.ts';
+import { median, percentile, since, sleep } from './stats.ts';
+
+const server = await startRedisServer();
+const redis = new Redis(server.url, { maxRetriesPerRequest: null });
+const rows: { measure: string; value: string; ratio?: string }[] = [];
+const results: Record<string, number> = {};
+const record = (key: string, measure: string, value: number, unit: string, ratio?: { to: number; label: string; invert?: boolean }) => {
+  results[key] = value;
+  const r = ratio === undefined ? undefined : `${((ratio.invert ? ratio.to / value : value / ratio.to)).toFixed(2)}× ${ratio.label}`;
+  rows.push({ measure, value: `${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`, ...(r === undefined ? {} : { ratio: r }) });
+  process.stderr.write(`${measure}: ${value.toFixed(2)} ${unit}${r ? ` (${r})` : ''}\n`);
+};
+let prefixSeq = 0;
+const prefix = (): string => `bench${++prefixSeq}`;
+
+try {
+  // ---- the raw substrate -------------------------------------------------------------------
+  const rtts: number[] = [];
+  for (let i = 0; i < 3_000; i++) {
+    const t = performance.now();
+    await redis.ping();
+    rtts.push(since(t) * 1_000);
+  }
+  const rtt = median(rtts);
+  record('redisRoundTripUs', 'raw: awaited Redis round trip (median)', rtt, 'µs');
+
+  const N = 5_000;
+  const rawDrain = async (processor: () => Promise<unknown>): Promise<number> => {
+    const name = `raw-${prefix()}`;
+    const queue = new Queue(name, { connection: redis });
+    await queue.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'j', data: { i }, opts: { removeOnComplete: true } })));
+    let done = 0;
+    let finished!: () => void;
+    const all = new Promise<void>((resolve) => (finished = resolve));
+    const start = performance.now();
+    const worker = new Worker(name, async () => {
+      await processor();
+      if (++done === N) finished();
+    }, { connection: redis, concurrency: 1 });
+    await all;
+    const rate = N / (since(start) / 1_000);
+    await worker.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    return rate;
+  };
+  const rawTrivial = await rawDrain(async () => undefined);
+  record('rawDrainPerSec', 'raw BullMQ: one queue, concurrency 1, trivial processor', rawTrivial, 'jobs/s');
+  const rawWithState = await rawDrain(() => redis.hset('bench:raw-state', 'n', '1'));
+  record('rawDrainWithHsetPerSec', 'raw BullMQ: same, processor also HSETs state', rawWithState, 'jobs/s', { to: rawTrivial, label: 'raw trivial' });
+
+  const latencyQueue = new Queue('raw-latency', { connection: redis });
+  const latencies: number[] = [];
+  let onProcessed: (() => void) | undefined;
+  const latencyWorker = new Worker('raw-latency', async (job) => {
+    latencies.push(performance.now() - (job.data as { t: number }).t);
+    onProcessed?.();
+  }, { connection: redis, concurrency: 1 });
+  await latencyWorker.waitUntilReady();
+  for (let i = 0; i < 1_000; i++) {
+    const processed = new Promise<void>((resolve) => (onProcessed = resolve));
+    await latencyQueue.add('j', { t: performance.now() }, { removeOnComplete: true });
+    await processed;
+  }
+  await latencyWorker.close();
+  await latencyQueue.close();
+  const rawP50 = percentile(latencies, 50);
+  const rawP99 = percentile(latencies, 99);
+  record('rawAddToProcessP50Ms', 'raw BullMQ: add -> process latency p50', rawP50, 'ms');
+  record('rawAddToProcessP99Ms', 'raw BullMQ: add -> process latency p99', rawP99, 'ms');
+
+  // ---- redgrain ----------------------------------------------------------------------------
+  const keyPrefix = prefix();
+  const client = await connect({ redis: server.url, keyPrefix });
+  // Hot grain drain: messages queued while no silo runs, then one silo drains them.
+  {
+    const parking = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix, logLevel: 'error' });
+    await parking.stop();
+    const hot = client.getGrain(Meter, 'hot');
+    for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, () => hot.send('add', 1)));
+    const start = performance.now();
+    const silo = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix, logLevel: 'error' });
+    const total = await hot.ask('get'); // queued behind the N adds
+    const rate = N / (since(start) / 1_000);
+    if (total !== N) throw new Error(`hot grain counted ${total}, expected ${N}`);
+    record('hotDrainPerSec', 'hot grain drain, state committed every message', rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+
+    // send throughput (enqueue rate from one client, 64 in flight)
+    let sent = 0;
+    const sendStart = performance.now();
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (sent < N) {
+        sent += 1;
+        await hot.send('add', 1);
+      }
+    }));
+    record('hotSendPerSec', 'hot grain send (one client, 64 in flight), enqueue rate', N / (since(sendStart) / 1_000), 'msg/s');
+    await hot.ask('get');
+
+    // ask throughput and latency, unloaded
+    const askLat: number[] = [];
+    const askStart = performance.now();
+    for (let i = 0; i < 2_000; i++) {
+      const t = performance.now();
+      await hot.ask('add', 1);
+      askLat.push(since(t));
+    }
+    record('askSequentialPerSec', 'hot grain ask, one at a time', 2_000 / (since(askStart) / 1_000), 'asks/s');
+    const p50 = percentile(askLat, 50);
+    const p99 = percentile(askLat, 99);
+    record('askP50Ms', 'ask latency p50, unloaded', p50, 'ms', { to: rawP50, label: 'raw add->process p50' });
+    record('askP99Ms', 'ask latency p99, unloaded', p99, 'ms', { to: rawP99, label: 'raw add->process p99' });
+
+    let asked = 0;
+    const concStart = performance.now();
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (asked < N) {
+        asked += 1;
+        await hot.ask('add', 1);
+      }
+    }));
+    record('askConcurrentPerSec', 'hot grain ask, 32 in flight', N / (since(concStart) / 1_000), 'asks/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+
+    // ask latency at half the measured drain capacity (background sends to other grains)
+    const halfRate = rate / 2;
+    let loading = true;
+    const background = (async () => {
+      const others = Array.from({ length: 20 }, (_, i) => client.getGrain(Meter, `load-${i}`));
+      let i = 0;
+      while (loading) {
+        const tick = performance.now();
+        const batch = Math.max(1, Math.round(halfRate / 100));
+        await Promise.all(Array.from({ length: batch }, () => (others[i++ % others.length] as typeof hot).send('add', 1)));
+        const spare = 10 - since(tick);
+        if (spare > 0) await sleep(spare);
+      }
+    })();
+    await sleep(500);
+    const loaded: number[] = [];
+    for (let j = 0; j < 1_000; j++) {
+      const t = performance.now();
+      await hot.ask('get');
+      loaded.push(since(t));
+    }
+    loading = false;
+    await background;
+    record('askP50AtHalfLoadMs', `ask latency p50 at half capacity (${halfRate.toFixed(0)} msg/s elsewhere)`, percentile(loaded, 50), 'ms', { to: rawP50, label: 'raw add->process p50' });
+    record('askP99AtHalfLoadMs', 'ask latency p99 at half capacity', percentile(loaded, 99), 'ms', { to: rawP99, label: 'raw add->process p99' });
+
+    // cold activation vs warm: time and Redis commands per ask
+    const commands = async (): Promise<number> => {
+      const info = await redis.info('commandstats');
+      return [...info.matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const coldTimes: number[] = [];
+    const c0 = await commands();
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await client.getGrain(Meter, `cold-${i}`).ask('add', 1);
+      coldTimes.push(since(t));
+    }
+    const coldCommands = ((await commands()) - c0 - 1) / 200;
+    const warmTimes: number[] = [];
+    const w0 = await commands();
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await client.getGrain(Meter, `cold-${i}`).ask('add', 1);
+      warmTimes.push(since(t));
+    }
+    const warmCommands = ((await commands()) - w0 - 1) / 200;
+    record('coldAskMs', 'cold ask (activates the grain), median', median(coldTimes), 'ms', { to: median(warmTimes), label: 'warm ask' });
+    record('warmAskMs', 'warm ask, median', median(warmTimes), 'ms');
+    record('coldAskCommands', 'Redis commands per cold ask (Lua inner calls included)', coldCommands, 'commands');
+    record('warmAskCommands', 'Redis commands per warm ask (Lua inner calls included)', warmCommands, 'commands');
+    await silo.stop();
+  }
+
+  // Many grains: aggregate drain, connections, idle commands, memory per activation.
+  for (const grains of [1, 1_000, 10_000]) {
+    const kp = prefix();
+    const c = await connect({ redis: server.url, keyPrefix: kp });
+    const parking = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix: kp, logLevel: 'error' });
+    await parking.stop();
+    const perGrain = Math.max(1, Math.floor(10_000 / grains));
+    const refs = Array.from({ length: grains }, (_, i) => c.getGrain(Meter, `g${i}`));
+    for (let i = 0; i < refs.length; i += 200) {
+      await Promise.all(refs.slice(i, i + 200).map(async (r) => {
+        for (let k = 0; k < perGrain; k++) await r.send('add', 1);
+      }));
+    }
+    const messages = grains * perGrain;
+    (globalThis as { gc?: () => void }).gc?.();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const start = performance.now();
+    const silo = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix: kp, logLevel: 'error', heartbeatIntervalMs: 60_000 });
+    for (let i = 0; i < refs.length; i += 500) await Promise.all(refs.slice(i, i + 500).map((r) => r.ask('get')));
+    const rate = messages / (since(start) / 1_000);
+    record(`aggregatePerSec_${grains}`, `${grains} grains × ${perGrain} messages: aggregate drain incl. activation`, rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+    const list = (await redis.client('LIST')) as string;
+    const connections = list.split('\n').filter((l) => l.includes(`name=redgrain:silo:${silo.id}`)).length;
+    record(`siloConnections_${grains}`, `silo connections at ${grains} active grains`, connections, 'connections');
+    const i0 = await redis.info('commandstats');
+    await sleep(5_000);
+    const i1 = await redis.info('commandstats');
+    const count = (info: string) => [...info.matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    record(`idleCommandsPerSec_${grains}`, `idle Redis commands/s at ${grains} active grains (silo beat stretched to 60 s)`, (count(i1) - count(i0) - 1) / 5, 'commands/s');
+    (globalThis as { gc?: () => void }).gc?.();
+    if (grains >= 1_000) {
+      const perActivation = (process.memoryUsage().heapUsed - heapBefore) / grains / 1024;
+      record(`memoryPerActivationKb_${grains}`, `heap per idle activation at ${grains} grains (client and silo in one process)`, perActivation, 'KB');
+    }
+    await c.close();
+    await silo.stop();
+  }
+  await client.close();
+} finally {
+  redis.disconnect();
+  await server.stop();
+}
+
+const table = ['| measure | value | ratio |', '| --- | ---: | --- |', ...rows.map((r) => `| ${r.measure} | ${r.value} | ${r.ratio ?? ''} |`)].join('\n');
+mkdirSync('bench/results', { recursive: true });
+writeFileSync('bench/results/bench.json', `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2)}\n`);
+writeFileSync('bench/results/bench.md', `${table}\n`);
+console.log(table);

@@ -1,0 +1,60 @@
+/**
+ * The long chaos run:
+ *
+ *   npm run chaos -- [--rounds 12] [--round-ms 3000] [--faults kill,pause,redis-restart,poison] [--out bench/results/chaos.json]
+ *
+ * Prints one row per round and the totals, and writes them to a JSON file. Exits non-zero when a
+ * message was lost or applied twice.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runChaos, type Fault } from './chaos.ts';
+
+const FAULTS: Fault[] = ['kill', 'pause', 'redis-restart', 'poison'];
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '12' },
+    'round-ms': { type: 'string', default: '3000' },
+    faults: { type: 'string', default: FAULTS.join(',') },
+    grains: { type: 'string', default: '12' },
+    senders: { type: 'string', default: '4' },
+    out: { type: 'string', default: 'bench/results/chaos.json' },
+  },
+});
+const faults = String(values.faults).split(',') as Fault[];
+for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault "${fault}"; use ${FAULTS.join(', ')}`);
+const positive = (name: string, text: string | undefined): number => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer`);
+  return n;
+};
+
+const started = Date.now();
+const report = await runChaos({
+  rounds: positive('rounds', values.rounds),
+  roundMs: positive('round-ms', values['round-ms']),
+  faults,
+  grains: positive('grains', values.grains),
+  senders: positive('senders', values.senders),
+  log: (line) => process.stderr.write(`${line}\n`),
+});
+const takeovers = report.rounds.flatMap((r) => (r.takeoverMs === undefined ? [] : [r.takeoverMs])).sort((a, b) => a - b);
+const median = takeovers.length === 0 ? undefined : takeovers[Math.floor((takeovers.length - 1) / 2)];
+
+console.log('| round | fault | messages | takeover ms |');
+console.log('| ---: | --- | ---: | ---: |');
+for (const r of report.rounds) console.log(`| ${r.round} | ${r.fault} | ${r.messages} | ${r.takeoverMs ?? ''} |`);
+console.log('');
+console.log('| acknowledged | lost | double-applied | sender retries | dead letters (poison + bystanders) | takeover p50 ms | takeover max ms | duration s |');
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log(
+  `| ${report.acknowledged} | ${report.lost} | ${report.doubleApplied} | ${report.senderRetries} | ${report.deadLetters} (${report.deadLetters - report.deadLetteredBystanders} + ${report.deadLetteredBystanders}) | ` +
+    `${median ?? ''} | ${takeovers.at(-1) ?? ''} | ${((Date.now() - started) / 1000).toFixed(0)} |`,
+);
+const out = String(values.out);
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), ...report, takeoverP50: median, takeoverMax: takeovers.at(-1) }, null, 2)}\n`);
+console.log(`\nwritten to ${out}`);
+if (report.lost > 0 || report.doubleApplied > 0) process.exit(1);
