@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { connect, Silo, type GrainClient } from 'redgrain';
+import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Meter } from './bench-grains.ts';
 import { median, percentile, since, sleep } from './stats.ts';
@@ -137,11 +137,11 @@ try {
 
     // ask latency at half the measured drain capacity (background sends to other grains)
     const halfRate = rate / 2;
-    let loading = true;
+    const load = { on: true };
     const background = (async () => {
       const others = Array.from({ length: 20 }, (_, i) => client.getGrain(Meter, `load-${i}`));
       let i = 0;
-      while (loading) {
+      while (load.on) {
         const tick = performance.now();
         const batch = Math.max(1, Math.round(halfRate / 100));
         await Promise.all(Array.from({ length: batch }, () => (others[i++ % others.length] as typeof hot).send('add', 1)));
@@ -156,7 +156,7 @@ try {
       await hot.ask('get');
       loaded.push(since(t));
     }
-    loading = false;
+    load.on = false;
     await background;
     record('askP50AtHalfLoadMs', `ask latency p50 at half capacity (${halfRate.toFixed(0)} msg/s elsewhere)`, percentile(loaded, 50), 'ms', { to: rawP50, label: 'raw add->process p50' });
     record('askP99AtHalfLoadMs', 'ask latency p99 at half capacity', percentile(loaded, 99), 'ms', { to: rawP99, label: 'raw add->process p99' });

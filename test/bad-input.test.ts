@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
 import { connect, PayloadTooLargeError, RedisUnavailableError, SerializationError, Silo, type GrainClient } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
@@ -123,6 +123,44 @@ describe('Redis ACL', () => {
       expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
       admin.disconnect();
+      await server.stop();
+    }
+  });
+});
+
+describe('Redis down', () => {
+  it('send and ask reject with RedisUnavailableError within redisTimeoutMs, and work again once Redis is back', async () => {
+    const server = await startRedisServer({ appendOnly: true });
+    const log = new LogRecorder();
+    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: 'down', logger: log });
+    const client = await connect({ redis: server.url, keyPrefix: 'down', redisTimeoutMs: 1_000 });
+    onTestFailed(() => {
+      for (const e of log.entries) process.stdout.write(`${e.level} ${e.message} ${JSON.stringify(e.fields)}\n`);
+    });
+    try {
+      const counter = client.getGrain(Counter, 'c');
+      expect(await counter.ask('add', 1)).toBe(1);
+      await server.kill();
+      // The first call may race the client noticing the dead socket (then the error says the
+      // message may or may not have been enqueued); once it knows, nothing is sent at all.
+      const calls = [() => counter.send('add', 1), () => counter.ask('add', 1), () => counter.send('add', 1)];
+      const messages: string[] = [];
+      for (const call of calls) {
+        const started = Date.now();
+        const error = await call().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(RedisUnavailableError);
+        expect(Date.now() - started).toBeLessThan(3_000);
+        messages.push((error as Error).message);
+      }
+      expect(messages.at(-1)).toContain('was not enqueued');
+      await server.restart();
+      // Back: the counter holds the first add, plus whatever uncertain first call landed.
+      const after = await waitFor('the cluster to be back', () => counter.with({ timeoutMs: 2_000 }).ask('get').catch(() => undefined));
+      expect(after).toBeGreaterThanOrEqual(1);
+      expect(await counter.ask('add', 1)).toBe(after + 1);
+    } finally {
+      await client.close();
+      await silo.stop().catch(() => undefined);
       await server.stop();
     }
   });

@@ -264,6 +264,11 @@ export class Catalog {
     }
   }
 
+  /** Wakes every activation (after a wake-up may have been lost); idle ones find nothing. */
+  wakeAll(): void {
+    for (const activation of this.#activations.values()) if (activation.status === 'valid') activation.wake(true);
+  }
+
   /** Resolves once no wake-up is being forwarded. */
   async idle(): Promise<void> {
     while (this.#forwarding.size > 0) await Promise.all(this.#forwarding);

@@ -142,7 +142,16 @@ export class Silo {
           shutdownConcurrency: 32,
         },
       );
-      const inbox = new InboxReader(blocking, runtime.keys.siloInbox(id), (tag) => catalog.wake(tag), log);
+      const inbox = new InboxReader(
+        blocking,
+        runtime.keys.siloInbox(id),
+        (tag) => catalog.wake(tag),
+        log,
+        () => {
+          log.warn('inbox connection restored; waking every activation in case a wake-up was lost');
+          catalog.wakeAll();
+        },
+      );
       const silo = new Silo(id, resolved, runtime, catalog, inbox, client, log);
       await silo.#join(registry.names());
       return silo;

@@ -23,7 +23,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench/results/chaos.json' },
   },
 });
-const faults = String(values.faults).split(',') as Fault[];
+const faults = values.faults.split(',') as Fault[];
 for (const fault of faults) if (!FAULTS.includes(fault)) throw new Error(`unknown fault "${fault}"; use ${FAULTS.join(', ')}`);
 const positive = (name: string, text: string | undefined): number => {
   const n = Number(text);
@@ -53,7 +53,7 @@ console.log(
   `| ${report.acknowledged} | ${report.lost} | ${report.doubleApplied} | ${report.senderRetries} | ${report.deadLetters} (${report.deadLetters - report.deadLetteredBystanders} + ${report.deadLetteredBystanders}) | ` +
     `${median ?? ''} | ${takeovers.at(-1) ?? ''} | ${((Date.now() - started) / 1000).toFixed(0)} |`,
 );
-const out = String(values.out);
+const out = values.out;
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), ...report, takeoverP50: median, takeoverMax: takeovers.at(-1) }, null, 2)}\n`);
 console.log(`\nwritten to ${out}`);
