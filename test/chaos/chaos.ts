@@ -6,7 +6,10 @@ import { Tally } from '../grains/tally.ts';
 export type Fault = 'kill' | 'pause' | 'redis-restart' | 'poison';
 
 export interface ChaosOptions {
+  /** Rounds to run; with `durationMs`, the least number of rounds. */
   rounds: number;
+  /** Keep striking rounds until this much time has passed since the first one (ms). */
+  durationMs?: number;
   /** Load time before each fault and after it (ms). */
   roundMs: number;
   faults: Fault[];
@@ -63,7 +66,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const running = senders.map((s) => s.run());
     const rounds: RoundResult[] = [];
     let poisoned = 0;
-    for (let round = 1; round <= options.rounds; round++) {
+    const startedAt = Date.now();
+    for (let round = 1; round <= options.rounds || Date.now() - startedAt < (options.durationMs ?? 0); round++) {
       const fault = options.faults[(round - 1) % options.faults.length] as Fault;
       const before = acknowledged(senders);
       await sleep(options.roundMs);

@@ -1,7 +1,10 @@
 /**
  * The long chaos run:
  *
- *   npm run chaos -- [--rounds 12] [--round-ms 3000] [--faults kill,pause,redis-restart,poison] [--out bench/results/chaos.json]
+ *   npm run chaos -- [--rounds 12] [--duration 300] [--round-ms 3000] [--faults kill,pause,redis-restart,poison]
+ *                    [--grains 12] [--senders 4] [--out bench/results/chaos.json]
+ *
+ * `--duration` (seconds) keeps striking rounds until that much time has passed.
  *
  * Prints one row per round and the totals, and writes them to a JSON file. Exits non-zero when a
  * message was lost or applied twice.
@@ -16,6 +19,7 @@ const FAULTS: Fault[] = ['kill', 'pause', 'redis-restart', 'poison'];
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '12' },
+    duration: { type: 'string' },
     'round-ms': { type: 'string', default: '3000' },
     faults: { type: 'string', default: FAULTS.join(',') },
     grains: { type: 'string', default: '12' },
@@ -34,6 +38,7 @@ const positive = (name: string, text: string | undefined): number => {
 const started = Date.now();
 const report = await runChaos({
   rounds: positive('rounds', values.rounds),
+  ...(values.duration === undefined ? {} : { durationMs: positive('duration', values.duration) * 1_000 }),
   roundMs: positive('round-ms', values['round-ms']),
   faults,
   grains: positive('grains', values.grains),
