@@ -83,6 +83,21 @@ describe('bad input', () => {
     expect(Object.prototype).not.toHaveProperty('polluted');
   });
 
+  it('a handler error on a send is logged and kept in the grain’s failed list, with its reason', async () => {
+    const counter = client.getGrain(Counter, 'failing-send');
+    const untyped = counter as unknown as { send(m: string, ...a: unknown[]): Promise<void> };
+    await untyped.send('nope');
+    expect(await counter.ask('add', 1)).toBe(1); // queued behind it: the grain went on
+    const queue = new Queue('{Counter/failing-send}', { connection: new Redis(inject('redisUrl')), prefix: `${keyPrefix}:q` });
+    try {
+      const failed = await queue.getFailed();
+      expect(failed.map((j) => [j.name, j.failedReason])).toEqual([['nope', 'UnknownMethodError: Grain type "Counter" has no handler "nope"']]);
+    } finally {
+      await queue.close();
+    }
+    expect(log.problems().some((e) => e.message === 'handler failed' && e.fields.method === 'nope')).toBe(true);
+  });
+
   it('two key prefixes on one Redis never see each other’s grains', async () => {
     const otherPrefix = freshPrefix('other');
     const other = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix: otherPrefix, logLevel: 'warn' });
