@@ -14,6 +14,8 @@ import type { Activation } from './activation.ts';
 export interface ActivationHost {
   readonly siloId: string;
   readonly redis: Redis & ScriptCommands;
+  /** The connection turns commit on. */
+  readonly turns: Redis;
   readonly keys: RedisKeys;
   readonly directory: GrainDirectory;
   readonly mailboxRoot: RedisQueueBackend;

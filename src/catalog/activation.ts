@@ -57,7 +57,7 @@ export class Activation {
     readonly type: GrainType,
     private readonly host: ActivationHost,
   ) {
-    this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.keys, id, `${host.siloId}:${id.tag}`);
+    this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.turns, host.keys, id, `${host.siloId}:${id.tag}`);
   }
 
   /** Loads the state and runs `onActivate`; the claim in the directory was made by the caller. */

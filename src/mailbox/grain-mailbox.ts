@@ -1,4 +1,4 @@
-import { createIORedisClient, raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
+import { raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { withScripts, type ScriptPipeline } from '../redis/scripts.ts';
 import type { GrainId } from '../grain/grain-id.ts';
@@ -42,6 +42,8 @@ export class GrainMailbox {
   constructor(
     root: RedisQueueBackend,
     private readonly redis: Redis,
+    /** The connection turns commit on (see turn-connection.ts). */
+    private readonly turns: Redis,
     private readonly keys: RedisKeys,
     readonly grain: GrainId,
     private readonly tokenPrefix: string,
@@ -49,12 +51,9 @@ export class GrainMailbox {
     this.#backend = root.forQueue(keys.queueName(grain)) as RedisQueueBackend;
   }
 
-  /**
-   * A MULTI on the shared connection that both our scripts and BullMQ's can be queued on (BullMQ
-   * runs its scripts through the `runCommand` its client wrapper adds to transactions).
-   */
+  /** A MULTI on the turn connection, where `commitTurn` and BullMQ's `moveToFinished` are defined. */
   transaction(): ChainableCommander & ScriptPipeline {
-    return withScripts(createIORedisClient(this.redis).multi());
+    return withScripts(this.turns.multi());
   }
 
   /** Caps the queue's BullMQ event stream; sent once per activation. */
@@ -94,7 +93,7 @@ export class GrainMailbox {
       outcome.target === 'completed'
         ? this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext)
         : this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext);
-    this.#backend.execCommand(tx as never, 'moveToFinished', args);
+    (tx as unknown as { moveToFinished(...keysAndArgs: unknown[]): unknown }).moveToFinished(...args);
     // What is taken once the next message is: more than that one means an earlier message is in
     // a stale activation's hands (see `foreignTaken`). Rides in the same round trip.
     tx.lrange(this.#backend.toKey('active'), 0, -1);

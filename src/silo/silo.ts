@@ -13,6 +13,7 @@ import type { ReplyMessage } from '../messaging/envelope.ts';
 import { closeRedis, openRedis } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
+import { openTurnConnection } from '../mailbox/turn-connection.ts';
 import { INBOX_BLOCK_SECONDS, InboxReader, popAll } from './inbox-reader.ts';
 import { assertNoEviction } from './redis-preflight.ts';
 import { resolveSiloOptions, type ResolvedSiloOptions, type SiloOptions } from './silo-options.ts';
@@ -27,8 +28,8 @@ export type SiloStopReason = 'stopped' | 'declared-dead';
  * the grains of one that dies, and on `stop()` finishes the turns in progress, deactivates its
  * grains, hands their queued messages to other silos and leaves.
  *
- * It holds three Redis connections however many grains are active: commands, the blocking inbox
- * read, and (once a grain uses `ask`) the reply subscription.
+ * It holds four Redis connections at most, however many grains are active: commands, the
+ * blocking inbox read, turn commits, and (once a grain uses `ask`) the reply subscription.
  *
  * ```ts
  * const silo = await Silo.start({ redis: 'redis://127.0.0.1:6379', grains: [Counter] });
@@ -49,6 +50,7 @@ export class Silo {
     readonly id: string,
     private readonly options: ResolvedSiloOptions,
     private readonly runtime: RedisRuntime,
+    private readonly turns: Redis,
     private readonly catalog: Catalog,
     private readonly inbox: InboxReader,
     /** The client grains use for `this.getGrain`; also usable by code embedding the silo. */
@@ -88,10 +90,13 @@ export class Silo {
       membershipRefreshMs: resolved.membershipRefreshMs,
     });
     let blocking: Redis | undefined;
+    let turns: Redis | undefined;
     try {
       await assertNoEviction(runtime.redis);
       blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, { blockingSeconds: INBOX_BLOCK_SECONDS });
       await readyWithin(blocking, resolved.connectTimeoutMs);
+      turns = openTurnConnection(resolved.redis, `redgrain:silo:${id}:turns`);
+      await readyWithin(turns, resolved.connectTimeoutMs);
       const redis = runtime.redis;
       const client = new GrainClient({
         redis,
@@ -111,6 +116,7 @@ export class Silo {
           host: {
             siloId: id,
             redis,
+            turns,
             keys: runtime.keys,
             directory: runtime.directory,
             mailboxRoot: runtime.mailboxRoot,
@@ -152,11 +158,12 @@ export class Silo {
           catalog.wakeAll();
         },
       );
-      const silo = new Silo(id, resolved, runtime, catalog, inbox, client, log);
+      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log);
       await silo.#join(registry.names());
       return silo;
     } catch (error) {
       blocking?.disconnect();
+      turns?.disconnect();
       await closeRedis(runtime.redis);
       throw error;
     }
@@ -243,6 +250,7 @@ export class Silo {
       await this.#monitor.stop();
       await this.inbox.stop();
       await this.client.close();
+      this.turns.disconnect();
       await closeRedis(this.runtime.redis);
     })()
       .catch((error: unknown) => this.log.warn('error while stopping a dead silo', { error: describeError(error) }))
@@ -268,6 +276,7 @@ export class Silo {
     }
     await this.catalog.idle();
     await this.client.close();
+    await closeRedis(this.turns);
     await closeRedis(redis);
     this.log.info('silo stopped');
   }
