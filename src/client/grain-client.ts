@@ -209,7 +209,7 @@ export class GrainClient implements MessageSender {
       this.#subscriber = this.runtime.openSubscriber();
       this.#replies = new ReplyListener(this.#subscriber, this.runtime.keys.replyChannel(this.id));
     }
-    await this.#replies.ready();
+    await this.#replies.ready(this.runtime.redisTimeoutMs);
     return this.#replies;
   }
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { ClosedError } from '../errors/errors.ts';
+import { ClosedError, RedisUnavailableError } from '../errors/errors.ts';
 import { errorFromData } from '../errors/error-converter.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize } from '../messaging/serializer.ts';
@@ -17,6 +17,7 @@ interface PendingAsk {
 export class ReplyListener {
   readonly #pending = new Map<string, PendingAsk>();
   #ready: Promise<void> | undefined;
+  #listening = false;
   #seq = 0;
 
   constructor(
@@ -24,15 +25,36 @@ export class ReplyListener {
     private readonly channel: string,
   ) {}
 
-  /** Subscribes once; every ask waits for this before its message is enqueued. */
-  ready(): Promise<void> {
+  /**
+   * Subscribes once; every ask waits for this before its message is enqueued. A subscription that
+   * does not complete within `timeoutMs` (Redis down, or the command lost in a disconnect, which
+   * ioredis then never settles) fails, and the next ask tries again.
+   */
+  async ready(timeoutMs: number): Promise<void> {
     this.#ready ??= (async () => {
-      this.subscriber.on('message', (channel: string, text: string) => {
-        if (channel === this.channel) this.#settle(text);
-      });
+      if (!this.#listening) {
+        this.#listening = true;
+        this.subscriber.on('message', (channel: string, text: string) => {
+          if (channel === this.channel) this.#settle(text);
+        });
+      }
       await this.subscriber.subscribe(this.channel);
     })();
-    return this.#ready;
+    const subscribing = this.#ready;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        subscribing,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new RedisUnavailableError(`Could not subscribe to ask replies within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      if (this.#ready === subscribing) this.#ready = undefined;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   nextRequestId(): string {
