@@ -66,7 +66,7 @@ export class Catalog {
     this.#host = {
       ...deps.host,
       ended: (activation) => this.#ended(activation),
-      wakeOwner: (grain, recover) => this.#forward(grain, recover, false),
+      wakeOwner: (grain, recover) => void this.#forward(grain, recover, false).catch(() => undefined),
       retryLater: (grain) => this.#retryInfrastructure(grain.tag),
     };
     const shortestAge = Math.min(
@@ -90,34 +90,34 @@ export class Catalog {
    * A wake-up for one grain arrived in this silo's inbox (or its type's pending list). An entry
    * `!<tag>` also asks to take back messages a stale activation released.
    */
-  wake(entry: string): void {
+  wake(entry: string): Promise<void> {
     const { tag, recover } = parseWakeEntry(entry);
     const activation = this.#activations.get(tag);
     if (activation !== undefined) {
       if (activation.status === 'deactivating') activation.wokenWhileDeactivating = true;
       else activation.wake(recover);
-      return;
+      return Promise.resolve();
     }
     let id: GrainId;
     try {
       id = GrainId.fromTag(tag);
     } catch {
       this.deps.log.warn('ignored a malformed wake-up', { tag });
-      return;
+      return Promise.resolve();
     }
     const type = this.deps.registry.get(id.type);
-    if (this.#stopping || type === undefined) {
-      this.#forward(id, recover, true);
-      return;
-    }
+    if (this.#stopping || type === undefined) return this.#forward(id, recover, true);
     const suspension = this.#supervisor.suspension(tag);
     if (suspension !== undefined) {
       this.#answerSuspended(id, suspension.lastError, suspension.answered);
-      return;
+      return Promise.resolve();
     }
     const created = new Activation(id, type, this.#host);
     this.#activations.set(tag, created);
-    const creating = this.#activate(created).then(
+    // Recorded before the claim, so a takeover of this silo finds every grain it may own; from
+    // then on the wake-up itself may be forgotten.
+    const recorded = this.#host.redis.sadd(this.#host.keys.siloGrains(this.#host.siloId), tag).then(() => undefined);
+    const creating = this.#activate(created, recorded).then(
       () => {
         this.#supervisor.succeeded(tag);
         this.#infraFailures.delete(tag);
@@ -126,6 +126,7 @@ export class Catalog {
     );
     this.#creating.add(creating);
     void creating.finally(() => this.#creating.delete(creating));
+    return recorded;
   }
 
   /** Stops creating activations and deactivates every one, handing queued work to other silos. */
@@ -146,11 +147,10 @@ export class Catalog {
     await Promise.all(Array.from({ length: Math.min(this.settings.shutdownConcurrency, all.length) }, worker));
   }
 
-  async #activate(activation: Activation): Promise<void> {
+  async #activate(activation: Activation, recorded: Promise<void>): Promise<void> {
     const { directory, membership, locator } = this.deps;
     const siloId = this.#host.siloId;
-    // Recorded before the claim, so a takeover of this silo finds every grain it may own.
-    await this.#host.redis.sadd(this.#host.keys.siloGrains(siloId), activation.id.tag);
+    await recorded;
     let claim = await directory.claim(activation.id, siloId);
     if (!claim.claimed) {
       // Held by this silo without a live activation here (a previous one failed): take it back.
@@ -196,7 +196,7 @@ export class Catalog {
       this.deps.log.warn('activation failed; retrying', { grain: id.toString(), error: describeError(error), retryInMs: decision.delayMs });
       const timer = setTimeout(() => {
         this.#retries.delete(timer);
-        if (!this.#stopping) this.wake(tag);
+        if (!this.#stopping) void this.#wakeLogged(tag);
       }, decision.delayMs);
       this.#retries.add(timer);
       return;
@@ -217,7 +217,7 @@ export class Catalog {
     const delay = Math.min(100 * 2 ** Math.min(failures - 1, 10), 5_000);
     const timer = setTimeout(() => {
       this.#retries.delete(timer);
-      if (!this.#stopping) this.wake(tag);
+      if (!this.#stopping) void this.#wakeLogged(tag);
     }, delay);
     this.#retries.add(timer);
   }
@@ -264,6 +264,13 @@ export class Catalog {
     }
   }
 
+  /** A wake-up from inside the silo (a retry, a re-wake): failures are logged, not returned. */
+  #wakeLogged(tag: string): Promise<void> {
+    return this.wake(tag).catch((error: unknown) =>
+      this.deps.log.warn('could not wake a grain', { grain: tag, error: describeError(error) }),
+    );
+  }
+
   /** Wakes every activation (after a wake-up may have been lost); idle ones find nothing. */
   wakeAll(): void {
     for (const activation of this.#activations.values()) if (activation.status === 'valid') activation.wake(true);
@@ -274,21 +281,25 @@ export class Catalog {
     while (this.#forwarding.size > 0) await Promise.all(this.#forwarding);
   }
 
-  #forward(id: GrainId, recover: boolean, excludeSelf: boolean): void {
+  /** Passes a wake-up on to the grain's owner (or placement); rejects if that failed. */
+  #forward(id: GrainId, recover: boolean, excludeSelf: boolean): Promise<void> {
     const { locator } = this.deps;
     const forwarding = locator
       .locate(id)
-      .then((owner) => locator.wake(id, owner, excludeSelf ? this.#host.siloId : undefined, recover))
-      .catch((error: unknown) => this.deps.log.error('could not forward a wake-up', { grain: id.toString(), error: describeError(error) }));
-    this.#forwarding.add(forwarding);
-    void forwarding.finally(() => this.#forwarding.delete(forwarding));
+      .then((owner) => locator.wake(id, owner, excludeSelf ? this.#host.siloId : undefined, recover));
+    const settled = forwarding.catch((error: unknown) =>
+      this.deps.log.error('could not forward a wake-up', { grain: id.toString(), error: describeError(error) }),
+    );
+    this.#forwarding.add(settled);
+    void settled.finally(() => this.#forwarding.delete(settled));
+    return forwarding;
   }
 
   #ended(activation: Activation): void {
     const tag = activation.id.tag;
     if (this.#activations.get(tag) !== activation) return;
     this.#activations.delete(tag);
-    if (activation.wokenWhileDeactivating) this.wake(tag);
+    if (activation.wokenWhileDeactivating) void this.#wakeLogged(tag);
   }
 
   #collectIdle(): void {

@@ -66,7 +66,7 @@ export class MembershipTable {
       .hset(this.keys.siloInfo(siloId), { status: 'left', heartbeatAt: String(Date.now()), activations: '0' })
       .expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS)
       .srem(this.keys.silos(), siloId)
-      .del(this.keys.siloGrains(siloId))
+      .del(this.keys.siloGrains(siloId), this.keys.siloTaking(siloId))
       .exec();
   }
 

@@ -10,6 +10,7 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:silos`               set of silo ids that ever joined and have not been swept
  * - `P:s:{<silo>}:info`     one silo's membership record
  * - `P:s:{<silo>}:inbox`    wake-ups for the grains that silo owns or should place
+ * - `P:s:{<silo>}:taking`   wake-ups that silo took and has not finished handling
  * - `P:s:{<silo>}:grains`   grains that silo may own, for takeover when it dies
  * - `P:deadletters`         stream of dead-lettered messages
  * - `P:types`               every grain type a silo has ever registered
@@ -70,6 +71,11 @@ export class RedisKeys {
 
   siloInbox(siloId: string): string {
     return `${this.prefix}:s:{${siloId}}:inbox`;
+  }
+
+  /** Wake-ups a silo took from its inbox and has not finished handling. */
+  siloTaking(siloId: string): string {
+    return `${this.prefix}:s:{${siloId}}:taking`;
   }
 
   grainTypes(): string {

@@ -12,6 +12,7 @@ const SCRIPTS = {
   commitTurn: new URL('../storage/lua/commitTurn-3.lua', import.meta.url),
   notifySilo: new URL('../membership/lua/notifySilo-2.lua', import.meta.url),
   heartbeat: new URL('../membership/lua/heartbeat-1.lua', import.meta.url),
+  takeInbox: new URL('../membership/lua/takeInbox-2.lua', import.meta.url),
   declareDead: new URL('../membership/lua/declareDead-1.lua', import.meta.url),
 } as const;
 

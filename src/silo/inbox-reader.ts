@@ -1,25 +1,39 @@
-import { describeError } from '../errors/errors.ts';
 import type { Redis } from 'ioredis';
+import { describeError } from '../errors/errors.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+import type { ScriptCommands } from '../redis/scripts.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 /** Longest a blocking read waits before it is re-issued (BullMQ caps its own at 10 s too). */
 export const INBOX_BLOCK_SECONDS = 10;
 const BATCH = 1_000;
+/** What a blocking read gives when its connection dropped under it. */
+const DROPPED: unique symbol = Symbol('dropped');
 
 /**
  * Reads this silo's inbox of wake-ups on the silo's one blocking connection and hands each grain
  * tag to the catalog, once per batch however many messages a hot grain received.
+ *
+ * Reliable: a batch is moved onto the silo's taking list (BLMOVE the first entry, then a script
+ * moves the rest) and cleared only once every wake-up in it is handled (the grain claimed or the
+ * wake-up passed on). A batch whose reply was lost in a disconnect, or that was not fully handled,
+ * is handled again from the taking list; a dead silo's taking list is part of its takeover.
  */
 export class InboxReader {
   #stopped = false;
   #loop: Promise<void> | undefined;
+  /** Handle the taking list again before reading more (after a reconnect or a failed batch). */
+  #retake = true;
 
   constructor(
     private readonly blocking: Redis,
-    private readonly inboxKey: string,
-    private readonly onWake: (tag: string) => void,
+    private readonly redis: Redis & ScriptCommands,
+    private readonly keys: RedisKeys,
+    private readonly siloId: string,
+    /** Handles one wake-up; resolves once it is safe to forget it. */
+    private readonly onWake: (entry: string) => Promise<void>,
     private readonly log: Logger,
-    /** Called after the connection came back: wake-ups popped by a read whose reply was lost are gone. */
+    /** Called after the connection came back: wake the activations, in case a wake-up was lost. */
     private readonly onReconnected: () => void,
   ) {}
 
@@ -27,15 +41,11 @@ export class InboxReader {
     this.#loop ??= this.#run();
   }
 
-  /** Stops reading; wake-ups still in the inbox stay there for `drainRemaining`. */
+  /** Stops reading; wake-ups still in the inbox or the taking list stay there for `drainRemaining`. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.blocking.disconnect();
     await this.#loop;
-  }
-
-  #dispatch(reply: [string, string[]] | null): void {
-    if (reply !== null) for (const tag of new Set(reply[1])) this.onWake(tag);
   }
 
   async #run(): Promise<void> {
@@ -47,41 +57,28 @@ export class InboxReader {
     const onReady = (): void => {
       if (!lostConnection) return;
       lostConnection = false;
+      this.#retake = true;
       this.onReconnected();
     };
     this.blocking.on('close', onClose);
     this.blocking.on('ready', onReady);
+    const inbox = this.keys.siloInbox(this.siloId);
+    const taking = this.keys.siloTaking(this.siloId);
     while (!this.#stopped) {
       try {
-        // A read sent while connected and still in flight when the connection drops is neither
-        // failed nor sent again by ioredis: stop waiting for it at the drop. A read issued while
-        // disconnected waits in ioredis' offline queue and is sent once the connection is back,
-        // so it is awaited like any other. Whatever a read returns is dispatched, even late.
-        const sentWhileConnected = this.blocking.status === 'ready';
-        const read = this.blocking.call('BLMPOP', INBOX_BLOCK_SECONDS, 1, this.inboxKey, 'RIGHT', 'COUNT', BATCH) as Promise<
-          [string, string[]] | null
-        >;
-        let reply: [string, string[]] | null | 'dropped';
-        if (sentWhileConnected) {
-          let closed: (() => void) | undefined;
-          const dropped = new Promise<'dropped'>((resolve) => {
-            closed = () => resolve('dropped');
-            this.blocking.once('close', closed);
-          });
-          reply = await Promise.race([read, dropped]).finally(() => {
-            if (closed !== undefined) this.blocking.off('close', closed);
-          });
-          if (reply === 'dropped') {
-            read.then((late) => this.#dispatch(late), () => undefined);
-            continue;
-          }
-        } else {
-          reply = await read;
+        if (this.#retake) {
+          this.#retake = false;
+          await this.#handle(await this.redis.lrange(taking, 0, -1));
         }
-        this.#dispatch(reply);
+        const first = await this.#blockingMove(inbox, taking);
+        if (first === DROPPED) continue;
         failures = 0;
+        if (first === null) continue;
+        const rest = (await this.redis.takeInbox(inbox, taking, BATCH - 1)) as string[];
+        await this.#handle([first, ...rest]);
       } catch (error) {
         if (this.#stopped) return;
+        this.#retake = true;
         failures += 1;
         this.log.warn('inbox read failed; retrying', { error: describeError(error), failures });
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** failures, 5_000)));
@@ -89,6 +86,39 @@ export class InboxReader {
     }
     this.blocking.off('close', onClose);
     this.blocking.off('ready', onReady);
+  }
+
+  /**
+   * BLMOVE of the oldest wake-up onto the taking list. A read sent while connected and still in
+   * flight when the connection drops is neither failed nor sent again by ioredis: stop waiting for
+   * it at the drop (what it moved is on the taking list, handled after the reconnect). A read
+   * issued while disconnected waits in ioredis' offline queue and is sent once the connection is
+   * back, so it is awaited like any other.
+   */
+  async #blockingMove(inbox: string, taking: string): Promise<string | null | typeof DROPPED> {
+    const sentWhileConnected = this.blocking.status === 'ready';
+    const read = this.blocking.blmove(inbox, taking, 'RIGHT', 'LEFT', INBOX_BLOCK_SECONDS);
+    if (!sentWhileConnected) return read;
+    read.catch(() => undefined);
+    let closed: (() => void) | undefined;
+    const dropped = new Promise<typeof DROPPED>((resolve) => {
+      closed = () => resolve(DROPPED);
+      this.blocking.once('close', closed);
+    });
+    try {
+      return await Promise.race([read, dropped]);
+    } finally {
+      if (closed !== undefined) this.blocking.off('close', closed);
+    }
+  }
+
+  /** Handles a batch, then clears the taking list; a batch not fully handled is taken again. */
+  async #handle(entries: string[]): Promise<void> {
+    if (entries.length === 0) return;
+    const results = await Promise.allSettled([...new Set(entries)].map((entry) => this.onWake(entry)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw new Error(`a wake-up could not be handled: ${describeError(failed.reason)}`);
+    await this.redis.del(this.keys.siloTaking(this.siloId));
   }
 }
 

@@ -150,8 +150,10 @@ export class Silo {
       );
       const inbox = new InboxReader(
         blocking,
-        runtime.keys.siloInbox(id),
-        (tag) => catalog.wake(tag),
+        runtime.redis,
+        runtime.keys,
+        id,
+        (entry) => catalog.wake(entry),
         log,
         () => {
           log.warn('inbox connection restored; waking every activation in case a wake-up was lost');
@@ -217,7 +219,9 @@ export class Silo {
     // Wake-ups parked while no silo hosted a type; joining first means a sender that parks one
     // after this read sees this silo on its re-check and wakes it directly.
     for (const type of types) {
-      for (const tag of await popAll(this.runtime.redis, this.runtime.keys.pendingForType(type))) this.catalog.wake(tag);
+      for (const tag of await popAll(this.runtime.redis, this.runtime.keys.pendingForType(type))) {
+        this.catalog.wake(tag).catch((error: unknown) => this.log.warn('could not wake a parked grain', { grain: tag, error: describeError(error) }));
+      }
     }
     this.log.info('silo started', { types: types.join(','), keyPrefix: this.runtime.keys.prefix });
   }
@@ -269,7 +273,8 @@ export class Silo {
     await membership.leave(this.id);
     this.#status = 'left';
     await this.inbox.stop();
-    for (const entry of await popAll(redis, keys.siloInbox(this.id))) {
+    const left = [...(await popAll(redis, keys.siloTaking(this.id))), ...(await popAll(redis, keys.siloInbox(this.id)))];
+    for (const entry of new Set(left)) {
       const { tag, recover } = parseWakeEntry(entry);
       const grain = GrainId.fromTag(tag);
       await locator.wake(grain, await locator.locate(grain), this.id, recover);

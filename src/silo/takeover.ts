@@ -13,7 +13,9 @@ import { popAll } from './inbox-reader.ts';
  */
 export async function takeOverSilo(runtime: RedisRuntime, deadSiloId: string, log: Logger): Promise<void> {
   const { redis, keys, locator, membership } = runtime;
-  const inbox = (await popAll(redis, keys.siloInbox(deadSiloId))).map((entry) => parseWakeEntry(entry).tag);
+  const inbox = [...(await popAll(redis, keys.siloTaking(deadSiloId))), ...(await popAll(redis, keys.siloInbox(deadSiloId)))].map(
+    (entry) => parseWakeEntry(entry).tag,
+  );
   const tags = new Set([...inbox, ...(await redis.smembers(keys.siloGrains(deadSiloId)))]);
   const grains: GrainId[] = [];
   for (const tag of tags) {
