@@ -74,8 +74,11 @@ export class InboxReader {
         if (first === DROPPED) continue;
         failures = 0;
         if (first === null) continue;
+        // The first wake-up is handled at once (its latency is an ask's); the rest of the batch
+        // is fetched meanwhile.
+        const handlingFirst = this.onWake(first);
         const rest = (await this.redis.takeInbox(inbox, taking, BATCH - 1)) as string[];
-        await this.#handle([first, ...rest]);
+        await this.#handle(rest.filter((entry) => entry !== first), handlingFirst);
       } catch (error) {
         if (this.#stopped) return;
         this.#retake = true;
@@ -113,9 +116,11 @@ export class InboxReader {
   }
 
   /** Handles a batch, then clears the taking list; a batch not fully handled is taken again. */
-  async #handle(entries: string[]): Promise<void> {
-    if (entries.length === 0) return;
-    const results = await Promise.allSettled([...new Set(entries)].map((entry) => this.onWake(entry)));
+  async #handle(entries: string[], alreadyHandling?: Promise<void>): Promise<void> {
+    if (entries.length === 0 && alreadyHandling === undefined) return;
+    const handling = [...new Set(entries)].map((entry) => this.onWake(entry));
+    if (alreadyHandling !== undefined) handling.push(alreadyHandling);
+    const results = await Promise.allSettled(handling);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw new Error(`a wake-up could not be handled: ${describeError(failed.reason)}`);
     await this.redis.del(this.keys.siloTaking(this.siloId));
