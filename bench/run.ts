@@ -11,7 +11,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
-import { Meter } from './bench-grains.ts';
+import { Counter } from '../grains/counter.ts';
 import { median, percentile, since, sleep } from './stats.ts';
 
 const server = await startRedisServer();
@@ -88,12 +88,12 @@ try {
   const client = await connect({ redis: server.url, keyPrefix });
   // Hot grain drain: messages queued while no silo runs, then one silo drains them.
   {
-    const parking = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix, logLevel: 'error' });
+    const parking = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error' });
     await parking.stop();
-    const hot = client.getGrain(Meter, 'hot');
+    const hot = client.getGrain(Counter, 'hot');
     for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, () => hot.send('add', 1)));
     const start = performance.now();
-    const silo = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix, logLevel: 'error' });
+    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error' });
     const total = await hot.ask('get'); // queued behind the N adds
     const rate = N / (since(start) / 1_000);
     if (total !== N) throw new Error(`hot grain counted ${total}, expected ${N}`);
@@ -139,7 +139,7 @@ try {
     const halfRate = rate / 2;
     const load = { on: true };
     const background = (async () => {
-      const others = Array.from({ length: 20 }, (_, i) => client.getGrain(Meter, `load-${i}`));
+      const others = Array.from({ length: 20 }, (_, i) => client.getGrain(Counter, `load-${i}`));
       let i = 0;
       while (load.on) {
         const tick = performance.now();
@@ -170,7 +170,7 @@ try {
     const c0 = await commands();
     for (let i = 0; i < 200; i++) {
       const t = performance.now();
-      await client.getGrain(Meter, `cold-${i}`).ask('add', 1);
+      await client.getGrain(Counter, `cold-${i}`).ask('add', 1);
       coldTimes.push(since(t));
     }
     const coldCommands = ((await commands()) - c0 - 1) / 200;
@@ -178,7 +178,7 @@ try {
     const w0 = await commands();
     for (let i = 0; i < 200; i++) {
       const t = performance.now();
-      await client.getGrain(Meter, `cold-${i}`).ask('add', 1);
+      await client.getGrain(Counter, `cold-${i}`).ask('add', 1);
       warmTimes.push(since(t));
     }
     const warmCommands = ((await commands()) - w0 - 1) / 200;
@@ -193,10 +193,10 @@ try {
   for (const grains of [1, 1_000, 10_000]) {
     const kp = prefix();
     const c = await connect({ redis: server.url, keyPrefix: kp });
-    const parking = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix: kp, logLevel: 'error' });
+    const parking = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error' });
     await parking.stop();
     const perGrain = Math.max(1, Math.floor(10_000 / grains));
-    const refs = Array.from({ length: grains }, (_, i) => c.getGrain(Meter, `g${i}`));
+    const refs = Array.from({ length: grains }, (_, i) => c.getGrain(Counter, `g${i}`));
     for (let i = 0; i < refs.length; i += 200) {
       await Promise.all(refs.slice(i, i + 200).map(async (r) => {
         for (let k = 0; k < perGrain; k++) await r.send('add', 1);
@@ -206,7 +206,7 @@ try {
     (globalThis as { gc?: () => void }).gc?.();
     const heapBefore = process.memoryUsage().heapUsed;
     const start = performance.now();
-    const silo = await Silo.start({ redis: server.url, grains: [Meter], keyPrefix: kp, logLevel: 'error', heartbeatIntervalMs: 60_000 });
+    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error', heartbeatIntervalMs: 60_000 });
     for (let i = 0; i < refs.length; i += 500) await Promise.all(refs.slice(i, i + 500).map((r) => r.ask('get')));
     const rate = messages / (since(start) / 1_000);
     record(`aggregatePerSec_${grains}`, `${grains} grains × ${perGrain} messages: aggregate drain incl. activation`, rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it, onTestFailed } from 'vitest';
+import type { GrainClient } from 'redgrain';
 import { TestCluster, type SiloProcess } from 'redgrain/testing';
 import { Probe, probeKey } from './grains/probe.ts';
 import { freshPrefix } from './support/prefix.ts';
@@ -24,25 +25,52 @@ async function ownerOf(redis: Redis, prefix: string, key: string): Promise<strin
   return redis.hget(`${prefix}:g:{Probe/${key}}:dir`, 'silo');
 }
 
+interface FaultCluster {
+  cluster: TestCluster;
+  redis: Redis;
+  client: GrainClient;
+}
+
+/** Runs `body` against silo processes with fast failure detection, and cleans everything up. */
+async function withFaultCluster(
+  label: string,
+  silos: number,
+  env: Record<string, string>,
+  body: (f: FaultCluster) => Promise<void>,
+): Promise<void> {
+  const cluster = await TestCluster.start({
+    grains: [PROBE_MODULE],
+    silos,
+    redisUrl: inject('redisUrl'),
+    keyPrefix: freshPrefix(label),
+    env: { ...FAST_DETECTION, ...env },
+  });
+  showLogsOnFailure(cluster);
+  const redis = new Redis(inject('redisUrl'));
+  try {
+    await body({ cluster, redis, client: await cluster.connect() });
+  } finally {
+    redis.disconnect();
+    await cluster.stop();
+  }
+}
+
+/** Activates a probe grain and says which silo holds it. */
+async function placed(f: FaultCluster, key: string): Promise<{ owner: SiloProcess; other: SiloProcess }> {
+  await f.client.getGrain(Probe, key).ask('hit', 'warmup', 0);
+  const owner = await ownerOf(f.redis, f.cluster.keyPrefix, key);
+  return {
+    owner: f.cluster.silos.find((s) => s.id === owner) as SiloProcess,
+    other: f.cluster.silos.find((s) => s.id !== owner) as SiloProcess,
+  };
+}
+
 describe('silo failures', () => {
   it('kill -9 mid-turn: another silo takes the grain over, reruns the message, and state counts it once', async () => {
-    const cluster = await TestCluster.start({
-      grains: [PROBE_MODULE],
-      silos: 2,
-      redisUrl: inject('redisUrl'),
-      keyPrefix: freshPrefix('kill'),
-      env: FAST_DETECTION,
-    });
-    showLogsOnFailure(cluster);
-    const redis = new Redis(inject('redisUrl'));
-    try {
-      const client = await cluster.connect();
+    await withFaultCluster('kill', 2, {}, async ({ cluster, redis, client }) => {
       const key = 'victim';
       const probe = client.getGrain(Probe, key);
-      await probe.ask('hit', 'warmup', 0);
-      const owner = await ownerOf(redis, cluster.keyPrefix, key);
-      const victim = cluster.silos.find((s) => s.id === owner) as SiloProcess;
-      const survivor = cluster.silos.find((s) => s.id !== owner) as SiloProcess;
+      const { owner: victim, other: survivor } = await placed({ cluster, redis, client }, key);
       // One message in flight (held for 60 s on its first attempt), five queued behind it.
       await probe.send('hitSlowOnce', 'a', 0, 60_000);
       for (let seq = 1; seq <= 5; seq++) await probe.send('hit', 'a', seq);
@@ -68,30 +96,14 @@ describe('silo failures', () => {
       expect(runs).toEqual([0, 1, 2, 3, 4, 5].map((seq) => `${key}|a|${seq}`)); // in order, after the rerun
       const status = await redis.hget(`${cluster.keyPrefix}:s:{${victim.id}}:info`, 'status');
       expect(status).toBe('dead');
-    } finally {
-      redis.disconnect();
-      await cluster.stop();
-    }
+    });
   });
 
   it('a paused silo past its lease cannot commit when it resumes: it steps down and exits', async () => {
-    const cluster = await TestCluster.start({
-      grains: [PROBE_MODULE],
-      silos: 2,
-      redisUrl: inject('redisUrl'),
-      keyPrefix: freshPrefix('zombie'),
-      env: FAST_DETECTION,
-    });
-    showLogsOnFailure(cluster);
-    const redis = new Redis(inject('redisUrl'));
-    try {
-      const client = await cluster.connect();
+    await withFaultCluster('zombie', 2, {}, async ({ cluster, redis, client }) => {
       const key = 'contested';
       const probe = client.getGrain(Probe, key);
-      await probe.ask('hit', 'warmup', 0);
-      const owner = await ownerOf(redis, cluster.keyPrefix, key);
-      const zombie = cluster.silos.find((s) => s.id === owner) as SiloProcess;
-      const rightful = cluster.silos.find((s) => s.id !== owner) as SiloProcess;
+      const { owner: zombie, other: rightful } = await placed({ cluster, redis, client }, key);
       await probe.send('hitSlowOnce', 'z', 0, 1_500);
       await waitFor('the first attempt to start', async () => ((await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined));
       zombie.signal('SIGSTOP');
@@ -109,26 +121,13 @@ describe('silo failures', () => {
       expect(runs.filter((r) => r.split('|')[3] === String(rightful.pid)).length).toBe(1);
       expect(await ownerOf(redis, cluster.keyPrefix, key)).toBe(rightful.id);
       expect(zombie.logs).toContain('declared dead');
-    } finally {
-      redis.disconnect();
-      await cluster.stop();
-    }
+    });
   });
 });
 
 describe('poison messages', () => {
   it('a message that kills its silo is retried in place a bounded number of times, then dead-lettered; the grain goes on', async () => {
-    const cluster = await TestCluster.start({
-      grains: [PROBE_MODULE],
-      silos: 3,
-      redisUrl: inject('redisUrl'),
-      keyPrefix: freshPrefix('poison'),
-      env: { ...FAST_DETECTION, REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' },
-    });
-    showLogsOnFailure(cluster);
-    const redis = new Redis(inject('redisUrl'));
-    try {
-      const client = await cluster.connect();
+    await withFaultCluster('poison', 3, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' }, async ({ cluster, redis, client }) => {
       const probe = client.getGrain(Probe, 'poisoned');
       await probe.send('hit', 'a', 0);
       await probe.send('crash');
@@ -157,30 +156,15 @@ describe('poison messages', () => {
       await probe.send('hit', 'a', 3);
       expect(await probe.ask('count')).toBe(4);
       expect((await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).slice(3)).toEqual(['poisoned|crash|fixed', 'poisoned|a|3']);
-    } finally {
-      redis.disconnect();
-      await cluster.stop();
-    }
+    });
   });
 });
 
 describe('hangs', () => {
   it('a handler that blocks the event loop past the watchdog deadline gets its silo killed; the message is dead-lettered', async () => {
-    const cluster = await TestCluster.start({
-      grains: [PROBE_MODULE],
-      silos: 2,
-      redisUrl: inject('redisUrl'),
-      keyPrefix: freshPrefix('hang'),
-      env: { ...FAST_DETECTION, REDGRAIN_MAX_MESSAGE_ATTEMPTS: '1', REDGRAIN_WATCHDOG_MS: '1000' },
-    });
-    showLogsOnFailure(cluster);
-    const redis = new Redis(inject('redisUrl'));
-    try {
-      const client = await cluster.connect();
+    await withFaultCluster('hang', 2, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '1', REDGRAIN_WATCHDOG_MS: '1000' }, async ({ cluster, redis, client }) => {
       const probe = client.getGrain(Probe, 'stuck');
-      await probe.ask('hit', 'a', 0);
-      const owner = await ownerOf(redis, cluster.keyPrefix, 'stuck');
-      const hung = cluster.silos.find((s) => s.id === owner) as SiloProcess;
+      const { owner: hung } = await placed({ cluster, redis, client }, 'stuck');
       await probe.send('block', 600_000);
       await probe.send('hit', 'a', 1);
       await hung.exited; // killed by its own watchdog, long before the 10-minute block ends
@@ -188,12 +172,9 @@ describe('hangs', () => {
       const letters = await waitFor('the hanging message to be dead-lettered', async () => {
         const list = await client.deadLetters.list();
         return list.length > 0 ? list : undefined;
-      });
-      expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
-      expect(await probe.ask('count')).toBe(2);
-    } finally {
-      redis.disconnect();
-      await cluster.stop();
-    }
+    });
+    expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
+    expect(await probe.ask('count')).toBe(2);
+    });
   });
 });
