@@ -90,13 +90,6 @@ export class InvalidMessageForStateError extends RedgrainError {
   }
 }
 
-/** This activation no longer owns its grain; its commit was refused and it steps down. */
-export class StateConflictError extends RedgrainError {
-  constructor(grain: string, reason: string) {
-    super('STATE_CONFLICT', `Commit for ${grain} refused: ${reason}`, { retryable: true });
-  }
-}
-
 /** Redis could not be reached in time. */
 export class RedisUnavailableError extends RedgrainError {
   constructor(message: string, cause?: unknown) {
