@@ -8,13 +8,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, InvalidMessageForStateError, Silo } from 'redgrain';
-import { Campaign, type CampaignState } from '../grains/campaign.ts';
+import { Campaign, ReviewQueue, type CampaignState } from '../grains/campaign.ts';
 import { withRedis } from './support/redis.ts';
 
 await withRedis(async (redis) => {
   // A fresh prefix per run, so runs against a shared Redis never see each other's campaigns.
   const keyPrefix = `campaign-example-${randomUUID().slice(0, 8)}`;
-  const silos = await Promise.all([1, 2].map(() => Silo.start({ redis, keyPrefix, grains: [Campaign], logLevel: 'warn' })));
+  const silos = await Promise.all([1, 2].map(() => Silo.start({ redis, keyPrefix, grains: [Campaign, ReviewQueue], logLevel: 'warn' })));
   const client = await connect({ redis, keyPrefix });
   try {
     const paths = [

@@ -1,4 +1,11 @@
 import { Grain, InvalidMessageForStateError } from 'redgrain';
+import { ReviewQueue } from './review-queue.ts';
+
+// Silos that load this module host the review queue too.
+export { ReviewQueue } from './review-queue.ts';
+
+/** The review queue every campaign reports to. */
+export const REVIEW_QUEUE = 'main';
 
 /** Where a campaign is in its life. APPROVED, REJECTED and CANCELLED are terminal. */
 export type CampaignStatus = 'EMPTY' | 'PENDING' | 'WAITING_REVIEW' | 'APPROVED' | 'REJECTED' | 'CANCELLED';
@@ -9,6 +16,8 @@ export interface CampaignTransition {
   message: string;
   actor: string;
   correlationId: string;
+  /** OpenTelemetry trace id of the message (empty when tracing is off). */
+  traceId: string;
   at: Date;
 }
 
@@ -55,6 +64,7 @@ export class Campaign extends Grain<CampaignState> {
   /** PENDING -> WAITING_REVIEW, sent by the campaign itself once it is set up. */
   async created() {
     this.#move('created', 'system');
+    await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('submit', { campaign: this.key, name: this.state.name ?? this.key });
     return this.state.status;
   }
 
@@ -62,13 +72,16 @@ export class Campaign extends Grain<CampaignState> {
   async review(verdict: { approved: boolean; reviewer: string; comment?: string }) {
     this.#move(verdict.approved ? 'approve' : 'reject', verdict.reviewer, 'review');
     if (verdict.comment !== undefined) this.state.reason = verdict.comment;
+    await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
     return this.state.status;
   }
 
   /** PENDING or WAITING_REVIEW -> CANCELLED. */
   async cancel(request: { actor: string; reason: string }) {
+    const from = this.state.status;
     this.#move('cancel', request.actor);
     this.state.reason = request.reason;
+    if (from === 'WAITING_REVIEW') await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
     return this.state.status;
   }
 
@@ -81,6 +94,6 @@ export class Campaign extends Grain<CampaignState> {
     const to = TRANSITIONS[transition]?.[from];
     if (to === undefined) throw new InvalidMessageForStateError(Campaign.type, from, message);
     this.state.status = to;
-    this.state.history.push({ from, to, message, actor, correlationId: this.correlationId, at: new Date() });
+    this.state.history.push({ from, to, message, actor, correlationId: this.correlationId, traceId: this.traceId, at: new Date() });
   }
 }

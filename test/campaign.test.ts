@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, InvalidMessageForStateError, Silo, type GrainClient, type GrainReference } from 'redgrain';
-import { Campaign, type CampaignStatus } from '../grains/campaign.ts';
+import { Campaign, ReviewQueue, type CampaignStatus } from '../grains/campaign.ts';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -62,7 +62,7 @@ describe('Campaign', () => {
   };
 
   beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Campaign], keyPrefix, logger: log });
+    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Campaign, ReviewQueue], keyPrefix, logger: log });
     client = await connect({ redis: inject('redisUrl'), keyPrefix });
   });
   afterAll(async () => {
@@ -130,7 +130,7 @@ describe('Campaign in PENDING', () => {
     // With no silo running, messages queue in order; the confirmation `create` sends itself
     // lands behind them, so the campaign is PENDING when they run.
     const keyPrefix = freshPrefix('pending');
-    const first = await Silo.start({ redis: inject('redisUrl'), grains: [Campaign], keyPrefix, logLevel: 'silent' });
+    const first = await Silo.start({ redis: inject('redisUrl'), grains: [Campaign, ReviewQueue], keyPrefix, logLevel: 'silent' });
     await first.stop();
     const client = await connect({ redis: inject('redisUrl'), keyPrefix });
     const ref = client.getGrain(Campaign, 'p1');
@@ -139,7 +139,7 @@ describe('Campaign in PENDING', () => {
     await ref.send('create', { name: 'Again', budget: 5, actor: 'alice' });
     await ref.send('cancel', { actor: 'alice', reason: 'changed plans' });
     const log = new LogRecorder();
-    const silo = await Silo.start({ redis: inject('redisUrl'), grains: [Campaign], keyPrefix, logger: log });
+    const silo = await Silo.start({ redis: inject('redisUrl'), grains: [Campaign, ReviewQueue], keyPrefix, logger: log });
     try {
       const state = await waitFor('the queued messages and the confirmation to run', async () => {
         const s = await ref.ask('get');

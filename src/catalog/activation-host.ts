@@ -8,6 +8,7 @@ import type { ReplyMessage } from '../messaging/envelope.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { SiloMetrics } from '../telemetry/silo-metrics.ts';
 import type { Activation } from './activation.ts';
 
 /** What an activation needs from the silo that hosts it. */
@@ -21,6 +22,7 @@ export interface ActivationHost {
   readonly mailboxRoot: RedisQueueBackend;
   readonly client: GrainClient;
   readonly log: Logger;
+  readonly metrics: SiloMetrics;
   /** How long a message lock lives; a lock left by a dead activation expires after this. */
   readonly lockDurationMs: number;
   /** Attempts a message gets when it kills or hangs its activation, before it is dead-lettered. */

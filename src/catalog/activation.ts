@@ -1,3 +1,4 @@
+import { context as otelContext, type Context, type SpanContext } from '@opentelemetry/api';
 import { MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
@@ -8,6 +9,8 @@ import { asEnvelope, type MessageEnvelope, type ReplyMessage } from '../messagin
 import { deserialize, serialize } from '../messaging/serializer.ts';
 import { withScripts } from '../redis/scripts.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
+import { Attr, SpanNames } from '../telemetry/semantics.ts';
+import { contextWith, markFailed, startGrainSpan, startTurn, type TurnTrace } from '../telemetry/tracing.ts';
 import type { ActivationHost } from './activation-host.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
@@ -21,7 +24,13 @@ export class GrainActivationError extends Error {
 /** Lifecycle of one activation, as in Orleans. */
 export type ActivationStatus = 'creating' | 'activating' | 'valid' | 'deactivating' | 'invalid';
 
-type TurnResult = { outcome: FinishOutcome; changes: StateChanges | undefined; reply: ReplyMessage | undefined };
+type TurnResult = {
+  outcome: FinishOutcome;
+  changes: StateChanges | undefined;
+  reply: ReplyMessage | undefined;
+  /** What the handler threw (or why the message was refused). */
+  error?: unknown;
+};
 
 /**
  * One live instance of a grain on this silo: it takes the grain's messages from its mailbox one
@@ -41,6 +50,10 @@ export class Activation {
   #grain: Grain<object> | undefined;
   #snapshot: StateSnapshot = new Map();
   #correlationId = '';
+  /** The spans of the turn in progress. */
+  #turnTrace: TurnTrace | undefined;
+  /** The activation span, linked from the first turn (activation is not caused by one message). */
+  #activationLink: SpanContext | undefined;
   #draining: Promise<void> | undefined;
   #wakeAgain = false;
   #stopFetching = false;
@@ -68,16 +81,47 @@ export class Activation {
     const activation = this;
     const context: GrainContext = {
       key: this.id.key,
-      // Messages a handler sends carry on the correlation id of the message it is handling.
+      // Messages a handler sends carry on the correlation id of the message it is handling
+      // (and continue its trace), also across silos.
       getGrain: (cls, key) => {
         const reference = host.client.getGrain(cls, key);
-        return activation.#correlationId === '' ? reference : reference.with({ correlationId: activation.#correlationId });
+        if (activation.#correlationId === '') return reference;
+        return reference.with({ correlationId: activation.#correlationId, traceContext: activation.#turnTrace?.context });
       },
       get correlationId() {
         return activation.#correlationId;
       },
+      get traceId() {
+        return activation.#turnTrace?.traceId ?? '';
+      },
     };
-    const [fields] = await Promise.all([host.redis.hgetall(host.keys.state(this.id)), this.mailbox.configure()]);
+    const span = startGrainSpan(SpanNames.activate(this.id.type), this.id, host.siloId, undefined, { [Attr.epoch]: epoch });
+    try {
+      await this.#load(context, span);
+      this.#activationLink = span.spanContext();
+    } catch (error) {
+      markFailed(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+    this.status = 'valid';
+    this.lastActiveAt = Date.now();
+    host.metrics.activated(this.id.type);
+  }
+
+  async #load(context: GrainContext, activationSpan: ReturnType<typeof startGrainSpan>): Promise<void> {
+    const host = this.host;
+    const load = startGrainSpan(SpanNames.stateLoad(this.id.type), this.id, host.siloId, contextWith(activationSpan));
+    let fields: Record<string, string>;
+    try {
+      [fields] = await Promise.all([host.redis.hgetall(host.keys.state(this.id)), this.mailbox.configure()]);
+    } catch (error) {
+      markFailed(load, error);
+      throw error;
+    } finally {
+      load.end();
+    }
     // From here a failure is the grain's own (its constructor, its state, its onActivate): it
     // counts towards suspension. Redis failures before this point are retried without limit.
     try {
@@ -86,12 +130,10 @@ export class Activation {
       grain.state = loaded.state;
       this.#snapshot = loaded.snapshot;
       this.#grain = grain;
-      await grain.onActivate();
+      await otelContext.with(contextWith(activationSpan), () => grain.onActivate());
     } catch (error) {
       throw new GrainActivationError(error);
     }
-    this.status = 'valid';
-    this.lastActiveAt = Date.now();
   }
 
   /** There may be messages: drain the mailbox unless already draining. */
@@ -133,20 +175,27 @@ export class Activation {
     this.#stopFetching = true;
     await this.#draining;
     const grain = this.#grain;
+    const span = startGrainSpan(SpanNames.deactivate(this.id.type), this.id, this.host.siloId, undefined, {
+      [Attr.epoch]: this.epoch,
+      [Attr.deactivationReason]: reason,
+    });
+    const spanContext = contextWith(span);
     try {
       if (grain !== undefined) {
-        await grain.onDeactivate();
+        await otelContext.with(spanContext, () => grain.onDeactivate());
         const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
         if (changes.set.length > 0 || changes.remove.length > 0) {
+          const commit = this.#startCommitSpan(spanContext, changes);
           const tx = this.mailbox.transaction();
           this.#queueCommit(tx, changes, undefined);
-          const [[error, code] = [null, 0]] = (await tx.exec()) ?? [];
+          const [[error, code] = [null, 0]] = await tx.exec().finally(() => commit.end()) ?? [];
           if (error !== null || code !== 1) {
             this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), code: Number(code) });
           }
         }
       }
     } catch (error) {
+      markFailed(span, error);
       this.host.log.error('onDeactivate failed; its state changes are not persisted', {
         grain: this.id.toString(),
         error: describeError(error),
@@ -156,9 +205,17 @@ export class Activation {
       await this.host.directory.release(this.id, this.host.siloId, this.epoch);
       await this.host.redis.srem(this.host.keys.siloGrains(this.host.siloId), this.id.tag);
     } finally {
+      span.end();
       this.host.log.debug('deactivated', { grain: this.id.toString(), reason });
-      this.#end();
+      this.#end(reason);
     }
+  }
+
+  #startCommitSpan(parent: Context, changes: StateChanges) {
+    return startGrainSpan(SpanNames.stateCommit(this.id.type), this.id, this.host.siloId, parent, {
+      [Attr.stateFieldsWritten]: changes.set.length,
+      [Attr.stateFieldsRemoved]: changes.remove.length,
+    });
   }
 
   async #drain(): Promise<void> {
@@ -207,6 +264,19 @@ export class Activation {
     this.turnStartedAt = Date.now();
     this.lastActiveAt = this.turnStartedAt;
     const envelope = asEnvelope(message.data);
+    const method = envelope?.m ?? message.name;
+    const turnTrace =
+      envelope === undefined
+        ? undefined
+        : startTurn(this.id, envelope, {
+            siloId: this.host.siloId,
+            epoch: this.epoch,
+            jobId: message.jobId,
+            deliveryCount: message.attemptsStarted,
+            activationLink: this.#activationLink,
+          });
+    this.#activationLink = undefined;
+    if (message.attemptsStarted > 1) this.host.metrics.retried(this.id.type, method);
     let result: TurnResult;
     if (message.attemptsStarted > this.host.maxMessageAttempts) {
       result = await this.#deadLetter(message, envelope);
@@ -215,19 +285,28 @@ export class Activation {
         grain: this.id.toString(),
         jobId: message.jobId,
       });
-      result = { outcome: { target: 'failed', reason: 'malformed message: not a redgrain envelope' }, changes: undefined, reply: undefined };
+      const reason = 'malformed message: not a redgrain envelope';
+      result = { outcome: { target: 'failed', reason }, changes: undefined, reply: undefined, error: new TypeError(reason) };
     } else {
       this.#correlationId = envelope.c;
-      result = await this.#run(envelope);
+      this.#turnTrace = turnTrace;
+      const turnContext = turnTrace?.context;
+      result = turnContext === undefined ? await this.#run(envelope) : await otelContext.with(turnContext, () => this.#run(envelope));
     }
     const fetchNext = !this.#stopFetching && this.status === 'valid';
+    const changes = result.changes ?? { set: [], remove: [], snapshot: this.#snapshot };
+    const commit = turnTrace === undefined ? undefined : this.#startCommitSpan(turnTrace.context, changes);
     const tx = this.mailbox.transaction();
-    this.#queueCommit(tx, result.changes ?? { set: [], remove: [], snapshot: this.#snapshot }, message);
+    this.#queueCommit(tx, changes, message);
     this.mailbox.queueFinish(tx, message, result.outcome, fetchNext);
-    const replies = (await tx.exec()) ?? [];
-    this.current = undefined;
-    this.turnStartedAt = 0;
-    this.#correlationId = '';
+    let replies: Awaited<ReturnType<typeof tx.exec>>;
+    try {
+      replies = await tx.exec();
+    } finally {
+      commit?.end();
+      this.#endTurn(turnTrace, method, result, envelope?.t);
+    }
+    replies ??= [];
     const [commitError, commitCode] = replies[0] ?? [new Error('no reply to commit'), undefined];
     if (commitError !== null) throw commitError;
     if (commitCode !== 1) {
@@ -248,6 +327,23 @@ export class Activation {
     return this.#unlessForeignTaken(finished.next, finished.foreignTaken);
   }
 
+  /** Closes the turn's spans and records its metrics. */
+  #endTurn(turnTrace: TurnTrace | undefined, method: string, result: TurnResult, sentAt: number | undefined): void {
+    const startedAt = this.turnStartedAt;
+    const failed = result.outcome.target === 'failed';
+    this.current = undefined;
+    this.turnStartedAt = 0;
+    this.#correlationId = '';
+    this.#turnTrace = undefined;
+    if (turnTrace !== undefined) {
+      turnTrace.span.setAttribute(Attr.outcome, result.outcome.target);
+      if (failed) markFailed(turnTrace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
+      turnTrace.span.end();
+    }
+    const errorType = result.error instanceof Error ? result.error.name : undefined;
+    this.host.metrics.turnFinished(this.id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (sentAt ?? startedAt), errorType);
+  }
+
   /**
    * Sets aside a message whose earlier attempts killed or hung the activation (each crash puts it
    * back at the head of the mailbox and counts an attempt), so the grain can go on.
@@ -266,9 +362,11 @@ export class Activation {
       message: message.data,
     });
     this.host.log.warn('dead-lettered a message', { grain: this.id.toString(), method, attempts, jobId: message.jobId });
+    this.host.metrics.deadLettered(this.id.type, method);
     const error = new MessageDeadLetteredError(this.id.toString(), method, attempts);
     return {
       outcome: { target: 'failed', reason: `dead-lettered: ${reason}` },
+      error,
       changes: undefined,
       reply: envelope?.r === undefined ? undefined : { i: envelope.r.i, ok: false, e: errorToData(error) },
     };
@@ -301,6 +399,7 @@ export class Activation {
       }
       return {
         outcome: { target: 'failed', reason: `${data.name}: ${data.message}` },
+        error,
         changes: undefined,
         reply: { i: requestId, ok: false, e: data },
       };
@@ -341,14 +440,15 @@ export class Activation {
       ...(error === undefined ? {} : { error: describeError(error) }),
     });
     this.#stopFetching = true;
-    this.#end();
+    this.#end('stepped down');
   }
 
-  #end(): void {
+  #end(reason: string): void {
     clearTimeout(this.#recoveryRetry);
     if (this.status === 'invalid') return;
     this.status = 'invalid';
     this.#grain = undefined;
+    this.host.metrics.deactivated(this.id.type, reason);
     this.host.ended(this);
   }
 }

@@ -86,6 +86,29 @@ export class Catalog {
     return this.#activations.get(tag);
   }
 
+  /** Live activations per grain type. */
+  countByType(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const activation of this.#activations.values()) {
+      if (activation.status === 'valid') counts.set(activation.id.type, (counts.get(activation.id.type) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /** Messages waiting in the mailboxes of this silo's activations, per grain type (one pipeline). */
+  async mailboxDepthByType(): Promise<Map<string, number>> {
+    const activations = [...this.#activations.values()];
+    const pipeline = this.#host.redis.pipeline();
+    for (const activation of activations) pipeline.llen(this.#host.keys.mailbox(activation.id, 'wait'));
+    const replies = activations.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const depths = new Map<string, number>();
+    activations.forEach((activation, i) => {
+      const depth = Number(replies[i]?.[1] ?? 0);
+      depths.set(activation.id.type, (depths.get(activation.id.type) ?? 0) + depth);
+    });
+    return depths;
+  }
+
   /**
    * A wake-up for one grain arrived in this silo's inbox (or its type's pending list). An entry
    * `!<tag>` also asks to take back messages a stale activation released.
@@ -153,6 +176,7 @@ export class Catalog {
     await recorded;
     let claim = await directory.claim(activation.id, siloId);
     if (!claim.claimed) {
+      this.#host.metrics.directoryConflict(activation.id.type);
       // Held by this silo without a live activation here (a previous one failed): take it back.
       // Held by a silo that no longer takes wake-ups: it is gone, supersede it.
       // Held by a live silo: that silo processes the grain; pass the wake-up on.

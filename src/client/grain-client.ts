@@ -22,6 +22,7 @@ import { serialize } from '../messaging/serializer.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
 import { ReplyListener } from './reply-listener.ts';
+import { callerContext, correlationFromContext, endCall, startCall, type CallTrace } from '../telemetry/tracing.ts';
 
 /** How many grain mailboxes a client keeps a BullMQ producer for. */
 const PRODUCER_CACHE_SIZE = 1_000;
@@ -65,7 +66,14 @@ export class GrainClient implements MessageSender {
   }
 
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
-    await this.#deliver(grain, method, args, options, undefined);
+    const call = this.#startCall('send', grain, method, options);
+    try {
+      await this.#deliver(grain, method, args, call, undefined);
+      endCall(call.trace.span);
+    } catch (error) {
+      endCall(call.trace.span, error);
+      throw error;
+    }
   }
 
   async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> {
@@ -73,13 +81,29 @@ export class GrainClient implements MessageSender {
     const requestId = replies.nextRequestId();
     const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
     const reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
+    const call = this.#startCall('ask', grain, method, options);
     try {
-      await this.#deliver(grain, method, args, options, { c: this.id, i: requestId });
+      await this.#deliver(grain, method, args, call, { c: this.id, i: requestId });
     } catch (error) {
       replies.cancel(requestId);
+      endCall(call.trace.span, error);
       throw error;
     }
-    return reply;
+    try {
+      const value = await reply;
+      endCall(call.trace.span);
+      return value;
+    } catch (error) {
+      endCall(call.trace.span, error);
+      throw error;
+    }
+  }
+
+  /** Resolves the call's correlation id (option, baggage, or new) and opens its span. */
+  #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): { correlationId: string; trace: CallTrace } {
+    const parent = callerContext(options.traceContext);
+    const correlationId = options.correlationId ?? correlationFromContext(parent) ?? newCorrelationId();
+    return { correlationId, trace: startCall(kind, grain, method, correlationId, parent) };
   }
 
   /**
@@ -113,7 +137,7 @@ export class GrainClient implements MessageSender {
     grain: GrainId,
     method: string,
     args: unknown[],
-    options: CallOptions,
+    call: { correlationId: string; trace: CallTrace },
     replyTo: MessageEnvelope['r'],
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
@@ -127,9 +151,10 @@ export class GrainClient implements MessageSender {
       v: 1,
       m: method,
       a: serializedArgs,
-      c: options.correlationId ?? newCorrelationId(),
+      c: call.correlationId,
       t: Date.now(),
       ...(replyTo === undefined ? {} : { r: replyTo }),
+      ...call.trace.envelope,
     };
     await this.#enqueueWithin(grain, method, envelope);
   }

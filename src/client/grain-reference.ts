@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { Grain, HandlerArgs, HandlerName, HandlerResult } from '../grain/grain.ts';
 
@@ -5,8 +6,16 @@ import type { Grain, HandlerArgs, HandlerName, HandlerResult } from '../grain/gr
 export interface CallOptions {
   /** How long `ask` waits for the reply before rejecting with AskTimeoutError (ms). */
   timeoutMs?: number;
-  /** Correlation id for the messages sent through this reference (one is made when absent). */
+  /**
+   * Correlation id for the messages sent through this reference. When absent, the one in the
+   * active OpenTelemetry baggage (`redgrain.correlation_id`) is used, else a new one is made.
+   */
   correlationId?: string;
+  /**
+   * OpenTelemetry context to parent the call's span on when the active context holds no span
+   * (inside a handler, references are given the turn's context already).
+   */
+  traceContext?: Context;
 }
 
 /** What a reference needs from the client that made it. */

@@ -6,6 +6,8 @@ export interface GrainContext {
   getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G>;
   /** The correlation id of the message being handled (empty outside a turn). */
   readonly correlationId: string;
+  /** The trace id of the turn's span (empty outside a turn, or when tracing is off). */
+  readonly traceId: string;
 }
 
 let constructing: GrainContext | undefined;
@@ -71,6 +73,14 @@ export abstract class Grain<S extends object = Record<string, never>> {
   /** The correlation id of the message being handled; messages sent from the handler carry it on. */
   protected get correlationId(): string {
     return this.#context.correlationId;
+  }
+
+  /**
+   * The OpenTelemetry trace id of the message being handled: empty outside a turn and when no
+   * tracer provider is registered. The turn's span is also the active span during the handler.
+   */
+  protected get traceId(): string {
+    return this.#context.traceId;
   }
 }
 

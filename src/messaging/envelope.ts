@@ -17,6 +17,10 @@ export interface MessageEnvelope {
   t: number;
   /** Where to reply, for `ask`: client id and request id. */
   r?: { c: string; i: string };
+  /** W3C trace context (`traceparent`, `tracestate`, `baggage`) of the turn's parent span. */
+  x?: Record<string, string>;
+  /** Span id of the span that sent the message (a link for one-way messages). */
+  k?: string;
 }
 
 /** An `ask` reply as published on the caller's reply channel. */
@@ -37,6 +41,12 @@ export function asEnvelope(data: unknown): MessageEnvelope | undefined {
   }
   if (e.r !== undefined && (typeof e.r !== 'object' || typeof e.r.c !== 'string' || typeof e.r.i !== 'string')) {
     return undefined;
+  }
+  // Trace fields are best-effort: malformed ones are dropped, the message is still delivered.
+  const badTrace = e.x !== undefined && (typeof e.x !== 'object' || e.x === null || Object.values(e.x).some((v) => typeof v !== 'string'));
+  if (badTrace || (e.k !== undefined && typeof e.k !== 'string')) {
+    const { x: _x, k: _k, ...rest } = e;
+    return rest as MessageEnvelope;
   }
   return e as MessageEnvelope;
 }

@@ -12,7 +12,8 @@ import { takesWakeUps, type SiloStatus } from '../membership/silo-record.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import { closeRedis, openRedis } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
-import { createLogger, type Logger } from '../telemetry/logger.ts';
+import { createLogger, withTraceFields, type Logger } from '../telemetry/logger.ts';
+import { SiloMetrics } from '../telemetry/silo-metrics.ts';
 import { openTurnConnection } from '../mailbox/turn-connection.ts';
 import { INBOX_BLOCK_SECONDS, InboxReader, popAll } from './inbox-reader.ts';
 import { assertNoEviction } from './redis-preflight.ts';
@@ -56,6 +57,7 @@ export class Silo {
     /** The client grains use for `this.getGrain`; also usable by code embedding the silo. */
     readonly client: GrainClient,
     private readonly log: Logger,
+    private readonly metrics: SiloMetrics,
   ) {
     this.#stopped = new Promise((resolve) => {
       this.#resolveStopped = resolve;
@@ -78,7 +80,7 @@ export class Silo {
     const registry = new GrainTypeRegistry(resolved.grains);
     const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-');
     const id = resolved.siloId ?? `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
-    const log = resolved.logger ?? createLogger(resolved.logLevel, { silo: id });
+    const log = withTraceFields(resolved.logger?.child({ silo: id }) ?? createLogger(resolved.logLevel, { silo: id }));
     const runtime = await openRuntime({
       input: resolved.redis,
       keyPrefix: resolved.keyPrefix,
@@ -111,6 +113,12 @@ export class Silo {
         openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, 'subscriber'),
         dispose: async () => undefined,
       });
+      // The gauges read the catalog, which needs the metrics: they meet through this binding.
+      let observed: Catalog | undefined;
+      const metrics = new SiloMetrics(id, {
+        activationsByType: () => observed?.countByType() ?? new Map(),
+        mailboxDepthByType: async () => (observed === undefined ? new Map() : observed.mailboxDepthByType()),
+      });
       const catalog = new Catalog(
         {
           host: {
@@ -122,6 +130,7 @@ export class Silo {
             mailboxRoot: runtime.mailboxRoot,
             client,
             log,
+            metrics,
             lockDurationMs: resolved.lockDurationMs,
             maxMessageAttempts: resolved.maxMessageAttempts,
             deadLetters: runtime.deadLetters,
@@ -148,6 +157,7 @@ export class Silo {
           shutdownConcurrency: 32,
         },
       );
+      observed = catalog;
       const inbox = new InboxReader(
         blocking,
         runtime.redis,
@@ -160,7 +170,7 @@ export class Silo {
           catalog.wakeAll();
         },
       );
-      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log);
+      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics);
       await silo.#join(registry.names());
       return silo;
     } catch (error) {
@@ -250,6 +260,7 @@ export class Silo {
     this.log.error('this silo was declared dead by the cluster; dropping its activations and stopping');
     this.#stopping = (async () => {
       clearInterval(this.#heartbeat);
+      this.metrics.close();
       this.catalog.abandonAll();
       await this.#monitor.stop();
       await this.inbox.stop();
@@ -280,6 +291,7 @@ export class Silo {
       await locator.wake(grain, await locator.locate(grain), this.id, recover);
     }
     await this.catalog.idle();
+    this.metrics.close();
     await this.client.close();
     await closeRedis(this.turns);
     await closeRedis(redis);

@@ -1,3 +1,5 @@
+import { activeTraceFields } from './tracing.ts';
+
 /** Log levels, least to most severe. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -18,6 +20,21 @@ export function parseLogLevel(value: string | undefined, fallback: LogLevel): Lo
   const level = value.toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
   throw new TypeError(`Unknown log level "${value}"; use one of ${LOG_LEVELS.join(', ')}`);
+}
+
+/**
+ * `logger` with the trace id and span id of the active span added to every line, so log lines
+ * written while a handler runs can be found from its trace (and the trace from them).
+ */
+export function withTraceFields(logger: Logger): Logger {
+  const add = (fields?: LogFields): LogFields => ({ ...activeTraceFields(), ...fields });
+  return {
+    debug: (m, f) => logger.debug(m, add(f)),
+    info: (m, f) => logger.info(m, add(f)),
+    warn: (m, f) => logger.warn(m, add(f)),
+    error: (m, f) => logger.error(m, add(f)),
+    child: (fields) => withTraceFields(logger.child(fields)),
+  };
 }
 
 export function createLogger(level: LogLevel, base: LogFields = {}, write: (line: string) => void = (line) => process.stderr.write(line)): Logger {

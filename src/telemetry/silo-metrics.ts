@@ -1,0 +1,95 @@
+import { metrics, type BatchObservableCallback, type Counter, type Histogram, type Meter, type ObservableGauge } from '@opentelemetry/api';
+import { Attr, INSTRUMENTATION_NAME, Metrics } from './semantics.ts';
+
+/** What a silo can tell about itself when its gauges are read (only when a meter provider reads them). */
+export interface SiloObservations {
+  /** Live activations per grain type. */
+  activationsByType(): Map<string, number>;
+  /** Messages waiting in the mailboxes of this silo's activations, per grain type. */
+  mailboxDepthByType(): Promise<Map<string, number>>;
+}
+
+/**
+ * A silo's metrics through the OpenTelemetry metrics API. Without a registered meter provider
+ * every instrument is a no-op and the gauges are never read (so they cost no Redis command).
+ * Attributes stay low-cardinality: grain type and method, never grain keys.
+ */
+export class SiloMetrics {
+  readonly #meter: Meter;
+  readonly #processed: Counter;
+  readonly #failed: Counter;
+  readonly #retried: Counter;
+  readonly #duration: Histogram;
+  readonly #queueWait: Histogram;
+  readonly #activated: Counter;
+  readonly #deactivated: Counter;
+  readonly #conflicts: Counter;
+  readonly #deadLetters: Counter;
+  readonly #gauges: ObservableGauge[];
+  readonly #observe: BatchObservableCallback;
+
+  constructor(
+    private readonly siloId: string,
+    observations: SiloObservations,
+  ) {
+    const meter = metrics.getMeter(INSTRUMENTATION_NAME);
+    this.#meter = meter;
+    this.#processed = meter.createCounter(Metrics.messagesProcessed, { description: 'Messages whose turn finished (completed or failed)', unit: '{message}' });
+    this.#failed = meter.createCounter(Metrics.messagesFailed, { description: 'Messages whose handler threw, or that were refused or dead-lettered', unit: '{message}' });
+    this.#retried = meter.createCounter(Metrics.messagesRetried, { description: 'Messages delivered again after an activation died or hung during their turn', unit: '{message}' });
+    this.#duration = meter.createHistogram(Metrics.messageDuration, { description: 'Turn duration: handler and state commit', unit: 's' });
+    this.#queueWait = meter.createHistogram(Metrics.messageQueueWait, { description: 'Time from send to the start of the turn', unit: 's' });
+    this.#activated = meter.createCounter(Metrics.activationsActivated, { description: 'Activations created', unit: '{activation}' });
+    this.#deactivated = meter.createCounter(Metrics.activationsDeactivated, { description: 'Activations ended', unit: '{activation}' });
+    this.#conflicts = meter.createCounter(Metrics.directoryConflicts, { description: 'Directory claims found held by another silo', unit: '{claim}' });
+    this.#deadLetters = meter.createCounter(Metrics.deadLetters, { description: 'Messages moved to the dead-letter stream', unit: '{message}' });
+    const live = meter.createObservableGauge(Metrics.activationsLive, { description: 'Live activations on this silo', unit: '{activation}' });
+    const depth = meter.createObservableGauge(Metrics.mailboxDepth, {
+      description: "Messages waiting in the mailboxes of this silo's activations",
+      unit: '{message}',
+    });
+    this.#gauges = [live, depth];
+    this.#observe = async (result) => {
+      for (const [type, count] of observations.activationsByType()) result.observe(live, count, this.#attrs(type));
+      for (const [type, count] of await observations.mailboxDepthByType()) result.observe(depth, count, this.#attrs(type));
+    };
+    meter.addBatchObservableCallback(this.#observe, this.#gauges);
+  }
+
+  turnFinished(type: string, method: string, outcome: 'completed' | 'failed', durationMs: number, queueWaitMs: number, errorType?: string): void {
+    const attributes = { ...this.#attrs(type), [Attr.grainMethod]: method };
+    this.#processed.add(1, { ...attributes, [Attr.outcome]: outcome });
+    if (outcome === 'failed') this.#failed.add(1, { ...attributes, [Attr.errorType]: errorType ?? 'Error' });
+    this.#duration.record(durationMs / 1000, attributes);
+    this.#queueWait.record(Math.max(0, queueWaitMs) / 1000, attributes);
+  }
+
+  retried(type: string, method: string): void {
+    this.#retried.add(1, { ...this.#attrs(type), [Attr.grainMethod]: method });
+  }
+
+  activated(type: string): void {
+    this.#activated.add(1, this.#attrs(type));
+  }
+
+  deactivated(type: string, reason: string): void {
+    this.#deactivated.add(1, { ...this.#attrs(type), [Attr.deactivationReason]: reason });
+  }
+
+  directoryConflict(type: string): void {
+    this.#conflicts.add(1, this.#attrs(type));
+  }
+
+  deadLettered(type: string, method: string): void {
+    this.#deadLetters.add(1, { ...this.#attrs(type), [Attr.grainMethod]: method });
+  }
+
+  /** Stops the gauges from being read (the silo stopped). */
+  close(): void {
+    this.#meter.removeBatchObservableCallback(this.#observe, this.#gauges);
+  }
+
+  #attrs(type: string): Record<string, string> {
+    return { [Attr.grainType]: type, [Attr.siloId]: this.siloId };
+  }
+}
