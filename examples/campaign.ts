@@ -4,51 +4,76 @@
  *   npm run example            (starts a private Redis when REDIS_URL is not set)
  *
  * Runs one campaign through each path of its state machine (approve, reject, cancel), shows a
- * message the current state refuses, and prints each campaign's state and history.
+ * message the current state refuses, and prints each campaign's state and history. Each campaign
+ * is one user action, so one trace: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318
+ * for Jaeger) to export it. With EXAMPLE_SILOS=0 it starts no silos of its own and uses the
+ * cluster already running on REDIS_URL (as the `example` service in compose.yaml does).
  */
 import { randomUUID } from 'node:crypto';
+import { context, trace } from '@opentelemetry/api';
 import { connect, InvalidMessageForStateError, Silo } from 'redgrain';
-import { Campaign, ReviewQueue, type CampaignState } from '../grains/campaign.ts';
+import { Campaign, type CampaignState } from '../grains/campaign.ts';
+import { ReviewQueue } from '../grains/review-queue.ts';
+import { startTelemetry, stopTelemetry } from '../silos/telemetry.ts';
 import { withRedis } from './support/redis.ts';
 
+const tracing = startTelemetry('redgrain-example');
+const siloCount = Number(process.env.EXAMPLE_SILOS ?? 2);
+if (!Number.isInteger(siloCount) || siloCount < 0) throw new Error(`EXAMPLE_SILOS must be a whole number, got "${process.env.EXAMPLE_SILOS}"`);
+const tracer = trace.getTracer('redgrain-example');
+
 await withRedis(async (redis) => {
-  // A fresh prefix per run, so runs against a shared Redis never see each other's campaigns.
-  const keyPrefix = `campaign-example-${randomUUID().slice(0, 8)}`;
-  const silos = await Promise.all([1, 2].map(() => Silo.start({ redis, keyPrefix, grains: [Campaign, ReviewQueue], logLevel: 'warn' })));
+  // Own silos get a fresh prefix per run, so runs against a shared Redis never see each other's
+  // campaigns; against a running cluster, its prefix (REDGRAIN_PREFIX) and fresh campaign keys.
+  const run = randomUUID().slice(0, 8);
+  const keyPrefix = siloCount > 0 ? `campaign-example-${run}` : process.env.REDGRAIN_PREFIX;
+  const silos = await Promise.all(
+    Array.from({ length: siloCount }, () => Silo.start({ redis, keyPrefix, grains: [Campaign, ReviewQueue], logLevel: 'warn' })),
+  );
   const client = await connect({ redis, keyPrefix });
+  const keyOf = (name: string) => (siloCount > 0 ? name : `${name}-${run}`);
   try {
     const paths = [
-      { key: 'spring-sale', name: 'Spring sale', end: 'approve' },
-      { key: 'summer-promo', name: 'Summer promo', end: 'reject' },
-      { key: 'autumn-launch', name: 'Autumn launch', end: 'cancel' },
+      { key: keyOf('spring-sale'), name: 'Spring sale', end: 'approve' },
+      { key: keyOf('summer-promo'), name: 'Summer promo', end: 'reject' },
+      { key: keyOf('autumn-launch'), name: 'Autumn launch', end: 'cancel' },
     ] as const;
     for (const path of paths) {
-      const campaign = client.getGrain(Campaign, path.key);
-      // `create` moves the campaign to PENDING and queues its own confirmation, which runs
-      // before any message sent after this ask resolves: the next message sees WAITING_REVIEW.
-      await campaign.ask('create', { name: path.name, budget: 10_000, actor: 'alice' });
-      if (path.end === 'approve') await campaign.ask('review', { approved: true, reviewer: 'bob' });
-      if (path.end === 'reject') await campaign.ask('review', { approved: false, reviewer: 'bob', comment: 'off-brand imagery' });
-      if (path.end === 'cancel') await campaign.ask('cancel', { actor: 'alice', reason: 'budget moved to Q4' });
-      print(path.key, await campaign.ask('get'));
+      // One span around the user's whole action: everything it causes, on any silo, is one trace.
+      const action = tracer.startSpan(`campaign ${path.end}`);
+      const state = await context.with(trace.setSpan(context.active(), action), async () => {
+        const campaign = client.getGrain(Campaign, path.key);
+        // `create` moves the campaign to PENDING and queues its own confirmation, which runs
+        // before any message sent after this ask resolves: the next message sees WAITING_REVIEW.
+        await campaign.ask('create', { name: path.name, budget: 10_000, actor: 'alice' });
+        if (path.end === 'approve') await campaign.ask('review', { approved: true, reviewer: 'bob' });
+        if (path.end === 'reject') await campaign.ask('review', { approved: false, reviewer: 'bob', comment: 'off-brand imagery' });
+        if (path.end === 'cancel') await campaign.ask('cancel', { actor: 'alice', reason: 'budget moved to Q4' });
+        return campaign.ask('get');
+      });
+      action.end();
+      print(path.key, state, tracing ? action.spanContext().traceId : undefined);
     }
 
     // A message the current state does not accept is refused, and changes nothing.
     try {
-      await client.getGrain(Campaign, 'autumn-launch').ask('review', { approved: true, reviewer: 'carol' });
+      await client.getGrain(Campaign, keyOf('autumn-launch')).ask('review', { approved: true, reviewer: 'carol' });
     } catch (error) {
       if (!(error instanceof InvalidMessageForStateError)) throw error;
       console.log(`refused: ${error.message} (code ${error.code})\n`);
     }
-    console.log(`activations per silo: ${silos.map((s) => `${s.id}=${s.activationCount}`).join(', ')}`);
+    console.log(`waiting for review: ${(await client.getGrain(ReviewQueue, 'main').ask('list')).length}`);
+    if (silos.length > 0) console.log(`activations per silo: ${silos.map((s) => `${s.id}=${s.activationCount}`).join(', ')}`);
   } finally {
     await client.close();
     await Promise.all(silos.map((s) => s.stop()));
   }
 });
+await stopTelemetry();
 
-function print(key: string, state: CampaignState): void {
+function print(key: string, state: CampaignState, traceId: string | undefined): void {
   console.log(`${key}: ${state.status}${state.reason ? ` (${state.reason})` : ''}`);
+  if (traceId !== undefined) console.log(`  trace ${traceId}`);
   for (const t of state.history) {
     console.log(`  ${t.at.toISOString()}  ${t.from.padEnd(14)} -> ${t.to.padEnd(14)} ${t.message.padEnd(8)} by ${t.actor}`);
   }

@@ -1,9 +1,6 @@
 import { Grain, InvalidMessageForStateError } from 'redgrain';
 import { ReviewQueue } from './review-queue.ts';
 
-// Silos that load this module host the review queue too.
-export { ReviewQueue } from './review-queue.ts';
-
 /** The review queue every campaign reports to. */
 export const REVIEW_QUEUE = 'main';
 

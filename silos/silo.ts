@@ -1,7 +1,7 @@
 /**
  * Runs one silo process:
  *
- *   tsx silos/silo.ts --grains ./grains/counter.ts [--grains ./grains/campaign.ts ...]
+ *   tsx --import ./silos/instrumentation.ts silos/silo.ts --grains ./grains/counter.ts [--grains ./grains/campaign.ts ...]
  *
  * It hosts every Grain subclass the modules export and stops gracefully on SIGTERM / SIGINT.
  * Configuration comes from the environment; see the README's "Configuration" section.
@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Grain, Silo, startEventLoopWatchdog, type GrainClass, type LogLevel } from '../src/index.ts';
+import { stopTelemetry } from './telemetry.ts';
 
 /** Default event-loop watchdog deadline of a silo process. */
 const DEFAULT_WATCHDOG_MS = 60_000;
@@ -54,19 +55,25 @@ async function main(): Promise<void> {
   process.stdout.write(`redgrain silo ${silo.id} started\n`);
   // Declared dead after a pause: exit non-zero so a supervisor starts a fresh silo (a new id).
   void silo.stopped.then((reason) => {
-    if (reason === 'declared-dead') process.exit(2);
+    if (reason === 'declared-dead') void stopTelemetry().finally(() => process.exit(2));
   });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) process.exit(130); // a second signal: stop now
-    silo.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`silo ${silo.id} failed to stop cleanly after ${signal}: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
+    void silo
+      .stop()
+      .then(
+        () => 0,
+        (error: unknown) => {
+          process.stderr.write(`silo ${silo.id} failed to stop cleanly after ${signal}: ${String(error)}\n`);
+          return 1;
+        },
+      )
+      .then(async (code) => {
+        await stopTelemetry(); // the last spans and metrics go out before the process does
+        process.exit(code);
+      });
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

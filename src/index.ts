@@ -23,3 +23,14 @@ export type { SiloRecord, SiloStatus } from './membership/silo-record.ts';
 export type { Logger, LogFields, LogLevel } from './telemetry/logger.ts';
 export * from './errors/errors.ts';
 export type { DeadLetter } from './mailbox/dead-letters.ts';
+export {
+  ClusterInspector,
+  type GrainView,
+  type InspectOptions,
+  type MailboxCounts,
+  type MailboxQueue,
+  type MessageView,
+  type QueueDepth,
+  type SiloView,
+} from './cli/cluster-inspector.ts';
+export { Attr as TelemetryAttributes, Metrics as MetricNames, SpanNames, CORRELATION_BAGGAGE_KEY } from './telemetry/semantics.ts';

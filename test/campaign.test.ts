@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, InvalidMessageForStateError, Silo, type GrainClient, type GrainReference } from 'redgrain';
-import { Campaign, ReviewQueue, type CampaignStatus } from '../grains/campaign.ts';
+import { Campaign, type CampaignStatus } from '../grains/campaign.ts';
+import { ReviewQueue } from '../grains/review-queue.ts';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';

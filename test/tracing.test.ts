@@ -3,7 +3,8 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@o
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, Silo, type GrainClient } from 'redgrain';
-import { Campaign, REVIEW_QUEUE, ReviewQueue } from '../grains/campaign.ts';
+import { Campaign, REVIEW_QUEUE } from '../grains/campaign.ts';
+import { ReviewQueue } from '../grains/review-queue.ts';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';

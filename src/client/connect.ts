@@ -11,6 +11,16 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 export const DEFAULT_MEMBERSHIP_REFRESH_MS = 1_000;
 
+/** `REDIS_URL` when set (and not empty), else redis://127.0.0.1:6379. */
+export function defaultRedis(): string {
+  return process.env.REDIS_URL || DEFAULT_REDIS_URL;
+}
+
+/** `REDGRAIN_PREFIX` when set (and not empty), else `redgrain`. */
+export function defaultKeyPrefix(): string {
+  return process.env.REDGRAIN_PREFIX || DEFAULT_KEY_PREFIX;
+}
+
 /** Options of `connect`. Every one has a default. */
 export interface ConnectOptions {
   /** Redis URL (`redis://`, `rediss://` for TLS) or ioredis options. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
@@ -39,10 +49,10 @@ export interface ConnectOptions {
  * ```
  */
 export async function connect(options: ConnectOptions = {}): Promise<GrainClient> {
-  const input = options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  const input = options.redis ?? defaultRedis();
   const runtime = await openRuntime({
     input,
-    keyPrefix: options.keyPrefix ?? process.env.REDGRAIN_PREFIX ?? DEFAULT_KEY_PREFIX,
+    keyPrefix: options.keyPrefix ?? defaultKeyPrefix(),
     connectionName: 'redgrain:client',
     placement: options.placement ?? randomPlacement,
     localSiloId: undefined,

@@ -76,8 +76,8 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
   }
   return {
     grains: options.grains,
-    redis: options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
-    keyPrefix: options.keyPrefix ?? process.env.REDGRAIN_PREFIX ?? DEFAULT_KEY_PREFIX,
+    redis: options.redis ?? (process.env.REDIS_URL || DEFAULT_REDIS_URL),
+    keyPrefix: options.keyPrefix ?? (process.env.REDGRAIN_PREFIX || DEFAULT_KEY_PREFIX),
     collectionAgeMs: positive('collectionAgeMs', options.collectionAgeMs ?? DEFAULT_COLLECTION_AGE_MS),
     siloId: options.siloId,
     placement: options.placement ?? randomPlacement,

@@ -1,6 +1,9 @@
 import { metrics, type BatchObservableCallback, type Counter, type Histogram, type Meter, type ObservableGauge } from '@opentelemetry/api';
 import { Attr, INSTRUMENTATION_NAME, Metrics } from './semantics.ts';
 
+/** Histogram buckets in seconds: turns take from a fraction of a millisecond to seconds. */
+const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 /** What a silo can tell about itself when its gauges are read (only when a meter provider reads them). */
 export interface SiloObservations {
   /** Live activations per grain type. */
@@ -37,8 +40,9 @@ export class SiloMetrics {
     this.#processed = meter.createCounter(Metrics.messagesProcessed, { description: 'Messages whose turn finished (completed or failed)', unit: '{message}' });
     this.#failed = meter.createCounter(Metrics.messagesFailed, { description: 'Messages whose handler threw, or that were refused or dead-lettered', unit: '{message}' });
     this.#retried = meter.createCounter(Metrics.messagesRetried, { description: 'Messages delivered again after an activation died or hung during their turn', unit: '{message}' });
-    this.#duration = meter.createHistogram(Metrics.messageDuration, { description: 'Turn duration: handler and state commit', unit: 's' });
-    this.#queueWait = meter.createHistogram(Metrics.messageQueueWait, { description: 'Time from send to the start of the turn', unit: 's' });
+    const advice = { explicitBucketBoundaries: SECONDS_BUCKETS };
+    this.#duration = meter.createHistogram(Metrics.messageDuration, { description: 'Turn duration: handler and state commit', unit: 's', advice });
+    this.#queueWait = meter.createHistogram(Metrics.messageQueueWait, { description: 'Time from send to the start of the turn', unit: 's', advice });
     this.#activated = meter.createCounter(Metrics.activationsActivated, { description: 'Activations created', unit: '{activation}' });
     this.#deactivated = meter.createCounter(Metrics.activationsDeactivated, { description: 'Activations ended', unit: '{activation}' });
     this.#conflicts = meter.createCounter(Metrics.directoryConflicts, { description: 'Directory claims found held by another silo', unit: '{claim}' });

@@ -7,6 +7,8 @@ import type { GrainClient } from '../client/grain-client.ts';
 import { startRedisServer, type RedisServer } from './redis-server.ts';
 
 const SILO_SCRIPT = fileURLToPath(new URL('../../silos/silo.ts', import.meta.url));
+/** Sets up OpenTelemetry in each silo when its environment asks for export (OTEL_* variables). */
+const SILO_INSTRUMENTATION = new URL('../../silos/instrumentation.ts', import.meta.url).href;
 
 export interface TestClusterOptions {
   /** Grain modules each silo loads (paths, as for `silos/silo.ts --grains`). */
@@ -112,10 +114,13 @@ export class TestCluster {
     return cluster;
   }
 
-  /** Starts one more silo process and resolves once it takes messages. */
-  async addSilo(env: Record<string, string> = {}): Promise<SiloProcess> {
+  /**
+   * Starts one more silo process and resolves once it takes messages. `env` adds to the
+   * cluster's environment; `grains` replaces the cluster's grain modules for this silo.
+   */
+  async addSilo(env: Record<string, string> = {}, grains: string[] = this.options.grains): Promise<SiloProcess> {
     const timeoutMs = this.options.timeoutMs ?? 30_000;
-    const args = ['--import', 'tsx', SILO_SCRIPT, ...this.options.grains.flatMap((m) => ['--grains', resolvePath(m)])];
+    const args = ['--import', 'tsx', '--import', SILO_INSTRUMENTATION, SILO_SCRIPT, ...grains.flatMap((m) => ['--grains', resolvePath(m)])];
     const child = spawn(process.execPath, args, {
       env: {
         ...process.env,

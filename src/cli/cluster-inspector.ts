@@ -1,0 +1,267 @@
+import { Queue, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { asEnvelope } from '../messaging/envelope.ts';
+import { deserialize } from '../messaging/serializer.ts';
+import { GrainId } from '../grain/grain-id.ts';
+import { DeadLetterStore, type DeadLetter } from '../mailbox/dead-letters.ts';
+import { MembershipTable } from '../membership/membership-table.ts';
+import type { SiloStatus } from '../membership/silo-record.ts';
+import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import { readyWithin } from '../redis/runtime.ts';
+import { RedisKeys } from '../redis/keys.ts';
+import { registerScripts, type ScriptCommands } from '../redis/scripts.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, defaultKeyPrefix, defaultRedis } from '../client/connect.ts';
+
+/** How many waiting and failed messages a grain view lists. */
+const MESSAGES_SHOWN = 10;
+
+export interface SiloView {
+  id: string;
+  status: SiloStatus;
+  host: string;
+  pid: number;
+  types: string[];
+  activations: number;
+  startedAt: Date;
+  /** Milliseconds since the silo's last heartbeat (Redis clock). */
+  heartbeatAgeMs: number;
+}
+
+export interface MessageView {
+  id: string;
+  method: string;
+  correlationId: string | undefined;
+  sentAt: Date | undefined;
+  attempts: number;
+  /** Why it failed (failed messages only). */
+  reason?: string;
+}
+
+export interface MailboxCounts {
+  waiting: number;
+  active: number;
+  failed: number;
+  delayed: number;
+}
+
+export interface GrainView {
+  grain: string;
+  type: string;
+  key: string;
+  /** The activation that owns the grain, if any. */
+  owner: { silo: string; siloStatus: SiloStatus | undefined; epoch: string; since: Date | undefined } | undefined;
+  mailbox: MailboxCounts;
+  waiting: MessageView[];
+  failed: MessageView[];
+  /** Persisted state fields, deserialized (a field that cannot be read shows its raw text). */
+  state: Record<string, unknown>;
+}
+
+export interface QueueDepth {
+  grain: string;
+  type: string;
+  key: string;
+  waiting: number;
+  owner: string | undefined;
+}
+
+/** A grain mailbox as BullMQ sees it: what a queue dashboard (bull-board) needs to open it. */
+export interface MailboxQueue {
+  grain: string;
+  /** BullMQ queue name. */
+  name: string;
+  /** BullMQ key prefix. */
+  prefix: string;
+}
+
+export interface InspectOptions {
+  /** Redis URL or ioredis options; default `REDIS_URL`, else redis://127.0.0.1:6379. */
+  redis?: RedisConnectionInput;
+  /** Key prefix of the application; default `REDGRAIN_PREFIX`, else `redgrain`. */
+  keyPrefix?: string;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Reads a running cluster's state from Redis for operators: silos, one grain's owner, mailbox
+ * and state, the deepest mailboxes, dead letters. It only reads; it never changes anything.
+ * Grains are found through the silos' grain sets and the pending lists, never by scanning keys.
+ */
+export class ClusterInspector {
+  readonly #membership: MembershipTable;
+  readonly #deadLetters: DeadLetterStore;
+
+  private constructor(
+    private readonly redis: Redis & ScriptCommands,
+    readonly keys: RedisKeys,
+  ) {
+    this.#membership = new MembershipTable(redis, keys);
+    this.#deadLetters = new DeadLetterStore(redis, keys);
+  }
+
+  static async open(options: InspectOptions = {}): Promise<ClusterInspector> {
+    const keys = new RedisKeys(options.keyPrefix ?? defaultKeyPrefix());
+    const redis = registerScripts(openRedis(options.redis ?? defaultRedis(), 'redgrain:inspect'));
+    try {
+      await readyWithin(redis, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    } catch (error) {
+      redis.disconnect();
+      throw error;
+    }
+    return new ClusterInspector(redis, keys);
+  }
+
+  /** Every silo in the membership table, active ones first. */
+  async silos(): Promise<SiloView[]> {
+    const [records, now] = await Promise.all([this.#membership.readAll(), this.#now()]);
+    const order: Record<SiloStatus, number> = { active: 0, joining: 1, stopping: 2, left: 3, dead: 4 };
+    return records
+      .map((r) => ({
+        id: r.id,
+        status: r.status,
+        host: r.host,
+        pid: r.pid,
+        types: r.types,
+        activations: r.activations,
+        startedAt: new Date(r.startedAt),
+        heartbeatAgeMs: Math.max(0, now - r.heartbeatAt),
+      }))
+      .sort((a, b) => order[a.status] - order[b.status] || a.id.localeCompare(b.id));
+  }
+
+  /** One grain: its owner, mailbox counts, first waiting and failed messages, and its state. */
+  async grain(type: string, key: string): Promise<GrainView> {
+    const id = GrainId.of(type, key);
+    const queue = this.#queue(id);
+    try {
+      const [directory, counts, waiting, failed, fields] = await Promise.all([
+        this.redis.hgetall(this.keys.directory(id)),
+        queue.getJobCounts('wait', 'active', 'failed', 'delayed', 'prioritized'),
+        queue.getWaiting(0, MESSAGES_SHOWN - 1),
+        queue.getFailed(0, MESSAGES_SHOWN - 1),
+        this.redis.hgetall(this.keys.state(id)),
+      ]);
+      const silo = directory.silo;
+      return {
+        grain: id.toString(),
+        type,
+        key,
+        owner:
+          silo === undefined
+            ? undefined
+            : {
+                silo,
+                siloStatus: await this.#membership.status(silo),
+                epoch: directory.epoch ?? '',
+                since: directory.since === undefined ? undefined : new Date(Number(directory.since)),
+              },
+        mailbox: {
+          waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0),
+          active: counts.active ?? 0,
+          failed: counts.failed ?? 0,
+          delayed: counts.delayed ?? 0,
+        },
+        // Oldest first: the order the grain will handle them.
+        waiting: waiting.filter(Boolean).map((job) => messageView(job)),
+        failed: failed.filter(Boolean).map((job) => ({ ...messageView(job), reason: job.failedReason })),
+        state: Object.fromEntries(Object.entries(fields).sort(([a], [b]) => a.localeCompare(b)).map(([field, text]) => [field, readField(text)])),
+      };
+    } finally {
+      await queue.close();
+    }
+  }
+
+  /** The grains with the most waiting messages, among those owned by silos or parked for a type. */
+  async topGrains(limit = 10): Promise<QueueDepth[]> {
+    const tags = await this.#knownGrainTags();
+    const pipeline = this.redis.pipeline();
+    const ids = tags.flatMap((tag) => {
+      try {
+        return [GrainId.fromTag(tag)];
+      } catch {
+        return [];
+      }
+    });
+    for (const id of ids) {
+      pipeline.llen(this.keys.mailbox(id, 'wait'));
+      pipeline.hget(this.keys.directory(id), 'silo');
+    }
+    const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    return ids
+      .map((id, i) => ({
+        grain: id.toString(),
+        type: id.type,
+        key: id.key,
+        waiting: Number(replies[2 * i]?.[1] ?? 0),
+        owner: (replies[2 * i + 1]?.[1] as string | null) ?? undefined,
+      }))
+      .sort((a, b) => b.waiting - a.waiting || a.grain.localeCompare(b.grain))
+      .slice(0, limit);
+  }
+
+  /** Messages set aside after killing or hanging their activation, newest first. */
+  deadLetters(limit = 100): Promise<DeadLetter[]> {
+    return this.#deadLetters.list(limit);
+  }
+
+  /** BullMQ queue names of the mailboxes of every grain silos hold (for bull-board and the like). */
+  async mailboxQueues(): Promise<MailboxQueue[]> {
+    const tags = await this.#knownGrainTags();
+    return tags.flatMap((tag) => {
+      try {
+        const id = GrainId.fromTag(tag);
+        return [{ grain: id.toString(), name: this.keys.queueName(id), prefix: this.keys.bullPrefix }];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.redis);
+  }
+
+  async #knownGrainTags(): Promise<string[]> {
+    const [siloIds, types] = await Promise.all([this.redis.smembers(this.keys.silos()), this.redis.smembers(this.keys.grainTypes())]);
+    const pipeline = this.redis.pipeline();
+    for (const id of siloIds) pipeline.smembers(this.keys.siloGrains(id));
+    for (const type of types) pipeline.lrange(this.keys.pendingForType(type), 0, -1);
+    const replies = siloIds.length + types.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const tags = new Set<string>();
+    for (const [error, members] of replies) {
+      if (error !== null) throw error;
+      for (const tag of members as string[]) tags.add(tag.startsWith('!') ? tag.slice(1) : tag);
+    }
+    return [...tags];
+  }
+
+  #queue(id: GrainId): Queue {
+    const queue = new Queue(this.keys.queueName(id), { connection: this.redis, prefix: this.keys.bullPrefix, skipMetasUpdate: true });
+    queue.on('error', () => undefined); // failures reject the reads themselves
+    return queue;
+  }
+
+  async #now(): Promise<number> {
+    const [seconds, micros] = await this.redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+}
+
+function messageView(job: Job): MessageView {
+  const envelope = asEnvelope(job.data);
+  return {
+    id: job.id ?? '',
+    method: envelope?.m ?? job.name,
+    correlationId: envelope?.c,
+    sentAt: envelope === undefined ? undefined : new Date(envelope.t),
+    attempts: job.attemptsStarted ?? job.attemptsMade,
+  };
+}
+
+function readField(text: string): unknown {
+  try {
+    return deserialize(text);
+  } catch {
+    return text;
+  }
+}

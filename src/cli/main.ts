@@ -1,0 +1,23 @@
+/**
+ * The `redgrain` command line: `redgrain inspect ...`, `redgrain loadtest ...`, and
+ * `redgrain silo ...` (runs silos/silo.ts). `redgrain --help` lists everything.
+ */
+import { Command, CommanderError } from 'commander';
+import { describeError } from '../errors/errors.ts';
+import { addInspectCommand } from './inspect-command.ts';
+
+export async function main(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
+  const program = new Command('redgrain')
+    .description('Orleans-style virtual actors on Redis: inspect a cluster, load-test a grain')
+    .exitOverride()
+    .showHelpAfterError();
+  addInspectCommand(program, out);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    process.stderr.write(`redgrain: ${describeError(error)}\n`);
+    return 1;
+  }
+}
