@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { context, trace } from '@opentelemetry/api';
-import { connect, InvalidMessageForStateError, Silo } from 'redgrain';
+import { ClusterInspector, connect, InvalidMessageForStateError, Silo } from 'redgrain';
 import { Campaign, type CampaignState } from '../grains/campaign.ts';
 import { ReviewQueue } from '../grains/review-queue.ts';
 import { startTelemetry, stopTelemetry } from '../silos/telemetry.ts';
@@ -30,6 +30,7 @@ await withRedis(async (redis) => {
   const silos = await Promise.all(
     Array.from({ length: siloCount }, () => Silo.start({ redis, keyPrefix, grains: [Campaign, ReviewQueue], logLevel: 'warn' })),
   );
+  if (siloCount === 0) await waitForSilos(redis, keyPrefix, [Campaign.type, ReviewQueue.type]);
   const client = await connect({ redis, keyPrefix });
   const keyOf = (name: string) => (siloCount > 0 ? name : `${name}-${run}`);
   try {
@@ -70,6 +71,23 @@ await withRedis(async (redis) => {
   }
 });
 await stopTelemetry();
+
+/** Against a running cluster, waits (up to a minute) until active silos host `types`. */
+async function waitForSilos(redis: string, keyPrefix: string | undefined, types: string[]): Promise<void> {
+  const inspector = await ClusterInspector.open({ redis, ...(keyPrefix === undefined ? {} : { keyPrefix }) });
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const hosted = new Set((await inspector.silos()).filter((s) => s.status === 'active').flatMap((s) => s.types));
+      const missing = types.filter((type) => !hosted.has(type));
+      if (missing.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`No active silo hosts ${missing.join(', ')} after 60 s; start the silos first`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  } finally {
+    await inspector.close();
+  }
+}
 
 function print(key: string, state: CampaignState, traceId: string | undefined): void {
   console.log(`${key}: ${state.status}${state.reason ? ` (${state.reason})` : ''}`);

@@ -1,0 +1,92 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { Grain } from 'redgrain';
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
+const compose = parse(readFileSync('compose.yaml', 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const services = compose.services;
+const dockerfile = readFileSync('Dockerfile', 'utf8');
+/** Every environment variable a silo process reads (the silo CLI and the telemetry setup). */
+const siloSources = readFileSync('silos/silo.ts', 'utf8') + readFileSync('silos/telemetry.ts', 'utf8') + readFileSync('src/silo/silo-options.ts', 'utf8');
+
+const published = (service: Service) => (service.ports ?? []).map((p) => p.split(':'));
+const urlOf = (value: string | undefined) => new URL(value ?? 'missing://');
+const silos = Object.entries(services).filter(([name]) => name.startsWith('silo-'));
+
+/** The grain types a module exports (as the silo CLI finds them). */
+async function grainTypes(module: string): Promise<string[]> {
+  const exports = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
+  return Object.values(exports)
+    .filter((v): v is { type: string } => typeof v === 'function' && (v as { prototype: unknown }).prototype instanceof Grain)
+    .map((cls) => cls.type);
+}
+
+/** compose.yaml must agree with the code: commands, files, ports and variables. */
+describe('compose.yaml', () => {
+  it('runs Redis with AOF, noeviction and a healthcheck, published on loopback only', () => {
+    const redis = services.redis as Service;
+    expect(redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes', '--maxmemory-policy', 'noeviction']));
+    expect(redis.healthcheck?.test).toEqual(expect.arrayContaining(['redis-cli', 'ping']));
+    for (const [name, service] of Object.entries(services)) {
+      for (const port of published(service)) expect(port[0], `${name} publishes on 127.0.0.1`).toBe('127.0.0.1');
+    }
+  });
+
+  it('runs Jaeger v2 with OTLP on 4317/4318 and the UI on 16686', () => {
+    const jaeger = services.jaeger as Service;
+    expect(jaeger.image).toMatch(/^jaegertracing\/jaeger:2\.\d+\.\d+$/);
+    expect(new Set(published(jaeger).map((p) => p[2]))).toEqual(new Set(['16686', '4317', '4318']));
+  });
+
+  it('runs two silos that load the instrumentation, host the example grains and export to Jaeger', async () => {
+    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "--import", "tsx"\]/);
+    expect(silos.map(([name]) => name)).toEqual(['silo-1', 'silo-2']);
+    const hosted = new Set<string>();
+    for (const [name, silo] of silos) {
+      const command = silo.command ?? [];
+      expect(command.slice(0, 3), name).toEqual(['--import', './silos/instrumentation.ts', 'silos/silo.ts']);
+      expect(existsSync('silos/instrumentation.ts')).toBe(true);
+      const modules = command.flatMap((arg, i) => (command[i - 1] === '--grains' ? [arg] : []));
+      expect(modules.length, `${name} loads grain modules`).toBeGreaterThan(0);
+      for (const module of modules) for (const type of await grainTypes(module)) hosted.add(type);
+
+      const env = silo.environment ?? {};
+      expect(urlOf(env.REDIS_URL).host, `${name} REDIS_URL`).toBe('redis:6379');
+      const otlp = urlOf(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+      expect(otlp.hostname).toBe('jaeger');
+      expect(published(services.jaeger as Service).map((p) => p[2])).toContain(otlp.port);
+      expect(env.OTEL_SERVICE_NAME).toBe(name);
+      for (const variable of Object.keys(env).filter((v) => v.startsWith('REDGRAIN_'))) {
+        expect(siloSources, `${variable} is read by the silo`).toContain(variable);
+      }
+      expect(published(silo).map((p) => p[2])).toEqual([env.REDGRAIN_PROMETHEUS_PORT]);
+      expect(silo.depends_on?.redis?.condition).toBe('service_healthy');
+    }
+    expect([...hosted]).toEqual(expect.arrayContaining(['Campaign', 'ReviewQueue', 'Counter']));
+  });
+
+  it('has a one-shot example service that uses the silos, not its own', () => {
+    const example = services.example as Service;
+    const script = example.command?.[0] ?? '';
+    expect(existsSync(script)).toBe(true);
+    expect(readFileSync(script, 'utf8')).toContain('EXAMPLE_SILOS');
+    const env = example.environment ?? {};
+    expect(env.EXAMPLE_SILOS).toBe('0');
+    expect(env.REDGRAIN_PREFIX).toBe(services['silo-1']?.environment?.REDGRAIN_PREFIX);
+    expect(env.REDIS_URL).toBe(services['silo-1']?.environment?.REDIS_URL);
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(services['silo-1']?.environment?.OTEL_EXPORTER_OTLP_ENDPOINT);
+    expect(Object.keys(example.depends_on ?? {}).sort()).toEqual(['silo-1', 'silo-2']);
+  });
+});
