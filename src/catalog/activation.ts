@@ -5,7 +5,7 @@ import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import { GrainMailbox, type FinishOutcome, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
-import { asEnvelope, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
+import { asEnvelope, type IdempotentOutcome, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
 import { withScripts } from '../redis/scripts.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
@@ -30,6 +30,8 @@ type TurnResult = {
   reply: ReplyMessage | undefined;
   /** What the handler threw (or why the message was refused). */
   error?: unknown;
+  /** The outcome to keep for the message's idempotency key (first processing only). */
+  idempotent?: { key: string; keepMs: number; outcome: IdempotentOutcome };
 };
 
 /**
@@ -291,13 +293,14 @@ export class Activation {
       this.#correlationId = envelope.c;
       this.#turnTrace = turnTrace;
       const turnContext = turnTrace?.context;
-      result = turnContext === undefined ? await this.#run(envelope) : await otelContext.with(turnContext, () => this.#run(envelope));
+      const run = () => this.#runOnce(envelope);
+      result = turnContext === undefined ? await run() : await otelContext.with(turnContext, run);
     }
     const fetchNext = !this.#stopFetching && this.status === 'valid';
     const changes = result.changes ?? { set: [], remove: [], snapshot: this.#snapshot };
     const commit = turnTrace === undefined ? undefined : this.#startCommitSpan(turnTrace.context, changes);
     const tx = this.mailbox.transaction();
-    this.#queueCommit(tx, changes, message);
+    this.#queueCommit(tx, changes, message, result.idempotent);
     this.mailbox.queueFinish(tx, message, result.outcome, fetchNext);
     let replies: Awaited<ReturnType<typeof tx.exec>>;
     try {
@@ -372,6 +375,25 @@ export class Activation {
     };
   }
 
+  /**
+   * Runs the message unless it carries an idempotency key whose outcome is kept: then the
+   * handler does not run, and an `ask` gets the kept outcome.
+   */
+  async #runOnce(envelope: MessageEnvelope): Promise<TurnResult> {
+    if (envelope.i === undefined) return this.#run(envelope);
+    const key = this.host.keys.idempotency(this.id, envelope.i.k);
+    const kept = await this.host.redis.get(key);
+    if (kept !== null) {
+      this.host.log.debug('duplicate message not processed again', { grain: this.id.toString(), method: envelope.m, idempotencyKey: envelope.i.k });
+      const outcome = JSON.parse(kept) as IdempotentOutcome;
+      return { outcome: { target: 'completed' }, changes: undefined, reply: { i: envelope.r?.i ?? '', ...outcome } };
+    }
+    const result = await this.#run(envelope);
+    if (result.reply === undefined) return result;
+    const { i: _requestId, ...outcome } = result.reply;
+    return { ...result, idempotent: { key, keepMs: envelope.i.w, outcome } };
+  }
+
   async #run(envelope: MessageEnvelope): Promise<TurnResult> {
     const grain = this.#grain as Grain<object>;
     const requestId = envelope.r?.i ?? '';
@@ -383,7 +405,9 @@ export class Activation {
         ...a: unknown[]
       ) => unknown;
       const value = await handler.apply(grain, args);
-      const text = envelope.r === undefined ? '' : serialize(value, `the return value of ${this.type.name}.${envelope.m}`);
+      // The value goes back to an `ask` caller, and is kept for later duplicates of an idempotent message.
+      const needed = envelope.r !== undefined || envelope.i !== undefined;
+      const text = needed ? serialize(value, `the return value of ${this.type.name}.${envelope.m}`) : '';
       const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
       return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
     } catch (error) {
@@ -406,16 +430,24 @@ export class Activation {
     }
   }
 
-  #queueCommit(tx: ReturnType<typeof withScripts>, changes: StateChanges, message: MailboxMessage | undefined): void {
+  #queueCommit(
+    tx: ReturnType<typeof withScripts>,
+    changes: StateChanges,
+    message: MailboxMessage | undefined,
+    idempotent?: TurnResult['idempotent'],
+  ): void {
     const keys = this.host.keys;
     const pairs = changes.set.flat();
     tx.commitTurn(
       keys.directory(this.id),
       keys.state(this.id),
       message === undefined ? keys.directory(this.id) : this.mailbox.lockKey(message),
+      idempotent?.key ?? keys.directory(this.id),
       this.host.siloId,
       this.epoch,
       message?.token ?? '',
+      idempotent?.keepMs ?? 0,
+      idempotent === undefined ? '' : JSON.stringify(idempotent.outcome),
       changes.set.length,
       ...pairs,
       ...changes.remove,

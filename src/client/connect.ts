@@ -10,6 +10,8 @@ export const DEFAULT_REDIS_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 export const DEFAULT_MEMBERSHIP_REFRESH_MS = 1_000;
+/** How long the outcome of a message sent with an idempotency key is kept: 24 hours. */
+export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 86_400_000;
 
 /** `REDIS_URL` when set (and not empty), else redis://127.0.0.1:6379. */
 export function defaultRedis(): string {
@@ -35,6 +37,8 @@ export interface ConnectOptions {
   redisTimeoutMs?: number;
   /** Largest serialized arguments of one message, in bytes (1 MiB); larger ones reject with PayloadTooLargeError. */
   maxPayloadBytes?: number;
+  /** How long a message's outcome is kept for its idempotency key, in ms (24 h). */
+  idempotencyWindowMs?: number;
   /** Where new activations go when this client's message is the first to reach a grain (random). */
   placement?: PlacementStrategy;
 }
@@ -70,7 +74,13 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
     redisTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
     maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    idempotencyWindowMs: positiveOption('idempotencyWindowMs', options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
     openSubscriber: () => openRedis(input, 'redgrain:client:replies', 'subscriber'),
     dispose: () => closeRedis(runtime.redis),
   });
+}
+
+function positiveOption(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
+  return value;
 }

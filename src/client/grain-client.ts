@@ -24,6 +24,13 @@ import { GrainReference, type CallOptions, type MessageSender } from './grain-re
 import { ReplyListener } from './reply-listener.ts';
 import { callerContext, correlationFromContext, endCall, startCall, type CallTrace } from '../telemetry/tracing.ts';
 
+/** A call being made: what its envelope carries besides the message. */
+interface Call {
+  correlationId: string;
+  idempotencyKey: string | undefined;
+  trace: CallTrace;
+}
+
 /** How many grain mailboxes a client keeps a BullMQ producer for. */
 const PRODUCER_CACHE_SIZE = 1_000;
 
@@ -40,6 +47,8 @@ export interface ClientRuntime {
   redisTimeoutMs: number;
   /** Largest serialized arguments of one message, in bytes. */
   maxPayloadBytes: number;
+  /** How long a message's outcome is kept for its idempotency key (ms). */
+  idempotencyWindowMs: number;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
   openSubscriber(): Redis;
   /** Releases what this client owns. */
@@ -100,10 +109,14 @@ export class GrainClient implements MessageSender {
   }
 
   /** Resolves the call's correlation id (option, baggage, or new) and opens its span. */
-  #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): { correlationId: string; trace: CallTrace } {
+  #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): Call {
+    const { idempotencyKey } = options;
+    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0 || idempotencyKey.length > 512)) {
+      throw new TypeError(`An idempotency key must be a non-empty string of at most 512 characters, got ${JSON.stringify(idempotencyKey)}`);
+    }
     const parent = callerContext(options.traceContext);
     const correlationId = options.correlationId ?? correlationFromContext(parent) ?? newCorrelationId();
-    return { correlationId, trace: startCall(kind, grain, method, correlationId, parent) };
+    return { correlationId, idempotencyKey, trace: startCall(kind, grain, method, correlationId, parent) };
   }
 
   /**
@@ -137,7 +150,7 @@ export class GrainClient implements MessageSender {
     grain: GrainId,
     method: string,
     args: unknown[],
-    call: { correlationId: string; trace: CallTrace },
+    call: Call,
     replyTo: MessageEnvelope['r'],
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
@@ -155,6 +168,7 @@ export class GrainClient implements MessageSender {
       t: Date.now(),
       ...(replyTo === undefined ? {} : { r: replyTo }),
       ...call.trace.envelope,
+      ...(call.idempotencyKey === undefined ? {} : { i: { k: call.idempotencyKey, w: this.runtime.idempotencyWindowMs } }),
     };
     await this.#enqueueWithin(grain, method, envelope);
   }

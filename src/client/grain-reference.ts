@@ -16,6 +16,12 @@ export interface CallOptions {
    * (inside a handler, references are given the turn's context already).
    */
   traceContext?: Context;
+  /**
+   * Makes the call idempotent: a message with the same key to the same grain within the client's
+   * `idempotencyWindowMs` is not processed again, and a duplicate `ask` gets the first call's
+   * result (or error). Set it per call: `ref.with({ idempotencyKey: 'order-42' }).send(...)`.
+   */
+  idempotencyKey?: string;
 }
 
 /** What a reference needs from the client that made it. */

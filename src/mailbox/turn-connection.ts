@@ -15,8 +15,8 @@ export function openTurnConnection(input: RedisConnectionInput, name: string): R
   const redis = openRedis(input, name);
   redis.defineCommand('moveToFinished', { numberOfKeys: moveToFinished.keys, lua: moveToFinished.content });
   redis.defineCommand('commitTurn', {
-    numberOfKeys: 3,
-    lua: readFileSync(new URL('../storage/lua/commitTurn-3.lua', import.meta.url), 'utf8'),
+    numberOfKeys: 4,
+    lua: readFileSync(new URL('../storage/lua/commitTurn-4.lua', import.meta.url), 'utf8'),
   });
   return redis;
 }

@@ -21,7 +21,12 @@ export interface MessageEnvelope {
   x?: Record<string, string>;
   /** Span id of the span that sent the message (a link for one-way messages). */
   k?: string;
+  /** Idempotency key and how long its outcome is kept (ms). */
+  i?: { k: string; w: number };
 }
+
+/** A message's outcome as kept for its idempotency key: what a duplicate gets. */
+export type IdempotentOutcome = { ok: true; v: string } | { ok: false; e: import('../errors/error-converter.ts').ErrorData };
 
 /** An `ask` reply as published on the caller's reply channel. */
 export type ReplyMessage =
@@ -40,6 +45,9 @@ export function asEnvelope(data: unknown): MessageEnvelope | undefined {
     return undefined;
   }
   if (e.r !== undefined && (typeof e.r !== 'object' || typeof e.r.c !== 'string' || typeof e.r.i !== 'string')) {
+    return undefined;
+  }
+  if (e.i !== undefined && (typeof e.i !== 'object' || e.i === null || typeof e.i.k !== 'string' || typeof e.i.w !== 'number')) {
     return undefined;
   }
   // Trace fields are best-effort: malformed ones are dropped, the message is still delivered.

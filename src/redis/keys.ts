@@ -41,6 +41,11 @@ export class RedisKeys {
     return `${this.prefix}:g:{${grain.tag}}:state`;
   }
 
+  /** The outcome of a message sent with an idempotency key, kept for the retention window. */
+  idempotency(grain: GrainId, idempotencyKey: string): string {
+    return `${this.prefix}:g:{${grain.tag}}:idem:${encodeURIComponent(idempotencyKey)}`;
+  }
+
   /** One of BullMQ's keys of a grain's mailbox (`wait`, `active`, ...). */
   mailbox(grain: GrainId, part: string): string {
     return `${this.bullPrefix}:${this.queueName(grain)}:${part}`;

@@ -1,4 +1,4 @@
-import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
 import { DEFAULT_SUPERVISION, type SupervisionSettings } from '../catalog/activation-supervisor.ts';
 import type { GrainClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
@@ -41,6 +41,8 @@ export interface SiloOptions {
   connectTimeoutMs?: number;
   /** Largest serialized arguments of a message sent by a grain, in bytes. Default 1 MiB. */
   maxPayloadBytes?: number;
+  /** How long the outcome of a message a grain sends with an idempotency key is kept (ms, 24 h). */
+  idempotencyWindowMs?: number;
   /** Log level of the built-in JSON logger. Default: `REDGRAIN_LOG_LEVEL`, else `info`. */
   logLevel?: LogLevel;
   /** A logger to use instead of the built-in one. */
@@ -62,6 +64,7 @@ export interface ResolvedSiloOptions {
   askTimeoutMs: number;
   connectTimeoutMs: number;
   maxPayloadBytes: number;
+  idempotencyWindowMs: number;
   membershipRefreshMs: number;
   logLevel: LogLevel;
   logger: Logger | undefined;
@@ -89,6 +92,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
     maxPayloadBytes: positive('maxPayloadBytes', options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES),
+    idempotencyWindowMs: positive('idempotencyWindowMs', options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
     logLevel: options.logLevel ?? parseLogLevel(process.env.REDGRAIN_LOG_LEVEL, 'info'),
     logger: options.logger,

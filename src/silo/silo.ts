@@ -110,6 +110,7 @@ export class Silo {
         askTimeoutMs: resolved.askTimeoutMs,
         redisTimeoutMs: resolved.connectTimeoutMs,
         maxPayloadBytes: resolved.maxPayloadBytes,
+        idempotencyWindowMs: resolved.idempotencyWindowMs,
         openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, 'subscriber'),
         dispose: async () => undefined,
       });
