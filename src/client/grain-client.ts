@@ -7,17 +7,19 @@ import {
   ClosedError,
   describeError,
   GrainTypeNotRegisteredError,
+  MailboxFullError,
   PayloadTooLargeError,
   RedgrainError,
   RedisUnavailableError,
 } from '../errors/errors.ts';
 import { waitReadyWithin } from '../redis/runtime.ts';
 import { GrainId } from '../grain/grain-id.ts';
-import { grainTypeName } from '../grain/grain-type.ts';
-import type { Grain, GrainClass } from '../grain/grain.ts';
+import { grainTypeName, mailboxLimits } from '../grain/grain-type.ts';
+import type { Grain, GrainClass, MailboxLimits } from '../grain/grain.ts';
 import type { MembershipTable } from '../membership/membership-table.ts';
 import type { DeadLetter, DeadLetterStore } from '../mailbox/dead-letters.ts';
-import { asEnvelope, newCorrelationId, type MessageEnvelope } from '../messaging/envelope.ts';
+import { asEnvelope, newCorrelationId, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
+import { errorToData } from '../errors/error-converter.ts';
 import { serialize } from '../messaging/serializer.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
@@ -63,6 +65,8 @@ export class GrainClient implements MessageSender {
   readonly id = randomUUID();
   readonly #producers = new Map<string, Queue>();
   readonly #knownTypes = new Set<string>();
+  /** Mailbox bounds of the types this client has references to. */
+  readonly #limits = new Map<string, Required<MailboxLimits>>();
   #replies: ReplyListener | undefined;
   #subscriber: Redis | undefined;
   #closed = false;
@@ -71,7 +75,10 @@ export class GrainClient implements MessageSender {
 
   /** A typed reference to the grain of class `cls` with key `key`. */
   getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {
-    return new GrainReference<G>(this, GrainId.of(grainTypeName(cls), key));
+    const type = grainTypeName(cls);
+    const limits = mailboxLimits(cls);
+    if (limits !== undefined) this.#limits.set(type, limits);
+    return new GrainReference<G>(this, GrainId.of(type, key));
   }
 
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
@@ -211,8 +218,41 @@ export class GrainClient implements MessageSender {
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.
     const owner = locator.locate(grain);
     owner.catch(() => undefined);
+    const limits = this.#limits.get(grain.type);
+    if (limits?.overflow === 'reject') {
+      // Checked before the enqueue: concurrent senders may together pass the bound by their number.
+      const depth = await this.runtime.redis.llen(this.runtime.keys.mailbox(grain, 'wait'));
+      if (depth >= limits.maxDepth) throw new MailboxFullError(grain.toString(), limits.maxDepth);
+    }
     await this.#producer(grain).add(method, envelope);
+    if (limits?.overflow === 'drop-oldest') await this.#dropOverflow(grain, limits.maxDepth);
     await locator.wake(grain, await owner);
+  }
+
+  /** Moves the oldest waiting messages past `maxDepth` to the dead letters, telling `ask` callers. */
+  async #dropOverflow(grain: GrainId, maxDepth: number): Promise<void> {
+    const { redis, keys, deadLetters } = this.runtime;
+    const depth = await redis.llen(keys.mailbox(grain, 'wait'));
+    if (depth <= maxDepth) return;
+    const queue = this.#producer(grain);
+    for (const job of await queue.getWaiting(0, depth - maxDepth - 1)) {
+      // Removal fails for a message a silo has just taken: then it is not dropped.
+      if (job?.id === undefined || (await queue.remove(job.id)) !== 1) continue;
+      const envelope = asEnvelope(job.data);
+      await deadLetters.add({
+        grainType: grain.type,
+        grainKey: grain.key,
+        method: envelope?.m ?? job.name,
+        reason: `mailbox full: dropped as the oldest waiting message (maxDepth ${maxDepth}, overflow drop-oldest)`,
+        attempts: 0,
+        silo: '',
+        message: job.data,
+      });
+      if (envelope?.r !== undefined) {
+        const reply: ReplyMessage = { i: envelope.r.i, ok: false, e: errorToData(new MailboxFullError(grain.toString(), maxDepth, true)) };
+        await redis.publish(keys.replyChannel(envelope.r.c), JSON.stringify(reply));
+      }
+    }
   }
 
   async #assertRegistered(type: string): Promise<void> {

@@ -2,6 +2,7 @@ import {
   ActivationFailedError,
   GrainTypeNotRegisteredError,
   InvalidMessageForStateError,
+  MailboxFullError,
   RedgrainError,
   PayloadTooLargeError,
   RemoteGrainError,
@@ -36,6 +37,9 @@ export function errorToData(error: unknown): ErrorData {
   if (error instanceof UnknownMethodError) {
     return { ...baseData(error), details: { grainType: error.grainType, method: error.method } };
   }
+  if (error instanceof MailboxFullError) {
+    return { ...baseData(error), details: { grain: error.grain, maxDepth: String(error.maxDepth), dropped: String(error.dropped) } };
+  }
   if (error instanceof GrainTypeNotRegisteredError) {
     return { ...baseData(error), details: { grainType: error.grainType } };
   }
@@ -62,6 +66,9 @@ export function errorFromData(data: ErrorData): RedgrainError {
       break;
     case 'PayloadTooLargeError':
       error = new PayloadTooLargeError('a value', 0, 0);
+      break;
+    case 'MailboxFullError':
+      error = new MailboxFullError(d.grain ?? '', Number(d.maxDepth ?? 0), d.dropped === 'true');
       break;
     case 'UnknownMethodError':
       error = new UnknownMethodError(d.grainType ?? '', d.method ?? '');

@@ -121,6 +121,26 @@ export class ActivationFailedError extends RedgrainError {
   }
 }
 
+/**
+ * A grain's mailbox is at its type's `maxDepth`: the message was refused (policy `reject`), or it
+ * was the oldest waiting message and was dropped to the dead letters (policy `drop-oldest`).
+ */
+export class MailboxFullError extends RedgrainError {
+  constructor(
+    readonly grain: string,
+    readonly maxDepth: number,
+    readonly dropped = false,
+  ) {
+    super(
+      'MAILBOX_FULL',
+      dropped
+        ? `${grain}'s mailbox went over its ${maxDepth} messages and this message, the oldest waiting, was dropped to the dead letters`
+        : `${grain}'s mailbox holds ${maxDepth} waiting messages, its maximum; the message was not enqueued`,
+      { retryable: true },
+    );
+  }
+}
+
 /** A message kept killing or hanging its activation and was moved to the dead letters. */
 export class MessageDeadLetteredError extends RedgrainError {
   constructor(grain: string, method: string, attempts: number) {

@@ -1,5 +1,5 @@
 import { InvalidGrainClassError } from '../errors/errors.ts';
-import { Grain, type GrainClass } from './grain.ts';
+import { Grain, type GrainClass, type MailboxLimits } from './grain.ts';
 
 const LIFECYCLE = new Set(['constructor', 'initialState', 'onActivate', 'onDeactivate', 'getGrain']);
 
@@ -25,6 +25,19 @@ export function grainTypeName(cls: unknown): string {
   return name;
 }
 
+/** The mailbox bound a grain class declares (validated), or undefined for none. */
+export function mailboxLimits(cls: GrainClass): Required<MailboxLimits> | undefined {
+  const limits = cls.mailbox;
+  if (limits === undefined) return undefined;
+  const overflow = limits.overflow ?? 'reject';
+  if (!Number.isInteger(limits.maxDepth) || limits.maxDepth <= 0 || (overflow !== 'reject' && overflow !== 'drop-oldest')) {
+    throw new InvalidGrainClassError(
+      `Grain class ${cls.name}: static mailbox must be { maxDepth: <positive integer>, overflow?: 'reject' | 'drop-oldest' }, got ${JSON.stringify(limits)}`,
+    );
+  }
+  return { maxDepth: limits.maxDepth, overflow };
+}
+
 /**
  * Describes a grain class. Handlers are the methods its own prototype chain defines below Grain,
  * except lifecycle hooks and names starting with `_` (TypeScript's `private` does not exist at run
@@ -44,6 +57,7 @@ export function describeGrainType(cls: GrainClass): GrainType {
   if (age !== undefined && (!Number.isFinite(age) || age <= 0)) {
     throw new InvalidGrainClassError(`${name}.collectionAgeMs must be a positive number of milliseconds`);
   }
+  mailboxLimits(cls);
   return { name, cls, handlers, collectionAgeMs: age };
 }
 

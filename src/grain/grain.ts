@@ -91,7 +91,19 @@ export abstract class Grain<S extends object = Record<string, never>> {
 export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) & {
   readonly type: string;
   readonly collectionAgeMs?: number;
+  readonly mailbox?: MailboxLimits;
 };
+
+/**
+ * A bound on a grain type's mailboxes: `static readonly mailbox = { maxDepth: 1_000 }`. When a
+ * mailbox holds `maxDepth` waiting messages, `overflow` decides: `reject` (default) refuses the
+ * new message with MailboxFullError; `drop-oldest` enqueues it and moves the oldest waiting
+ * message to the dead letters (its `ask` caller gets MailboxFullError).
+ */
+export interface MailboxLimits {
+  readonly maxDepth: number;
+  readonly overflow?: 'reject' | 'drop-oldest';
+}
 
 type BaseMember = keyof Grain<object>;
 

@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ClusterInspector, connect, Grain, InvalidGrainClassError, MailboxFullError, Silo, type GrainClient } from 'redgrain';
+import { LogRecorder } from './support/log-recorder.ts';
+import { freshPrefix } from './support/prefix.ts';
+import { waitFor } from './support/wait-for.ts';
+
+/** Holds a grain's turn until the test opens it, so messages pile up behind it. */
+let open: () => void = () => undefined;
+let gate = Promise.resolve();
+const closeGate = () => {
+  gate = new Promise((resolve) => {
+    open = resolve;
+  });
+};
+
+class Turnstile extends Grain<{ seen: string[] }> {
+  static readonly type = 'Turnstile';
+  static readonly mailbox = { maxDepth: 3 };
+  initialState() {
+    return { seen: [] as string[] };
+  }
+  async hold() {
+    await gate;
+  }
+  async pass(id: string) {
+    this.state.seen.push(id);
+    return this.state.seen;
+  }
+}
+
+class Ring extends Turnstile {
+  static override readonly type = 'Ring';
+  static override readonly mailbox = { maxDepth: 2, overflow: 'drop-oldest' as const };
+}
+
+describe('bounded mailboxes', () => {
+  const keyPrefix = freshPrefix('bounded');
+  const log = new LogRecorder();
+  let silo: Silo;
+  let client: GrainClient;
+  let inspector: ClusterInspector;
+
+  beforeAll(async () => {
+    silo = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Turnstile, Ring], logger: log });
+    client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    inspector = await ClusterInspector.open({ redis: inject('redisUrl'), keyPrefix });
+  });
+  afterAll(async () => {
+    open();
+    await inspector?.close();
+    await client?.close();
+    await silo?.stop();
+  });
+
+  const busy = async (type: string, key: string) =>
+    waitFor(`${type}/${key} to be in a turn`, async () => ((await inspector.grain(type, key)).mailbox.active === 1 ? true : undefined));
+
+  it('rejects a message past maxDepth with MailboxFullError and enqueues nothing', async () => {
+    closeGate();
+    const grain = client.getGrain(Turnstile, 't1');
+    const held = grain.ask('hold');
+    await busy('Turnstile', 't1');
+    for (const id of ['a', 'b', 'c']) await grain.send('pass', id);
+    const refused = await grain.send('pass', 'd').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(MailboxFullError);
+    expect(refused).toMatchObject({ code: 'MAILBOX_FULL', retryable: true, maxDepth: 3, dropped: false });
+    expect((await inspector.grain('Turnstile', 't1')).mailbox.waiting).toBe(3);
+    open();
+    await held;
+    expect(await grain.ask('pass', 'e')).toEqual(['a', 'b', 'c', 'e']);
+  });
+
+  it('drops the oldest waiting message to the dead letters with drop-oldest, telling its ask caller', async () => {
+    closeGate();
+    const grain = client.getGrain(Ring, 'r1');
+    const held = grain.ask('hold');
+    await busy('Ring', 'r1');
+    const oldest = grain.ask('pass', 'a');
+    oldest.catch(() => undefined);
+    await waitFor('the first message to wait', async () => ((await inspector.grain('Ring', 'r1')).mailbox.waiting === 1 ? true : undefined));
+    await grain.send('pass', 'b');
+    await grain.send('pass', 'c'); // three waiting: a is dropped
+    await expect(oldest).rejects.toMatchObject({ name: 'MailboxFullError', code: 'MAILBOX_FULL', dropped: true });
+    const letters = await client.deadLetters.list();
+    expect(letters).toEqual([expect.objectContaining({ grainType: 'Ring', grainKey: 'r1', method: 'pass', reason: expect.stringContaining('mailbox full') })]);
+    open();
+    await held;
+    expect(await grain.ask('pass', 'd')).toEqual(['b', 'c', 'd']);
+    // The dropped message can be redriven like any dead letter.
+    await client.deadLetters.redrive(letters[0]?.id ?? '');
+    await waitFor('the redriven message to run', async () => ((await grain.ask('pass', 'probe')).includes('a') ? true : undefined));
+  });
+
+  it('refuses an invalid bound', () => {
+    class Bad extends Turnstile {
+      static override readonly type = 'Bad';
+      static override readonly mailbox = { maxDepth: 0 };
+    }
+    expect(() => client.getGrain(Bad, 'x')).toThrow(InvalidGrainClassError);
+  });
+});
