@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ClusterInspector, connect, Grain, InvalidGrainClassError, MailboxFullError, Silo, type GrainClient } from 'redgrain';
+import { ClusterInspector, connect, Grain, InvalidGrainClassError, MailboxFullError, Silo, type GrainClient, type MailboxLimits } from 'redgrain';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -14,8 +14,8 @@ const closeGate = () => {
 };
 
 class Turnstile extends Grain<{ seen: string[] }> {
-  static readonly type = 'Turnstile';
-  static readonly mailbox = { maxDepth: 3 };
+  static readonly type: string = 'Turnstile';
+  static readonly mailbox: MailboxLimits = { maxDepth: 3 };
   initialState() {
     return { seen: [] as string[] };
   }
@@ -30,7 +30,7 @@ class Turnstile extends Grain<{ seen: string[] }> {
 
 class Ring extends Turnstile {
   static override readonly type = 'Ring';
-  static override readonly mailbox = { maxDepth: 2, overflow: 'drop-oldest' as const };
+  static override readonly mailbox: MailboxLimits = { maxDepth: 2, overflow: 'drop-oldest' };
 }
 
 describe('bounded mailboxes', () => {

@@ -1,17 +1,18 @@
 import { context as otelContext, type Context, type SpanContext } from '@opentelemetry/api';
-import { MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
+import { InvalidTimerError, MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import { GrainMailbox, type FinishOutcome, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
-import { asEnvelope, type IdempotentOutcome, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
+import { asEnvelope, newCorrelationId, type IdempotentOutcome, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
 import { withScripts } from '../redis/scripts.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
 import { Attr, SpanNames } from '../telemetry/semantics.ts';
 import { contextWith, markFailed, startGrainSpan, startTurn, type TurnTrace } from '../telemetry/tracing.ts';
 import type { ActivationHost } from './activation-host.ts';
+import { GrainTimers, type TimerTick } from './grain-timers.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
 export class GrainActivationError extends Error {
@@ -66,6 +67,7 @@ export class Activation {
    */
   #recoverFirst = true;
   #recoveryRetry: NodeJS.Timeout | undefined;
+  readonly #timers = new GrainTimers(() => this.#tickDue());
 
   constructor(
     readonly id: GrainId,
@@ -96,6 +98,12 @@ export class Activation {
       get traceId() {
         return activation.#turnTrace?.traceId ?? '';
       },
+      setTimer: (name, schedule, method, args) => {
+        if (activation.status !== 'activating' && activation.status !== 'valid') throw new InvalidTimerError(`${activation.id.toString()} is not active; timers are set from onActivate or a handler`);
+        if (!activation.type.handlers.has(method)) throw new UnknownMethodError(activation.type.name, method);
+        activation.#timers.set(name, schedule, method, args);
+      },
+      clearTimer: (name) => activation.#timers.clear(name),
     };
     const span = startGrainSpan(SpanNames.activate(this.id.type), this.id, host.siloId, undefined, { [Attr.epoch]: epoch });
     try {
@@ -163,6 +171,73 @@ export class Activation {
     return this.#draining !== undefined;
   }
 
+  /** A timer fired: run its tick now unless the drain in progress will (between its turns). */
+  #tickDue(): void {
+    if (this.status !== 'valid' || this.#stopFetching || this.#draining !== undefined) return;
+    this.#draining = this.#runTicks(undefined)
+      .catch((error: unknown) => {
+        this.#stepDown('timer commit failed', error);
+        this.host.retryLater(this.id);
+      })
+      .finally(() => {
+        this.#draining = undefined;
+        if (this.#wakeAgain) this.wake();
+      });
+  }
+
+  /** Runs the timer ticks that are due, each as a turn; `held` is a message taken and waiting. */
+  async #runTicks(held: MailboxMessage | undefined): Promise<void> {
+    for (let tick = this.#timers.takeDue(); tick !== undefined; tick = this.#timers.takeDue()) {
+      if (this.status !== 'valid' || this.#stopFetching) return;
+      await this.#tickTurn(tick, held);
+    }
+  }
+
+  async #tickTurn(tick: TimerTick, held: MailboxMessage | undefined): Promise<void> {
+    const startedAt = Date.now();
+    // The message taken with the last acknowledgement waits meanwhile: keep its lock renewed.
+    this.current = held;
+    this.turnStartedAt = held === undefined ? 0 : startedAt;
+    this.#correlationId = newCorrelationId();
+    const span = startGrainSpan(SpanNames.timer(this.id.type, tick.name), this.id, this.host.siloId, undefined, {
+      [Attr.grainMethod]: tick.method,
+      [Attr.correlationId]: this.#correlationId,
+      [Attr.epoch]: this.epoch,
+    });
+    const context = contextWith(span);
+    this.#turnTrace = { span, context, traceId: span.spanContext().traceId };
+    let code: unknown = 1;
+    let result: TurnResult | undefined;
+    try {
+      result = await otelContext.with(context, () =>
+        this.#invoke(tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
+      );
+      if (result.changes !== undefined && (result.changes.set.length > 0 || result.changes.remove.length > 0)) {
+        const tx = this.mailbox.transaction();
+        this.#queueCommit(tx, result.changes, undefined);
+        const [[error, reply] = [null, 0]] = (await tx.exec()) ?? [];
+        if (error !== null) throw error;
+        code = reply;
+      }
+    } finally {
+      this.#correlationId = '';
+      this.#turnTrace = undefined;
+      this.current = undefined;
+      this.turnStartedAt = 0;
+      if (result?.outcome.target === 'failed') markFailed(span, result.error);
+      span.end();
+      if (result !== undefined) {
+        this.host.metrics.turnFinished(this.id.type, tick.method, result.outcome.target === 'failed' ? 'failed' : 'completed', Date.now() - startedAt, 0);
+      }
+    }
+    if (code !== 1) {
+      this.#stepDown('another activation owns the grain', undefined);
+      return;
+    }
+    if (result.changes !== undefined) this.#snapshot = result.changes.snapshot;
+    if (tick.keepAlive) this.lastActiveAt = Date.now();
+  }
+
   /**
    * Ends the activation: finishes the turn in progress, runs `onDeactivate`, commits its state
    * changes and releases the directory entry. Messages still queued stay in the mailbox.
@@ -223,13 +298,15 @@ export class Activation {
   async #drain(): Promise<void> {
     do {
       this.#wakeAgain = false;
+      await this.#runTicks(undefined);
       if (this.#recoverFirst && !(await this.#recover())) return;
       const taken = await this.mailbox.takeNext();
       let message = await this.#unlessForeignTaken(taken.message, taken.foreignTaken);
       while (message !== undefined && this.status !== 'invalid') {
         message = await this.#turn(message);
+        if (message !== undefined && this.#timers.hasDue) await this.#runTicks(message);
       }
-    } while ((this.#wakeAgain || this.#recoverFirst) && !this.#stopFetching && this.status === 'valid');
+    } while ((this.#wakeAgain || this.#recoverFirst || this.#timers.hasDue) && !this.#stopFetching && this.status === 'valid');
   }
 
   /**
@@ -394,30 +471,41 @@ export class Activation {
     return { ...result, idempotent: { key, keepMs: envelope.i.w, outcome } };
   }
 
-  async #run(envelope: MessageEnvelope): Promise<TurnResult> {
-    const grain = this.#grain as Grain<object>;
-    const requestId = envelope.r?.i ?? '';
-    try {
-      if (!this.type.handlers.has(envelope.m)) throw new UnknownMethodError(this.type.name, envelope.m);
-      const args = deserialize(envelope.a);
-      if (!Array.isArray(args)) throw new TypeError('message arguments must be an array');
-      const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[envelope.m] as (
-        ...a: unknown[]
-      ) => unknown;
-      const value = await handler.apply(grain, args);
+  #run(envelope: MessageEnvelope): Promise<TurnResult> {
+    return this.#invoke(
+      envelope.m,
+      () => {
+        const args = deserialize(envelope.a);
+        if (!Array.isArray(args)) throw new TypeError('message arguments must be an array');
+        return args;
+      },
       // The value goes back to an `ask` caller, and is kept for later duplicates of an idempotent message.
-      const needed = envelope.r !== undefined || envelope.i !== undefined;
-      const text = needed ? serialize(value, `the return value of ${this.type.name}.${envelope.m}`) : '';
+      { requestId: envelope.r?.i ?? '', needValue: envelope.r !== undefined || envelope.i !== undefined, callerWaits: envelope.r !== undefined },
+    );
+  }
+
+  /** Runs one handler; a failure restores the state and becomes the turn's outcome. */
+  async #invoke(
+    method: string,
+    args: () => unknown[],
+    { requestId, needValue, callerWaits }: { requestId: string; needValue: boolean; callerWaits: boolean },
+  ): Promise<TurnResult> {
+    const grain = this.#grain as Grain<object>;
+    try {
+      if (!this.type.handlers.has(method)) throw new UnknownMethodError(this.type.name, method);
+      const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (...a: unknown[]) => unknown;
+      const value = await handler.apply(grain, args());
+      const text = needValue ? serialize(value, `the return value of ${this.type.name}.${method}`) : '';
       const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
       return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
     } catch (error) {
       grain.state = GrainStateCodec.restore(this.#snapshot, grain.initialState());
       const data = errorToData(error);
-      if (envelope.r === undefined) {
+      if (!callerWaits) {
         this.host.log.warn('handler failed', {
           grain: this.id.toString(),
-          method: envelope.m,
-          correlationId: envelope.c,
+          method,
+          correlationId: this.#correlationId,
           error: `${data.name}: ${data.message}`,
         });
       }
@@ -456,6 +544,7 @@ export class Activation {
 
   /** Drops the activation without writing anything (its silo was declared dead). */
   abandon(): void {
+    this.#timers.clearAll();
     clearTimeout(this.#recoveryRetry);
     this.#stopFetching = true;
     this.status = 'invalid';
@@ -476,6 +565,7 @@ export class Activation {
   }
 
   #end(reason: string): void {
+    this.#timers.clearAll();
     clearTimeout(this.#recoveryRetry);
     if (this.status === 'invalid') return;
     this.status = 'invalid';

@@ -141,6 +141,13 @@ export class MailboxFullError extends RedgrainError {
   }
 }
 
+/** A timer or reminder was set with a bad name, schedule or method. */
+export class InvalidTimerError extends RedgrainError {
+  constructor(message: string) {
+    super('INVALID_TIMER', message);
+  }
+}
+
 /** A message kept killing or hanging its activation and was moved to the dead letters. */
 export class MessageDeadLetteredError extends RedgrainError {
   constructor(grain: string, method: string, attempts: number) {

@@ -1,4 +1,5 @@
 import type { GrainReference } from '../client/grain-reference.ts';
+import type { TimerSchedule } from '../catalog/grain-timers.ts';
 
 /** What the runtime hands a grain instance at construction. */
 export interface GrainContext {
@@ -8,6 +9,8 @@ export interface GrainContext {
   readonly correlationId: string;
   /** The trace id of the turn's span (empty outside a turn, or when tracing is off). */
   readonly traceId: string;
+  setTimer(name: string, schedule: TimerSchedule, method: string, args: unknown[]): void;
+  clearTimer(name: string): boolean;
 }
 
 let constructing: GrainContext | undefined;
@@ -81,6 +84,22 @@ export abstract class Grain<S extends object = Record<string, never>> {
    */
   protected get traceId(): string {
     return this.#context.traceId;
+  }
+
+  /**
+   * Starts a volatile timer (replacing one of the same name): after `after` ms, or every `every`
+   * ms, `method(...args)` runs as a turn of its own, never interleaved with a handler, and its
+   * state changes are committed like a message's. Ticks do not keep the grain from idle
+   * collection unless `keepAlive: true`; timers stop when the activation ends and are not
+   * durable (see `remind` for that). Call it from `onActivate` or a handler.
+   */
+  protected setTimer<M extends HandlerName<this>>(name: string, schedule: TimerSchedule, method: M, ...args: HandlerArgs<this, M>): void {
+    this.#context.setTimer(name, schedule, method as string, args);
+  }
+
+  /** Stops a timer; returns whether there was one. */
+  protected clearTimer(name: string): boolean {
+    return this.#context.clearTimer(name);
   }
 }
 

@@ -21,6 +21,8 @@ export const SpanNames = {
   wait: (type: string) => `wait ${destinationTemplate(type)}`,
   activate: (type: string) => `activate ${type}`,
   deactivate: (type: string) => `deactivate ${type}`,
+  /** A timer tick's turn: `timer {type}.{timer name}`. */
+  timer: (type: string, name: string) => `timer ${type}.${name}`,
   stateLoad: (type: string) => `load state ${type}`,
   stateCommit: (type: string) => `commit state ${type}`,
 } as const;
