@@ -94,7 +94,7 @@ export abstract class Grain<S extends object = Record<string, never>> {
    * durable (see `remind` for that). Call it from `onActivate` or a handler.
    */
   protected setTimer<M extends HandlerName<this>>(name: string, schedule: TimerSchedule, method: M, ...args: HandlerArgs<this, M>): void {
-    this.#context.setTimer(name, schedule, method as string, args);
+    this.#context.setTimer(name, schedule, method, args);
   }
 
   /** Stops a timer; returns whether there was one. */
