@@ -43,6 +43,10 @@ class Pulse extends Grain<PulseState> {
   async badTimer() {
     this.setTimer('bad', { after: 10, every: 10 }, 'beat');
   }
+  /** A timer for a method name known only at run time: checked when set. */
+  async byName(method: string) {
+    (this as unknown as { setTimer(n: string, s: object, m: string, ...a: unknown[]): void }).setTimer('named', { after: 10 }, method, 'named');
+  }
   async read() {
     return this.state;
   }
@@ -110,6 +114,9 @@ describe('timers', () => {
 
   it('refuses a bad schedule', async () => {
     await expect(client.getGrain(Pulse, 'bad').ask('badTimer')).rejects.toMatchObject({ code: 'INVALID_TIMER' });
+    await expect(client.getGrain(Pulse, 'bad').ask('byName', 'nope')).rejects.toMatchObject({ code: 'UNKNOWN_METHOD' });
+    await client.getGrain(Pulse, 'bad').ask('byName', 'mark');
+    await marked('bad', 'named');
     log.expectQuiet();
   });
 });

@@ -100,8 +100,7 @@ export class Activation {
       },
       setTimer: (name, schedule, method, args) => {
         if (activation.status !== 'activating' && activation.status !== 'valid') throw new InvalidTimerError(`${activation.id.toString()} is not active; timers are set from onActivate or a handler`);
-        if (!activation.type.handlers.has(method)) throw new UnknownMethodError(activation.type.name, method);
-        activation.#timers.set(name, schedule, method, args);
+        activation.#timers.set(name, schedule, activation.#handlerName(method), args);
       },
       clearTimer: (name) => activation.#timers.clear(name),
     };
@@ -165,6 +164,12 @@ export class Activation {
         this.#draining = undefined;
         this.lastActiveAt = Date.now();
       });
+  }
+
+  /** Checks that `method` is one of the grain's handlers (the compiler checks typed callers). */
+  #handlerName(method: string): string {
+    if (!this.type.handlers.has(method)) throw new UnknownMethodError(this.type.name, method);
+    return method;
   }
 
   get draining(): boolean {

@@ -92,9 +92,18 @@ export abstract class Grain<S extends object = Record<string, never>> {
    * state changes are committed like a message's. Ticks do not keep the grain from idle
    * collection unless `keepAlive: true`; timers stop when the activation ends and are not
    * durable (see `remind` for that). Call it from `onActivate` or a handler.
+   *
+   * `this.setTimer('flush', { every: 5_000 }, 'flush')`: the method name and its arguments are
+   * type-checked like `send`.
    */
-  protected setTimer<M extends HandlerName<this>>(name: string, schedule: TimerSchedule, method: M, ...args: HandlerArgs<this, M>): void {
-    this.#context.setTimer(name, schedule, method, args);
+  protected setTimer<M extends string, A extends unknown[]>(
+    this: HandlerHolder<M, A>,
+    name: string,
+    schedule: TimerSchedule,
+    method: M,
+    ...args: A
+  ): void {
+    (this as unknown as Grain<object>).#context.setTimer(name, schedule, method, args);
   }
 
   /** Stops a timer; returns whether there was one. */
@@ -142,6 +151,12 @@ export type HandlerArgs<G, M extends HandlerName<G>> = G[M] extends (...args: in
 export type HandlerResult<G, M extends HandlerName<G>> = G[M] extends (...args: never[]) => Promise<infer R>
   ? R
   : never;
+
+/**
+ * A grain seen from inside (`this`) that has handler `M` taking `A`: how `setTimer` and `remind`
+ * type-check a method name and its arguments against the calling grain.
+ */
+export type HandlerHolder<M extends string, A extends unknown[]> = { [P in M]: (...args: A) => Promise<unknown> };
 
 /** The state type of a grain class. */
 export type StateOf<G> = G extends Grain<infer S> ? S : never;

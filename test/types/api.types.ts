@@ -2,7 +2,7 @@
  * Compile-time tests of the public API, checked by `npm run typecheck` (never executed).
  * Each `@ts-expect-error` fails the typecheck if the line below it ever compiles.
  */
-import { connect, Grain, Silo, type GrainClient, type HandlerName } from 'redgrain';
+import { connect, Grain, Silo, type GrainClient, type HandlerName, type MailboxLimits } from 'redgrain';
 import { Campaign } from '../../grains/campaign.ts';
 import { Counter } from '../../grains/counter.ts';
 
@@ -87,4 +87,31 @@ export async function classesNeedAType(): Promise<void> {
   await Silo.start({ grains: [Date] });
   const c = await connect({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'app' });
   await c.close();
+}
+
+export class Ticking extends Grain<{ n: number }> {
+  static readonly type = 'Ticking';
+  static readonly mailbox: MailboxLimits = { maxDepth: 10, overflow: 'drop-oldest' };
+  async add(by: number) {
+    this.state.n += by;
+  }
+  async arm() {
+    this.setTimer('t', { every: 1_000 }, 'add', 2);
+    // @ts-expect-error a timer's arguments are checked against the method
+    this.setTimer('t', { every: 1_000 }, 'add', 'two');
+    // @ts-expect-error a timer's method must be given its arguments
+    this.setTimer('t', { every: 1_000 }, 'add');
+    // @ts-expect-error a timer's method must be a handler of the grain
+    this.setTimer('t', { every: 1_000 }, 'nope');
+    // @ts-expect-error state is not a handler
+    this.setTimer('t', { every: 1_000 }, 'state');
+    this.clearTimer('t');
+  }
+}
+
+export async function callOptions(): Promise<void> {
+  const ref = client.getGrain(Ticking, 'k').with({ idempotencyKey: 'op-1', correlationId: 'c', timeoutMs: 5 });
+  await ref.send('add', 1);
+  // @ts-expect-error an idempotency key is a string
+  client.getGrain(Ticking, 'k').with({ idempotencyKey: 1 });
 }
