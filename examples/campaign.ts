@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { context, trace } from '@opentelemetry/api';
-import { ClusterInspector, connect, InvalidMessageForStateError, Silo } from 'redgrain';
+import { ClusterInspector, connect, InvalidMessageForStateError, Silo, type GrainReference } from 'redgrain';
 import { Campaign, type CampaignState } from '../grains/campaign.ts';
 import { ReviewQueue } from '../grains/review-queue.ts';
 import { startTelemetry, stopTelemetry } from '../silos/telemetry.ts';
@@ -38,6 +38,8 @@ await withRedis(async (redis) => {
       { key: keyOf('spring-sale'), name: 'Spring sale', end: 'approve' },
       { key: keyOf('summer-promo'), name: 'Summer promo', end: 'reject' },
       { key: keyOf('autumn-launch'), name: 'Autumn launch', end: 'cancel' },
+      // Nobody reviews this one: its review deadline (a durable reminder) cancels it.
+      { key: keyOf('winter-teaser'), name: 'Winter teaser', end: 'deadline' },
     ] as const;
     for (const path of paths) {
       // One span around the user's whole action: everything it causes, on any silo, is one trace.
@@ -46,10 +48,12 @@ await withRedis(async (redis) => {
         const campaign = client.getGrain(Campaign, path.key);
         // `create` moves the campaign to PENDING and queues its own confirmation, which runs
         // before any message sent after this ask resolves: the next message sees WAITING_REVIEW.
-        await campaign.ask('create', { name: path.name, budget: 10_000, actor: 'alice' });
+        const reviewDeadlineMs = path.end === 'deadline' ? 1_000 : undefined;
+        await campaign.ask('create', { name: path.name, budget: 10_000, actor: 'alice', ...(reviewDeadlineMs === undefined ? {} : { reviewDeadlineMs }) });
         if (path.end === 'approve') await campaign.ask('review', { approved: true, reviewer: 'bob' });
         if (path.end === 'reject') await campaign.ask('review', { approved: false, reviewer: 'bob', comment: 'off-brand imagery' });
         if (path.end === 'cancel') await campaign.ask('cancel', { actor: 'alice', reason: 'budget moved to Q4' });
+        if (path.end === 'deadline') return waitUntilCancelled(campaign);
         return campaign.ask('get');
       });
       action.end();
@@ -71,6 +75,17 @@ await withRedis(async (redis) => {
   }
 });
 await stopTelemetry();
+
+/** Waits (up to 30 s) for a campaign's review deadline to cancel it. */
+async function waitUntilCancelled(campaign: GrainReference<Campaign>): Promise<CampaignState> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const state = await campaign.ask('get');
+    if (state.status === 'CANCELLED') return state;
+    if (Date.now() > deadline) throw new Error(`${campaign.key} is still ${state.status} after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
 
 /** Against a running cluster, waits (up to a minute) until active silos host `types`. */
 async function waitForSilos(redis: string, keyPrefix: string | undefined, types: string[]): Promise<void> {

@@ -4,6 +4,12 @@ import { ReviewQueue } from './review-queue.ts';
 /** The review queue every campaign reports to. */
 export const REVIEW_QUEUE = 'main';
 
+/** How long a campaign waits for review before it cancels itself, unless `create` says otherwise. */
+export const DEFAULT_REVIEW_DEADLINE_MS = 7 * 24 * 3_600_000;
+
+/** The name of the durable reminder that enforces the review deadline. */
+const DEADLINE_REMINDER = 'review-deadline';
+
 /** Where a campaign is in its life. APPROVED, REJECTED and CANCELLED are terminal. */
 export type CampaignStatus = 'EMPTY' | 'PENDING' | 'WAITING_REVIEW' | 'APPROVED' | 'REJECTED' | 'CANCELLED';
 
@@ -23,6 +29,8 @@ export interface CampaignState {
   name?: string;
   budget?: number;
   reason?: string;
+  /** How long the campaign may wait for review (ms). */
+  reviewDeadlineMs?: number;
   history: CampaignTransition[];
 }
 
@@ -47,13 +55,19 @@ export class Campaign extends Grain<CampaignState> {
     return { status: 'EMPTY', history: [] };
   }
 
-  /** EMPTY -> PENDING; the campaign then confirms its own creation (PENDING -> WAITING_REVIEW). */
-  async create(input: { name: string; budget: number; actor: string }) {
+  /**
+   * EMPTY -> PENDING; the campaign then confirms its own creation (PENDING -> WAITING_REVIEW).
+   * `reviewDeadlineMs` (default 7 days) bounds how long it may then wait for a review.
+   */
+  async create(input: { name: string; budget: number; actor: string; reviewDeadlineMs?: number }) {
     if (input.name.trim() === '') throw new TypeError('A campaign needs a name');
     if (!Number.isFinite(input.budget) || input.budget <= 0) throw new TypeError('A campaign budget must be positive');
+    const deadline = input.reviewDeadlineMs ?? DEFAULT_REVIEW_DEADLINE_MS;
+    if (!Number.isFinite(deadline) || deadline <= 0) throw new TypeError('A review deadline must be a positive number of ms');
     this.#move('create', input.actor);
     this.state.name = input.name;
     this.state.budget = input.budget;
+    this.state.reviewDeadlineMs = deadline;
     await this.getGrain(Campaign, this.key).send('created');
     return this.state.status;
   }
@@ -62,6 +76,20 @@ export class Campaign extends Grain<CampaignState> {
   async created() {
     this.#move('created', 'system');
     await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('submit', { campaign: this.key, name: this.state.name ?? this.key });
+    // Durable: it fires even if no silo has this campaign active then, or every silo restarted.
+    await this.remind(DEADLINE_REMINDER, { after: this.state.reviewDeadlineMs ?? DEFAULT_REVIEW_DEADLINE_MS }, 'reviewDeadlinePassed');
+    return this.state.status;
+  }
+
+  /**
+   * The review deadline's reminder: WAITING_REVIEW -> CANCELLED, by the system, with the reason
+   * recorded. A campaign reviewed (or cancelled) meanwhile ignores it.
+   */
+  async reviewDeadlinePassed() {
+    if (this.state.status !== 'WAITING_REVIEW') return this.state.status;
+    this.#move('cancel', 'system', 'reviewDeadlinePassed');
+    this.state.reason = `review deadline passed (${this.state.reviewDeadlineMs ?? DEFAULT_REVIEW_DEADLINE_MS} ms without a review)`;
+    await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
     return this.state.status;
   }
 
@@ -69,6 +97,7 @@ export class Campaign extends Grain<CampaignState> {
   async review(verdict: { approved: boolean; reviewer: string; comment?: string }) {
     this.#move(verdict.approved ? 'approve' : 'reject', verdict.reviewer, 'review');
     if (verdict.comment !== undefined) this.state.reason = verdict.comment;
+    await this.forget(DEADLINE_REMINDER);
     await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
     return this.state.status;
   }
@@ -78,7 +107,10 @@ export class Campaign extends Grain<CampaignState> {
     const from = this.state.status;
     this.#move('cancel', request.actor);
     this.state.reason = request.reason;
-    if (from === 'WAITING_REVIEW') await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
+    if (from === 'WAITING_REVIEW') {
+      await this.forget(DEADLINE_REMINDER);
+      await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
+    }
     return this.state.status;
   }
 

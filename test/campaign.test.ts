@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, InvalidMessageForStateError, Silo, type GrainClient, type GrainReference } from 'redgrain';
+import { ClusterInspector, connect, InvalidMessageForStateError, Silo, type GrainClient, type GrainReference } from 'redgrain';
 import { Campaign, type CampaignStatus } from '../grains/campaign.ts';
 import { ReviewQueue } from '../grains/review-queue.ts';
 import { LogRecorder } from './support/log-recorder.ts';
@@ -163,5 +163,48 @@ describe('Campaign in PENDING', () => {
       ['handler failed', 'create'],
       ['handler failed', 'created'],
     ]);
+  });
+});
+
+describe('Campaign review deadline', () => {
+  it('cancels a campaign left waiting past its deadline, though it was deactivated and every silo restarted', async () => {
+    const keyPrefix = freshPrefix('deadline');
+    const start = () => Silo.start({ redis: inject('redisUrl'), grains: [Campaign, ReviewQueue], keyPrefix, logLevel: 'warn' });
+    let silo = await start();
+    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    const inspector = await ClusterInspector.open({ redis: inject('redisUrl'), keyPrefix });
+    try {
+      const ignored = client.getGrain(Campaign, 'ignored');
+      const reviewed = client.getGrain(Campaign, 'reviewed');
+      await ignored.ask('create', { name: 'Ignored', budget: 5, actor: 'alice', reviewDeadlineMs: 1_500 });
+      await reviewed.ask('create', { name: 'Reviewed', budget: 5, actor: 'alice', reviewDeadlineMs: 1_500 });
+      await waitFor('both to wait for review', async () =>
+        (await ignored.ask('get')).status === 'WAITING_REVIEW' && (await reviewed.ask('get')).status === 'WAITING_REVIEW' ? true : undefined,
+      );
+      expect((await inspector.grain('Campaign', 'reviewed')).reminders).toEqual([
+        { name: 'review-deadline', method: 'reviewDeadlinePassed', schedule: { after: 1_500 } },
+      ]);
+      await reviewed.ask('review', { approved: true, reviewer: 'bob' });
+      // Every silo stops (the campaigns are deactivated), and a new one starts while they wait.
+      await silo.stop();
+      silo = await start();
+      const persisted = async (key: string) => (await inspector.grain('Campaign', key)).state;
+      const state = await waitFor('the deadline to cancel the ignored campaign', async () => {
+        const s = await persisted('ignored');
+        return s.status === 'CANCELLED' ? s : undefined;
+      });
+      const history = state.history as { from: string; to: string; message: string; actor: string }[];
+      expect(history.at(-1)).toMatchObject({ from: 'WAITING_REVIEW', to: 'CANCELLED', message: 'reviewDeadlinePassed', actor: 'system' });
+      expect(state.reason).toBe('review deadline passed (1500 ms without a review)');
+      // The reviewed campaign's deadline was forgotten; the fired one-shot is gone too.
+      expect((await inspector.grain('Campaign', 'reviewed')).reminders).toEqual([]);
+      expect((await inspector.grain('Campaign', 'ignored')).reminders).toEqual([]);
+      expect((await reviewed.ask('get')).status).toBe('APPROVED');
+      expect(await client.getGrain(ReviewQueue, 'main').ask('list')).toEqual([]);
+    } finally {
+      await inspector.close();
+      await client.close();
+      await silo.stop();
+    }
   });
 });

@@ -138,7 +138,7 @@ describe('telemetry export from silo processes', () => {
       timeout: 60_000,
     });
     const traceIds = [...stdout.matchAll(/trace ([0-9a-f]{32})/g)].map((m) => m[1]);
-    expect(traceIds).toHaveLength(3);
+    expect(traceIds).toHaveLength(4);
     for (const traceId of traceIds) {
       const services = await waitFor(`the spans of trace ${traceId} from all three processes`, () => {
         const found = new Set(receivedSpans().filter((r) => r.span.traceId === traceId).map((r) => r.service));

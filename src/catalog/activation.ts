@@ -53,6 +53,8 @@ export class Activation {
   #grain: Grain<object> | undefined;
   #snapshot: StateSnapshot = new Map();
   #correlationId = '';
+  /** The reminder tick of the message in its turn. */
+  #reminderTick: MessageEnvelope['rt'];
   /** The spans of the turn in progress. */
   #turnTrace: TurnTrace | undefined;
   /** The activation span, linked from the first turn (activation is not caused by one message). */
@@ -103,6 +105,16 @@ export class Activation {
         activation.#timers.set(name, schedule, activation.#handlerName(method), args);
       },
       clearTimer: (name) => activation.#timers.clear(name),
+      get reminderTick() {
+        const tick = activation.#reminderTick;
+        return tick === undefined ? undefined : { name: tick.n, id: tick.id, scheduledAt: new Date(tick.at) };
+      },
+      remind: async (name, schedule, method, args) => {
+        const serializedArgs = serialize(args, `the arguments of reminder "${name}"`);
+        await host.reminders.register(activation.id, name, schedule, activation.#handlerName(method), serializedArgs);
+      },
+      forget: (name) => host.reminders.forget(activation.id, name),
+      reminders: () => host.reminders.list(activation.id),
     };
     const span = startGrainSpan(SpanNames.activate(this.id.type), this.id, host.siloId, undefined, { [Attr.epoch]: epoch });
     try {
@@ -373,6 +385,7 @@ export class Activation {
       result = { outcome: { target: 'failed', reason }, changes: undefined, reply: undefined, error: new TypeError(reason) };
     } else {
       this.#correlationId = envelope.c;
+      this.#reminderTick = envelope.rt;
       this.#turnTrace = turnTrace;
       const turnContext = turnTrace?.context;
       const run = () => this.#runOnce(envelope);
@@ -419,6 +432,7 @@ export class Activation {
     this.current = undefined;
     this.turnStartedAt = 0;
     this.#correlationId = '';
+    this.#reminderTick = undefined;
     this.#turnTrace = undefined;
     if (turnTrace !== undefined) {
       turnTrace.span.setAttribute(Attr.outcome, result.outcome.target);

@@ -55,6 +55,8 @@ export interface GrainView {
   failed: MessageView[];
   /** Persisted state fields, deserialized (a field that cannot be read shows its raw text). */
   state: Record<string, unknown>;
+  /** Durable reminders the grain has registered (name, method, schedule). */
+  reminders: { name: string; method: string; schedule: unknown }[];
 }
 
 export interface QueueDepth {
@@ -134,12 +136,13 @@ export class ClusterInspector {
     const id = GrainId.of(type, key);
     const queue = this.#queue(id);
     try {
-      const [directory, counts, waiting, failed, fields] = await Promise.all([
+      const [directory, counts, waiting, failed, fields, reminders] = await Promise.all([
         this.redis.hgetall(this.keys.directory(id)),
         queue.getJobCounts('wait', 'active', 'failed', 'delayed', 'prioritized'),
         queue.getWaiting(0, MESSAGES_SHOWN - 1),
         queue.getFailed(0, MESSAGES_SHOWN - 1),
         this.redis.hgetall(this.keys.state(id)),
+        this.redis.hgetall(this.keys.reminders(id)),
       ]);
       const silo = directory.silo;
       return {
@@ -165,6 +168,10 @@ export class ClusterInspector {
         waiting: waiting.filter(Boolean).map((job) => messageView(job)),
         failed: failed.filter(Boolean).map((job) => ({ ...messageView(job), reason: job.failedReason })),
         state: Object.fromEntries(Object.entries(fields).sort(([a], [b]) => a.localeCompare(b)).map(([field, text]) => [field, readField(text)])),
+        reminders: Object.entries(reminders).map(([name, text]) => {
+          const info = JSON.parse(text) as { method: string; schedule: unknown };
+          return { name, method: info.method, schedule: info.schedule };
+        }),
       };
     } finally {
       await queue.close();

@@ -135,6 +135,7 @@ function grainText(grain: GrainView): string {
       { heading: 'REASON', cell: (m) => m.reason ?? '' },
     ]));
   }
+  for (const reminder of grain.reminders) lines.push(`reminder ${reminder.name} -> ${reminder.method} ${JSON.stringify(reminder.schedule)}`);
   const fields = Object.entries(grain.state);
   lines.push('', fields.length === 0 ? 'state    (nothing persisted)' : 'state');
   for (const [field, value] of fields) lines.push(`  ${field} = ${JSON.stringify(value, jsonReplacer)}`);

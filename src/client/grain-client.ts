@@ -84,7 +84,7 @@ export class GrainClient implements MessageSender {
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
     const call = this.#startCall('send', grain, method, options);
     try {
-      await this.#deliver(grain, method, args, call, undefined);
+      await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, undefined);
       endCall(call.trace.span);
     } catch (error) {
       endCall(call.trace.span, error);
@@ -99,7 +99,7 @@ export class GrainClient implements MessageSender {
     const reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
     const call = this.#startCall('ask', grain, method, options);
     try {
-      await this.#deliver(grain, method, args, call, { c: this.id, i: requestId });
+      await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, { c: this.id, i: requestId });
     } catch (error) {
       replies.cancel(requestId);
       endCall(call.trace.span, error);
@@ -153,21 +153,42 @@ export class GrainClient implements MessageSender {
     await this.runtime.dispose();
   }
 
-  async #deliver(
-    grain: GrainId,
-    method: string,
-    args: unknown[],
-    call: Call,
-    replyTo: MessageEnvelope['r'],
-  ): Promise<void> {
-    if (this.#closed) throw new ClosedError('The client');
-    await this.#assertRegistered(grain.type);
+  /**
+   * Delivers one tick of a reminder (the silo's reminder service calls this): a one-way message
+   * whose idempotency key is the tick id, so a tick delivered twice runs once.
+   */
+  async deliverTick(grain: GrainId, method: string, serializedArgs: string, tick: NonNullable<MessageEnvelope['rt']>): Promise<void> {
+    const call = this.#startCall('send', grain, method, { idempotencyKey: `reminder:${tick.id}` });
+    try {
+      await this.#deliver(grain, method, serializedArgs, call, undefined, { rt: tick });
+      endCall(call.trace.span);
+    } catch (error) {
+      endCall(call.trace.span, error);
+      throw error;
+    }
+  }
+
+  #serializeArgs(grain: GrainId, method: string, args: unknown[]): string {
     const serializedArgs = serialize(args, `the arguments of ${grain.type}.${method}`);
     const bytes = Buffer.byteLength(serializedArgs);
     if (bytes > this.runtime.maxPayloadBytes) {
       throw new PayloadTooLargeError(`The arguments of ${grain.type}.${method}`, bytes, this.runtime.maxPayloadBytes);
     }
+    return serializedArgs;
+  }
+
+  async #deliver(
+    grain: GrainId,
+    method: string,
+    serializedArgs: string,
+    call: Call,
+    replyTo: MessageEnvelope['r'],
+    extra: Pick<MessageEnvelope, 'rt'> = {},
+  ): Promise<void> {
+    if (this.#closed) throw new ClosedError('The client');
+    await this.#assertRegistered(grain.type);
     const envelope: MessageEnvelope = {
+      ...extra,
       v: 1,
       m: method,
       a: serializedArgs,

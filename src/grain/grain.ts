@@ -1,5 +1,6 @@
 import type { GrainReference } from '../client/grain-reference.ts';
 import type { TimerSchedule } from '../catalog/grain-timers.ts';
+import type { ReminderInfo, ReminderSchedule, ReminderTick } from '../reminders/reminder-table.ts';
 
 /** What the runtime hands a grain instance at construction. */
 export interface GrainContext {
@@ -11,6 +12,11 @@ export interface GrainContext {
   readonly traceId: string;
   setTimer(name: string, schedule: TimerSchedule, method: string, args: unknown[]): void;
   clearTimer(name: string): boolean;
+  /** The reminder tick being handled, if the message is one. */
+  readonly reminderTick: ReminderTick | undefined;
+  remind(name: string, schedule: ReminderSchedule, method: string, args: unknown[]): Promise<void>;
+  forget(name: string): Promise<boolean>;
+  reminders(): Promise<ReminderInfo[]>;
 }
 
 let constructing: GrainContext | undefined;
@@ -109,6 +115,38 @@ export abstract class Grain<S extends object = Record<string, never>> {
   /** Stops a timer; returns whether there was one. */
   protected clearTimer(name: string): boolean {
     return this.#context.clearTimer(name);
+  }
+
+  /**
+   * Registers (or replaces) a durable reminder: `{ at }`, `{ after }`, `{ every }` or `{ cron }`,
+   * with an optional missed-tick policy. It is stored in Redis, survives deactivation and silo
+   * restarts, and when due delivers `method(...args)` through the grain's mailbox, activating the
+   * grain wherever placement puts it. Each tick is delivered at least once and carries a tick id
+   * (`this.reminderTick.id`) for deduplication. Resolves once the reminder is stored.
+   */
+  protected remind<M extends string, A extends unknown[]>(
+    this: HandlerHolder<M, A>,
+    name: string,
+    schedule: ReminderSchedule,
+    method: M,
+    ...args: A
+  ): Promise<void> {
+    return (this as unknown as Grain<object>).#context.remind(name, schedule, method, args);
+  }
+
+  /** Removes a reminder; resolves with whether there was one. */
+  protected forget(name: string): Promise<boolean> {
+    return this.#context.forget(name);
+  }
+
+  /** The reminders this grain has registered. */
+  protected reminders(): Promise<ReminderInfo[]> {
+    return this.#context.reminders();
+  }
+
+  /** The reminder tick being handled (`name`, `id`, `scheduledAt`), or undefined for other messages. */
+  protected get reminderTick(): ReminderTick | undefined {
+    return this.#context.reminderTick;
   }
 }
 

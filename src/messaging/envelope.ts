@@ -23,6 +23,8 @@ export interface MessageEnvelope {
   k?: string;
   /** Idempotency key and how long its outcome is kept (ms). */
   i?: { k: string; w: number };
+  /** The reminder tick this message delivers: reminder name, tick id, scheduled time (ms). */
+  rt?: { n: string; id: string; at: number };
 }
 
 /** A message's outcome as kept for its idempotency key: what a duplicate gets. */

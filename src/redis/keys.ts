@@ -46,6 +46,15 @@ export class RedisKeys {
     return `${this.prefix}:g:{${grain.tag}}:idem:${encodeURIComponent(idempotencyKey)}`;
   }
 
+  /** The reminders a grain has registered (name -> schedule), for listing. */
+  reminders(grain: GrainId): string {
+    return this.remindersOfTag(grain.tag);
+  }
+
+  remindersOfTag(tag: string): string {
+    return `${this.prefix}:g:{${tag}}:reminders`;
+  }
+
   /** One of BullMQ's keys of a grain's mailbox (`wait`, `active`, ...). */
   mailbox(grain: GrainId, part: string): string {
     return `${this.bullPrefix}:${this.queueName(grain)}:${part}`;

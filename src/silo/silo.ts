@@ -14,6 +14,8 @@ import { closeRedis, openRedis } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
 import { createLogger, withTraceFields, type Logger } from '../telemetry/logger.ts';
 import { SiloMetrics } from '../telemetry/silo-metrics.ts';
+import { ReminderService } from '../reminders/reminder-service.ts';
+import { ReminderTable } from '../reminders/reminder-table.ts';
 import { openTurnConnection } from '../mailbox/turn-connection.ts';
 import { INBOX_BLOCK_SECONDS, InboxReader, popAll } from './inbox-reader.ts';
 import { assertNoEviction } from './redis-preflight.ts';
@@ -58,6 +60,8 @@ export class Silo {
     readonly client: GrainClient,
     private readonly log: Logger,
     private readonly metrics: SiloMetrics,
+    private readonly reminderTable: ReminderTable,
+    private readonly reminderService: ReminderService,
   ) {
     this.#stopped = new Promise((resolve) => {
       this.#resolveStopped = resolve;
@@ -93,6 +97,7 @@ export class Silo {
     });
     let blocking: Redis | undefined;
     let turns: Redis | undefined;
+    let reminderService: ReminderService | undefined;
     try {
       await assertNoEviction(runtime.redis);
       blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, { blockingSeconds: INBOX_BLOCK_SECONDS });
@@ -120,6 +125,7 @@ export class Silo {
         activationsByType: () => observed?.countByType() ?? new Map(),
         mailboxDepthByType: async () => (observed === undefined ? new Map() : observed.mailboxDepthByType()),
       });
+      const reminderTable = new ReminderTable(redis, runtime.keys, runtime.mailboxRoot);
       const catalog = new Catalog(
         {
           host: {
@@ -132,6 +138,7 @@ export class Silo {
             client,
             log,
             metrics,
+            reminders: reminderTable,
             lockDurationMs: resolved.lockDurationMs,
             maxMessageAttempts: resolved.maxMessageAttempts,
             deadLetters: runtime.deadLetters,
@@ -171,10 +178,12 @@ export class Silo {
           catalog.wakeAll();
         },
       );
-      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics);
+      reminderService = ReminderService.start(resolved.redis, `redgrain:silo:${id}:reminders`, runtime.keys, client, reminderTable, log);
+      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics, reminderTable, reminderService);
       await silo.#join(registry.names());
       return silo;
     } catch (error) {
+      await reminderService?.close();
       blocking?.disconnect();
       turns?.disconnect();
       await closeRedis(runtime.redis);
@@ -263,6 +272,8 @@ export class Silo {
       clearInterval(this.#heartbeat);
       this.metrics.close();
       this.catalog.abandonAll();
+      await this.reminderService.close();
+      await this.reminderTable.close();
       await this.#monitor.stop();
       await this.inbox.stop();
       await this.client.close();
@@ -291,6 +302,8 @@ export class Silo {
       const grain = GrainId.fromTag(tag);
       await locator.wake(grain, await locator.locate(grain), this.id, recover);
     }
+    await this.reminderService.close();
+    await this.reminderTable.close();
     await this.catalog.idle();
     this.metrics.close();
     await this.client.close();

@@ -1,0 +1,85 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { GrainClient } from '../client/grain-client.ts';
+import { describeError } from '../errors/errors.ts';
+import { GrainId } from '../grain/grain-id.ts';
+import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { REMINDER_QUEUE, type ReminderJobData, type ReminderTable } from './reminder-table.ts';
+
+/** How many reminders one silo delivers at once. */
+const CONCURRENCY = 16;
+/**
+ * How long the worker's blocking read waits when nothing is due (s). BullMQ wakes it at the due
+ * time of the next delayed reminder anyway, so a long wait only saves idle commands.
+ */
+const IDLE_WAIT_SECONDS = 60;
+/** A late `cron` tick is skipped (policy `skip`) past this lateness. */
+const CRON_SKIP_AFTER_MS = 60_000;
+
+/** The scheduled times to deliver for one fired reminder job, by its missed-tick policy. */
+export function ticksToDeliver(data: Pick<ReminderJobData, 'p' | 'e' | 'o'>, scheduledAt: number, now: number): number[] {
+  if (data.o === true) return [scheduledAt]; // a one-shot reminder always fires once
+  const lateness = now - scheduledAt;
+  const period = data.e;
+  const late = period === undefined ? lateness > CRON_SKIP_AFTER_MS : lateness >= period;
+  if (!late) return [scheduledAt];
+  if (data.p === 'skip') return [];
+  if (data.p === 'all' && period !== undefined) {
+    return Array.from({ length: Math.floor(lateness / period) + 1 }, (_, i) => scheduledAt + i * period);
+  }
+  return [scheduledAt];
+}
+
+/**
+ * Delivers due reminders: a BullMQ worker on the reminders queue (every silo runs one; each due
+ * reminder goes to one of them). A tick becomes a message in the grain's mailbox, so the grain is
+ * activated wherever placement puts it. Delivery is at least once: each tick carries an
+ * idempotency key made of its reminder and scheduled time, so a tick delivered twice (a silo died
+ * between delivering and acknowledging it) runs once.
+ */
+export class ReminderService {
+  readonly #worker: Worker<ReminderJobData>;
+
+  private constructor(
+    private readonly connection: Redis,
+    private readonly client: GrainClient,
+    private readonly table: ReminderTable,
+    private readonly log: Logger,
+    keys: RedisKeys,
+  ) {
+    this.#worker = new Worker<ReminderJobData>(REMINDER_QUEUE, (job) => this.#fire(job), {
+      connection,
+      prefix: keys.bullPrefix,
+      concurrency: CONCURRENCY,
+      drainDelay: IDLE_WAIT_SECONDS,
+    });
+    this.#worker.on('error', (error) => log.warn('reminder worker error', { error: describeError(error) }));
+    this.#worker.on('failed', (job, error) =>
+      log.warn('a reminder could not be delivered; retrying', { reminder: job?.data.n, grain: job?.data.g, error: describeError(error) }),
+    );
+  }
+
+  static start(input: RedisConnectionInput, name: string, keys: RedisKeys, client: GrainClient, table: ReminderTable, log: Logger): ReminderService {
+    const connection = openRedis(input, name, { blockingSeconds: IDLE_WAIT_SECONDS });
+    return new ReminderService(connection, client, table, log, keys);
+  }
+
+  async #fire(job: Job<ReminderJobData>): Promise<void> {
+    const data = job.data;
+    const grain = GrainId.fromTag(data.g);
+    const scheduledAt = job.opts.prevMillis ?? job.timestamp + (job.opts.delay ?? 0);
+    const ticks = ticksToDeliver(data, scheduledAt, Date.now());
+    if (ticks.length === 0) this.log.info('skipped a late reminder tick', { grain: grain.toString(), reminder: data.n, scheduledAt });
+    for (const at of ticks) {
+      await this.client.deliverTick(grain, data.m, data.a, { n: data.n, id: `${data.n}@${at}`, at });
+    }
+    if (data.o === true) await this.table.fired(data.g, data.n);
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.close();
+    await closeRedis(this.connection);
+  }
+}

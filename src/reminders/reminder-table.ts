@@ -1,0 +1,177 @@
+import { Queue, type RedisQueueBackend } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { InvalidTimerError } from '../errors/errors.ts';
+import type { GrainId } from '../grain/grain-id.ts';
+import type { RedisKeys } from '../redis/keys.ts';
+
+/** What to do with the ticks of an `every` reminder that fell while no silo could deliver them. */
+export type MissedTickPolicy = 'once' | 'skip' | 'all';
+
+/**
+ * When a reminder fires: once `at` a time or `after` ms, or repeatedly `every` ms or on a `cron`
+ * pattern (5 or 6 fields, in `tz` or UTC). `missed` applies to ticks that fell while the cluster
+ * was down: `once` (default) delivers one late tick, `skip` drops late ticks, `all` delivers
+ * every missed tick of an `every` reminder (a `cron` reminder treats `all` as `once`).
+ */
+export type ReminderSchedule = (
+  | { at: Date | number }
+  | { after: number }
+  | { every: number }
+  | { cron: string; tz?: string }
+) & { missed?: MissedTickPolicy };
+
+/** A registered reminder, as `reminders()` lists it. */
+export interface ReminderInfo {
+  name: string;
+  method: string;
+  schedule: ReminderSchedule;
+  registeredAt: Date;
+}
+
+/** The tick a reminder delivers: handlers deduplicate on `id`. */
+export interface ReminderTick {
+  /** The reminder's name. */
+  name: string;
+  /** Unique per reminder and scheduled time: `<name>@<scheduled ms>`. */
+  id: string;
+  /** When the tick was due. */
+  scheduledAt: Date;
+}
+
+/** The data of a reminder's BullMQ job. */
+export interface ReminderJobData {
+  /** Grain tag. */
+  g: string;
+  /** Reminder name. */
+  n: string;
+  /** Method. */
+  m: string;
+  /** Serialized arguments. */
+  a: string;
+  /** Missed-tick policy. */
+  p: MissedTickPolicy;
+  /** Period of an `every` reminder (ms). */
+  e?: number;
+  /** A one-shot reminder. */
+  o?: true;
+}
+
+/** The BullMQ queue (under the application's BullMQ prefix) that holds every reminder. */
+export const REMINDER_QUEUE = 'reminders';
+
+const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 1_000, attempts: 5, backoff: { type: 'exponential', delay: 500 } } as const;
+
+/**
+ * Durable reminders, stored with BullMQ: a repeating reminder is a Job Scheduler and a one-shot
+ * one a delayed job, both in one queue whose delayed set is ordered by due time, so only due
+ * reminders are ever read. Each grain also keeps a hash of its reminders, for listing.
+ */
+export class ReminderTable {
+  readonly #queue: Queue;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    root: RedisQueueBackend,
+  ) {
+    this.#queue = new Queue(REMINDER_QUEUE, { connection: redis, prefix: keys.bullPrefix, skipMetasUpdate: true }, () =>
+      root.forQueue(REMINDER_QUEUE) as RedisQueueBackend,
+    );
+    this.#queue.on('error', () => undefined); // failures reject the calls themselves
+  }
+
+  /** Registers (or replaces) a reminder of `grain`. */
+  async register(grain: GrainId, name: string, schedule: ReminderSchedule, method: string, serializedArgs: string): Promise<void> {
+    const plan = validate(name, schedule);
+    await this.forget(grain, name);
+    // Listed first: a reminder in BullMQ is always listed, so `forget` finds whatever exists.
+    const info = { kind: plan.kind, method, schedule: { ...schedule, ...('at' in schedule ? { at: new Date(schedule.at).getTime() } : {}) }, registeredAt: Date.now() };
+    await this.redis.hset(this.keys.reminders(grain), name, JSON.stringify(info));
+    const id = reminderId(grain, name);
+    const data: ReminderJobData = { g: grain.tag, n: name, m: method, a: serializedArgs, p: plan.missed };
+    if (plan.kind === 'once') {
+      await this.#queue.add('tick', { ...data, o: true }, { ...JOB_OPTIONS, jobId: `once/${id}`, delay: Math.max(0, plan.at - Date.now()) });
+    } else {
+      // An `every` reminder first fires one period from now (BullMQ's default would be now).
+      const repeat = plan.kind === 'every' ? { every: plan.every, startDate: Date.now() + plan.every } : { pattern: plan.cron, ...(plan.tz === undefined ? {} : { tz: plan.tz }) };
+      await this.#queue.upsertJobScheduler(id, repeat, {
+        name: 'tick',
+        data: { ...data, ...(plan.kind === 'every' ? { e: plan.every } : {}) },
+        opts: JOB_OPTIONS,
+      });
+    }
+  }
+
+  /** Removes a reminder; returns whether it existed. */
+  async forget(grain: GrainId, name: string): Promise<boolean> {
+    const listed = await this.redis.hget(this.keys.reminders(grain), name);
+    if (listed === null) return false;
+    const id = reminderId(grain, name);
+    const { kind } = JSON.parse(listed) as { kind: Plan['kind'] };
+    if (kind === 'once') await this.#queue.remove(`once/${id}`);
+    else await this.#queue.removeJobScheduler(id);
+    await this.redis.hdel(this.keys.reminders(grain), name);
+    return true;
+  }
+
+  /** The reminders a grain has registered. */
+  async list(grain: GrainId): Promise<ReminderInfo[]> {
+    const fields = await this.redis.hgetall(this.keys.reminders(grain));
+    return Object.entries(fields)
+      .map(([name, text]) => {
+        const info = JSON.parse(text) as { method: string; schedule: ReminderSchedule; registeredAt: number };
+        const schedule = 'at' in info.schedule ? { ...info.schedule, at: new Date(info.schedule.at) } : info.schedule;
+        return { name, method: info.method, schedule, registeredAt: new Date(info.registeredAt) };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Drops the listing of a one-shot reminder once it has fired. */
+  async fired(grainTag: string, name: string): Promise<void> {
+    await this.redis.hdel(this.keys.remindersOfTag(grainTag), name);
+  }
+
+  async close(): Promise<void> {
+    await this.#queue.close();
+  }
+}
+
+/** The id of a reminder in BullMQ: grain tag and name, with nothing BullMQ reserves (`:`). */
+function reminderId(grain: GrainId, name: string): string {
+  return `${grain.tag}/${encodeURIComponent(name)}`;
+}
+
+type Plan =
+  | { kind: 'once'; at: number; missed: MissedTickPolicy }
+  | { kind: 'every'; every: number; missed: MissedTickPolicy }
+  | { kind: 'cron'; cron: string; tz: string | undefined; missed: MissedTickPolicy };
+
+function validate(name: string, schedule: ReminderSchedule): Plan {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
+    throw new InvalidTimerError('A reminder needs a name of 1 to 256 characters');
+  }
+  if (typeof schedule !== 'object' || schedule === null) throw new InvalidTimerError(`Reminder "${name}": a schedule is required`);
+  const missed = schedule.missed ?? 'once';
+  if (missed !== 'once' && missed !== 'skip' && missed !== 'all') {
+    throw new InvalidTimerError(`Reminder "${name}": missed must be 'once', 'skip' or 'all'`);
+  }
+  const kinds = (['at', 'after', 'every', 'cron'] as const).filter((k) => k in schedule);
+  if (kinds.length !== 1) throw new InvalidTimerError(`Reminder "${name}": give exactly one of at, after, every or cron`);
+  if ('at' in schedule) {
+    const at = new Date(schedule.at).getTime();
+    if (!Number.isFinite(at)) throw new InvalidTimerError(`Reminder "${name}": at must be a Date or a time in ms`);
+    return { kind: 'once', at, missed };
+  }
+  if ('after' in schedule) {
+    if (!Number.isFinite(schedule.after) || schedule.after < 0) throw new InvalidTimerError(`Reminder "${name}": after must be a number of ms`);
+    return { kind: 'once', at: Date.now() + schedule.after, missed };
+  }
+  if ('every' in schedule) {
+    if (!Number.isFinite(schedule.every) || schedule.every < 10) throw new InvalidTimerError(`Reminder "${name}": every must be at least 10 ms`);
+    return { kind: 'every', every: schedule.every, missed };
+  }
+  if (typeof schedule.cron !== 'string' || !/^\S+(\s+\S+){4,5}$/.test(schedule.cron.trim())) {
+    throw new InvalidTimerError(`Reminder "${name}": cron must be a 5- or 6-field pattern, got ${JSON.stringify(schedule.cron)}`);
+  }
+  return { kind: 'cron', cron: schedule.cron.trim(), tz: schedule.tz, missed };
+}
