@@ -1,7 +1,7 @@
 export { Grain, type GrainClass, type MailboxLimits, type HandlerArgs, type HandlerName, type HandlerResult, type StateOf } from './grain/grain.ts';
 export { GrainId, MAX_GRAIN_KEY_LENGTH } from './grain/grain-id.ts';
 export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/connect.ts';
-export { GrainClient } from './client/grain-client.ts';
+export { GrainClient, type TopicListener, type TopicSubscription } from './client/grain-client.ts';
 export { GrainReference, type CallOptions } from './client/grain-reference.ts';
 export { Silo, type SiloStopReason } from './silo/silo.ts';
 export { startEventLoopWatchdog } from './silo/event-loop-watchdog.ts';
@@ -34,3 +34,7 @@ export {
   type SiloView,
 } from './cli/cluster-inspector.ts';
 export { Attr as TelemetryAttributes, Metrics as MetricNames, SpanNames, CORRELATION_BAGGAGE_KEY } from './telemetry/semantics.ts';
+export { topicMatches } from './pubsub/topic-pattern.ts';
+export type { ImplicitSubscription } from './pubsub/subscription-table.ts';
+export type { ReminderInfo, ReminderSchedule, ReminderTick, MissedTickPolicy } from './reminders/reminder-table.ts';
+export type { TimerSchedule } from './catalog/grain-timers.ts';

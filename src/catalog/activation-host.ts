@@ -10,6 +10,7 @@ import type { ScriptCommands } from '../redis/scripts.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { SiloMetrics } from '../telemetry/silo-metrics.ts';
 import type { ReminderTable } from '../reminders/reminder-table.ts';
+import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import type { Activation } from './activation.ts';
 
 /** What an activation needs from the silo that hosts it. */
@@ -25,6 +26,7 @@ export interface ActivationHost {
   readonly log: Logger;
   readonly metrics: SiloMetrics;
   readonly reminders: ReminderTable;
+  readonly subscriptions: SubscriptionTable;
   /** How long a message lock lives; a lock left by a dead activation expires after this. */
   readonly lockDurationMs: number;
   /** Attempts a message gets when it kills or hangs its activation, before it is dead-lettered. */

@@ -115,6 +115,11 @@ export class Activation {
       },
       forget: (name) => host.reminders.forget(activation.id, name),
       reminders: () => host.reminders.list(activation.id),
+      subscribe: (pattern, method) => host.subscriptions.subscribe(activation.id, pattern, activation.#handlerName(method)),
+      unsubscribe: (pattern) => host.subscriptions.unsubscribe(activation.id, pattern),
+      subscriptions: () => host.subscriptions.list(activation.id),
+      publish: (topic, data) =>
+        host.client.publish(topic, data, activation.#correlationId === '' ? {} : { correlationId: activation.#correlationId }),
     };
     const span = startGrainSpan(SpanNames.activate(this.id.type), this.id, host.siloId, undefined, { [Attr.epoch]: epoch });
     try {

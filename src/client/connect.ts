@@ -71,6 +71,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     locator: runtime.locator,
     membership: runtime.membership,
     deadLetters: runtime.deadLetters,
+    subscriptions: runtime.subscriptions,
     askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
     redisTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
     maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,

@@ -20,7 +20,9 @@ import type { MembershipTable } from '../membership/membership-table.ts';
 import type { DeadLetter, DeadLetterStore } from '../mailbox/dead-letters.ts';
 import { asEnvelope, newCorrelationId, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
 import { errorToData } from '../errors/error-converter.ts';
-import { serialize } from '../messaging/serializer.ts';
+import { deserialize, serialize } from '../messaging/serializer.ts';
+import { matchSegments, patternSegments, topicSegments } from '../pubsub/topic-pattern.ts';
+import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
 import { ReplyListener } from './reply-listener.ts';
@@ -31,6 +33,18 @@ interface Call {
   correlationId: string;
   idempotencyKey: string | undefined;
   trace: CallTrace;
+}
+
+/** How many subscribers a publish enqueues for at once. */
+const PUBLISH_CONCURRENCY = 64;
+
+/** Hears one published message: its topic and data. */
+export type TopicListener = (topic: string, data: unknown) => void | Promise<void>;
+
+/** A live subscription of a process (`client.subscribe`). */
+export interface TopicSubscription {
+  readonly pattern: string;
+  unsubscribe(): Promise<void>;
 }
 
 /** How many grain mailboxes a client keeps a BullMQ producer for. */
@@ -44,6 +58,7 @@ export interface ClientRuntime {
   locator: GrainLocator;
   membership: MembershipTable;
   deadLetters: DeadLetterStore;
+  subscriptions: SubscriptionTable;
   askTimeoutMs: number;
   /** How long `send` / `ask` wait for Redis before failing with RedisUnavailableError. */
   redisTimeoutMs: number;
@@ -69,6 +84,9 @@ export class GrainClient implements MessageSender {
   readonly #limits = new Map<string, Required<MailboxLimits>>();
   #replies: ReplyListener | undefined;
   #subscriber: Redis | undefined;
+  /** The connection that hears published topics, once `subscribe` is used. */
+  #topicSubscriber: Promise<Redis> | undefined;
+  readonly #topicListeners = new Set<{ segments: string[]; listener: TopicListener }>();
   #closed = false;
 
   constructor(private readonly runtime: ClientRuntime) {}
@@ -143,12 +161,103 @@ export class GrainClient implements MessageSender {
     discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
   };
 
+  /**
+   * Publishes `data` on `topic` (dot-separated segments, no wildcards). Every grain subscribed to
+   * a matching pattern, durably or by its type's implicit subscriptions, gets
+   * `method(topic, data)` in its mailbox, like a `send` from this client; external subscribers
+   * (`client.subscribe`) hear it live. Resolves with the number of grain messages enqueued, once
+   * all are durable. If enqueuing fails for some subscribers it rejects after trying them all:
+   * publish again with an `idempotencyKey` so those that got it do not run it twice.
+   */
+  async publish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId' | 'idempotencyKey'> = {}): Promise<number> {
+    if (this.#closed) throw new ClosedError('The client');
+    topicSegments(topic);
+    const payload = serialize([topic, data], `the data published on ${topic}`);
+    const bytes = Buffer.byteLength(payload);
+    if (bytes > this.runtime.maxPayloadBytes) throw new PayloadTooLargeError(`The data published on ${topic}`, bytes, this.runtime.maxPayloadBytes);
+    const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
+    const failures: unknown[] = [];
+    for (let i = 0; i < subscribers.length; i += PUBLISH_CONCURRENCY) {
+      const results = await Promise.allSettled(
+        subscribers.slice(i, i + PUBLISH_CONCURRENCY).map(async ({ grain, method }) => {
+          const call = this.#startCall('send', grain, method, options);
+          try {
+            await this.#deliver(grain, method, payload, call, undefined);
+            endCall(call.trace.span);
+          } catch (error) {
+            endCall(call.trace.span, error);
+            throw error;
+          }
+        }),
+      );
+      for (const result of results) if (result.status === 'rejected') failures.push(result.reason);
+    }
+    await this.runtime.redis.publish(this.runtime.keys.topicChannel(topic), payload);
+    if (failures.length > 0) {
+      const first = failures[0];
+      if (first instanceof RedgrainError && failures.length === 1) throw first;
+      throw new RedisUnavailableError(
+        `Publishing on ${topic} reached ${subscribers.length - failures.length} of ${subscribers.length} subscribers; first failure: ${describeError(first)}`,
+        first,
+      );
+    }
+    return subscribers.length;
+  }
+
+  /**
+   * Listens to published topics matching `pattern` from this process (not a grain). Live only:
+   * messages published while this client is not subscribed, or disconnected, are not replayed;
+   * for durable delivery subscribe a grain.
+   */
+  async subscribe(pattern: string, listener: TopicListener): Promise<TopicSubscription> {
+    if (this.#closed) throw new ClosedError('The client');
+    const entry = { segments: patternSegments(pattern), listener };
+    await this.#topics();
+    this.#topicListeners.add(entry);
+    return {
+      pattern,
+      unsubscribe: async () => {
+        this.#topicListeners.delete(entry);
+      },
+    };
+  }
+
+  #topics(): Promise<Redis> {
+    this.#topicSubscriber ??= (async () => {
+      const connection = this.runtime.openSubscriber();
+      const prefix = this.runtime.keys.topicChannel('');
+      connection.on('pmessage', (_pattern: string, channel: string, message: string) => {
+        const topic = channel.slice(prefix.length);
+        const segments = topic.split('.');
+        let data: unknown;
+        try {
+          data = (deserialize(message) as unknown[])[1];
+        } catch {
+          return;
+        }
+        for (const { segments: pattern, listener } of this.#topicListeners) {
+          if (!matchSegments(pattern, segments)) continue;
+          try {
+            const result = listener(topic, data);
+            if (result instanceof Promise) result.catch(() => undefined);
+          } catch {
+            // a listener's failure is its own; the others still hear the message
+          }
+        }
+      });
+      await connection.psubscribe(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
+      return connection;
+    })();
+    return this.#topicSubscriber;
+  }
+
   /** Closes the client; `ask` calls still waiting reject with ClosedError. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#replies?.close();
     this.#subscriber?.disconnect();
+    if (this.#topicSubscriber !== undefined) (await this.#topicSubscriber.catch(() => undefined))?.disconnect();
     this.#producers.clear();
     await this.runtime.dispose();
   }

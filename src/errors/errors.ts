@@ -141,6 +141,13 @@ export class MailboxFullError extends RedgrainError {
   }
 }
 
+/** A topic or subscription pattern that does not follow the topic syntax. */
+export class InvalidTopicError extends RedgrainError {
+  constructor(message: string) {
+    super('INVALID_TOPIC', message);
+  }
+}
+
 /** A timer or reminder was set with a bad name, schedule or method. */
 export class InvalidTimerError extends RedgrainError {
   constructor(message: string) {

@@ -1,4 +1,5 @@
 import { InvalidGrainClassError } from '../errors/errors.ts';
+import { validateImplicitSubscriptions, type ImplicitSubscription } from '../pubsub/subscription-table.ts';
 import { Grain, type GrainClass, type MailboxLimits } from './grain.ts';
 
 const LIFECYCLE = new Set(['constructor', 'initialState', 'onActivate', 'onDeactivate', 'getGrain']);
@@ -9,6 +10,7 @@ export interface GrainType {
   readonly cls: GrainClass;
   readonly handlers: ReadonlySet<string>;
   readonly collectionAgeMs: number | undefined;
+  readonly implicitSubscriptions: readonly ImplicitSubscription[];
 }
 
 /** Reads and validates the stable type name a grain class declares. */
@@ -58,7 +60,8 @@ export function describeGrainType(cls: GrainClass): GrainType {
     throw new InvalidGrainClassError(`${name}.collectionAgeMs must be a positive number of milliseconds`);
   }
   mailboxLimits(cls);
-  return { name, cls, handlers, collectionAgeMs: age };
+  const implicitSubscriptions = validateImplicitSubscriptions(name, handlers, cls.implicitSubscriptions);
+  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions };
 }
 
 /** The grain types one silo hosts, by their stable names. */

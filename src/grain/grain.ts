@@ -1,6 +1,7 @@
 import type { GrainReference } from '../client/grain-reference.ts';
 import type { TimerSchedule } from '../catalog/grain-timers.ts';
 import type { ReminderInfo, ReminderSchedule, ReminderTick } from '../reminders/reminder-table.ts';
+import type { ImplicitSubscription } from '../pubsub/subscription-table.ts';
 
 /** What the runtime hands a grain instance at construction. */
 export interface GrainContext {
@@ -17,6 +18,10 @@ export interface GrainContext {
   remind(name: string, schedule: ReminderSchedule, method: string, args: unknown[]): Promise<void>;
   forget(name: string): Promise<boolean>;
   reminders(): Promise<ReminderInfo[]>;
+  subscribe(pattern: string, method: string): Promise<void>;
+  unsubscribe(pattern: string): Promise<boolean>;
+  subscriptions(): Promise<{ pattern: string; method: string }[]>;
+  publish(topic: string, data: unknown): Promise<number>;
 }
 
 let constructing: GrainContext | undefined;
@@ -144,6 +149,33 @@ export abstract class Grain<S extends object = Record<string, never>> {
     return this.#context.reminders();
   }
 
+  /**
+   * Subscribes this grain to a topic pattern, durably: every publish on a matching topic puts
+   * `method(topic, data)` into this grain's mailbox (activating it on demand), across deactivation
+   * and restarts, until `unsubscribe`. `?` matches one segment, `*` zero or more.
+   */
+  protected subscribe<M extends string>(this: TopicHandlerHolder<M>, pattern: string, method: M): Promise<void> {
+    return (this as unknown as Grain<object>).#context.subscribe(pattern, method);
+  }
+
+  /**
+   * Publishes on a topic from inside a handler, carrying on the message's correlation id and
+   * trace; resolves with the number of grain messages enqueued (see `GrainClient.publish`).
+   */
+  protected publish(topic: string, data: unknown): Promise<number> {
+    return this.#context.publish(topic, data);
+  }
+
+  /** Ends a subscription; resolves with whether there was one. */
+  protected unsubscribe(pattern: string): Promise<boolean> {
+    return this.#context.unsubscribe(pattern);
+  }
+
+  /** This grain's durable subscriptions. */
+  protected subscriptions(): Promise<{ pattern: string; method: string }[]> {
+    return this.#context.subscriptions();
+  }
+
   /** The reminder tick being handled (`name`, `id`, `scheduledAt`), or undefined for other messages. */
   protected get reminderTick(): ReminderTick | undefined {
     return this.#context.reminderTick;
@@ -158,6 +190,7 @@ export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) 
   readonly type: string;
   readonly collectionAgeMs?: number;
   readonly mailbox?: MailboxLimits;
+  readonly implicitSubscriptions?: readonly ImplicitSubscription[];
 };
 
 /**
@@ -195,6 +228,9 @@ export type HandlerResult<G, M extends HandlerName<G>> = G[M] extends (...args: 
  * type-check a method name and its arguments against the calling grain.
  */
 export type HandlerHolder<M extends string, A extends unknown[]> = { [P in M]: (...args: A) => Promise<unknown> };
+
+/** A grain with handler `M` taking a published message: `(topic: string, data) => Promise<...>`. */
+export type TopicHandlerHolder<M extends string> = { [P in M]: (topic: string, data: never) => Promise<unknown> };
 
 /** The state type of a grain class. */
 export type StateOf<G> = G extends Grain<infer S> ? S : never;

@@ -100,6 +100,36 @@ export class RedisKeys {
     return `${this.prefix}:t:{${encodeURIComponent(type)}}:pending`;
   }
 
+  /** Grains subscribed to one exact topic (a set of "<tag> <method>"). */
+  exactSubscribers(topic: string): string {
+    return `${this.prefix}:sub:{=${topic}}`;
+  }
+
+  /** The wildcard patterns whose first segment is `bucket` (or `*` for wildcard roots). */
+  patternBucket(bucket: string): string {
+    return `${this.prefix}:sub:{${bucket}}:patterns`;
+  }
+
+  /** Grains subscribed to one wildcard pattern; shares its bucket's hash tag. */
+  patternSubscribers(bucket: string, pattern: string): string {
+    return `${this.prefix}:sub:{${bucket}}:p:${pattern}`;
+  }
+
+  /** A grain's own subscriptions (pattern -> method). */
+  grainSubscriptions(grain: GrainId): string {
+    return `${this.prefix}:g:{${grain.tag}}:subs`;
+  }
+
+  /** Implicit subscriptions of grain types ("<type> <pattern>" -> { key, method }). */
+  implicitSubscriptions(): string {
+    return `${this.prefix}:implicit-subs`;
+  }
+
+  /** The pub/sub channel external subscribers hear a topic on. */
+  topicChannel(topic: string): string {
+    return `${this.prefix}:topic:${topic}`;
+  }
+
   replyChannel(clientId: string): string {
     return `${this.prefix}:reply:${clientId}`;
   }

@@ -10,6 +10,7 @@ import { MembershipView } from '../membership/membership-view.ts';
 import type { PlacementStrategy } from '../placement/placement.ts';
 import { closeRedis, openRedis, waitReady, type RedisConnectionInput } from './connection.ts';
 import { RedisKeys } from './keys.ts';
+import { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import { registerScripts, type ScriptCommands } from './scripts.ts';
 
 /** Everything a client or a silo builds on one command connection. */
@@ -23,6 +24,7 @@ export interface RedisRuntime {
   membershipView: MembershipView;
   locator: GrainLocator;
   deadLetters: DeadLetterStore;
+  subscriptions: SubscriptionTable;
 }
 
 export interface RuntimeOptions {
@@ -48,7 +50,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<RedisRuntime
     const membershipView = new MembershipView(membership, options.membershipRefreshMs);
     const locator = new GrainLocator(redis, keys, directory, membershipView, options.placement, options.localSiloId);
     const deadLetters = new DeadLetterStore(redis, keys);
-    return { input: options.input, redis, keys, mailboxRoot, directory, membership, membershipView, locator, deadLetters };
+    const subscriptions = new SubscriptionTable(redis, keys);
+    return { input: options.input, redis, keys, mailboxRoot, directory, membership, membershipView, locator, deadLetters, subscriptions };
   } catch (error) {
     await closeRedis(redis);
     throw error;

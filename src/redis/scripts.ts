@@ -14,6 +14,8 @@ const SCRIPTS = {
   heartbeat: new URL('../membership/lua/heartbeat-1.lua', import.meta.url),
   takeInbox: new URL('../membership/lua/takeInbox-2.lua', import.meta.url),
   declareDead: new URL('../membership/lua/declareDead-1.lua', import.meta.url),
+  subscribePattern: new URL('../pubsub/lua/subscribePattern-2.lua', import.meta.url),
+  unsubscribePattern: new URL('../pubsub/lua/unsubscribePattern-2.lua', import.meta.url),
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;

@@ -112,6 +112,7 @@ export class Silo {
         locator: runtime.locator,
         membership: runtime.membership,
         deadLetters: runtime.deadLetters,
+        subscriptions: runtime.subscriptions,
         askTimeoutMs: resolved.askTimeoutMs,
         redisTimeoutMs: resolved.connectTimeoutMs,
         maxPayloadBytes: resolved.maxPayloadBytes,
@@ -139,6 +140,7 @@ export class Silo {
             log,
             metrics,
             reminders: reminderTable,
+            subscriptions: runtime.subscriptions,
             lockDurationMs: resolved.lockDurationMs,
             maxMessageAttempts: resolved.maxMessageAttempts,
             deadLetters: runtime.deadLetters,
@@ -180,6 +182,9 @@ export class Silo {
       );
       reminderService = ReminderService.start(resolved.redis, `redgrain:silo:${id}:reminders`, runtime.keys, client, reminderTable, log);
       const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics, reminderTable, reminderService);
+      for (const name of registry.names()) {
+        await runtime.subscriptions.registerImplicit(name, registry.get(name)?.implicitSubscriptions ?? []);
+      }
       await silo.#join(registry.names());
       return silo;
     } catch (error) {
