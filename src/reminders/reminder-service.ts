@@ -55,7 +55,13 @@ export class ReminderService {
       concurrency: CONCURRENCY,
       drainDelay: IDLE_WAIT_SECONDS,
     });
-    this.#worker.on('error', (error) => log.warn('reminder worker error', { error: describeError(error) }));
+    // Connection errors during a Redis outage are expected and retried by BullMQ; only say so once a minute.
+    let lastWarned = 0;
+    this.#worker.on('error', (error) => {
+      if (Date.now() - lastWarned < 60_000) return;
+      lastWarned = Date.now();
+      log.warn('reminder worker error (retrying)', { error: describeError(error) });
+    });
     this.#worker.on('failed', (job, error) =>
       log.warn('a reminder could not be delivered; retrying', { reminder: job?.data.n, grain: job?.data.g, error: describeError(error) }),
     );
@@ -78,8 +84,13 @@ export class ReminderService {
     if (data.o === true) await this.table.fired(data.g, data.n);
   }
 
+  /**
+   * Stops delivering. Forced: BullMQ would otherwise wait out a blocking read (up to
+   * IDLE_WAIT_SECONDS after a Redis restart). A tick being delivered meanwhile is delivered again
+   * by another silo once its lock expires, and runs once (its idempotency key).
+   */
   async close(): Promise<void> {
-    await this.#worker.close();
+    await this.#worker.close(true);
     await closeRedis(this.connection);
   }
 }
