@@ -226,6 +226,48 @@ try {
     await c.close();
     await silo.stop();
   }
+  // Activations at scale: 100,000 grains on one silo, and the cost of one message as the number
+  // of live activations grows (1 -> 100,000); it must stay flat.
+  {
+    const kp = prefix();
+    const c = await connect({ redis: server.url, keyPrefix: kp });
+    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error', heartbeatIntervalMs: 60_000 });
+    const hot = c.getGrain(Counter, 'hot');
+    await hot.ask('get');
+    const M = 2_000;
+    /** Node + Redis time per message on one warm grain, with however many activations are live. */
+    const perMessageUs = async (): Promise<number> => {
+      const start = performance.now();
+      for (let i = 0; i < M; i += 100) await Promise.all(Array.from({ length: 100 }, () => hot.send('add', 1)));
+      await hot.ask('get');
+      return (since(start) * 1_000) / M;
+    };
+    (globalThis as { gc?: () => void }).gc?.();
+    const heapBefore = process.memoryUsage().heapUsed;
+    let active = 1;
+    let failures = 0;
+    const activationStart = performance.now();
+    let baseline = 0;
+    for (const checkpoint of [1, 1_000, 10_000, 100_000]) {
+      for (; active < checkpoint; active += 1_000) {
+        const batch = Array.from({ length: Math.min(1_000, checkpoint - active) }, (_, i) => c.getGrain(Counter, `a${active + i}`));
+        const settled = await Promise.allSettled(batch.map((r) => r.ask('get')));
+        failures += settled.filter((x) => x.status === 'rejected').length;
+      }
+      active = checkpoint;
+      const cost = await perMessageUs();
+      if (checkpoint === 1) baseline = cost;
+      record(`perMessageUs_${checkpoint}`, `per-message cost (send + turn) with ${checkpoint} live activations`, cost, 'µs', { to: baseline, label: 'cost at 1 activation' });
+    }
+    const activationSeconds = since(activationStart) / 1_000;
+    record('activations100k', 'activations held on one silo', silo.activationCount, 'activations');
+    record('activationFailures100k', 'failed asks while activating 100,000 grains', failures, 'errors');
+    record('activationRate100k', 'activation rate to 100,000 (cold ask each, 1,000 in flight)', 100_000 / activationSeconds, 'activations/s');
+    (globalThis as { gc?: () => void }).gc?.();
+    record('memoryPerActivationKb_100000', 'heap per idle activation at 100,000 grains (client and silo in one process)', (process.memoryUsage().heapUsed - heapBefore) / 100_000 / 1024, 'KB');
+    await c.close();
+    await silo.stop();
+  }
   await client.close();
 } finally {
   redis.disconnect();

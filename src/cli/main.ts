@@ -5,19 +5,25 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors/errors.ts';
 import { addInspectCommand } from './inspect-command.ts';
+import { addLoadTestCommand } from './load-test-command.ts';
 
-export async function main(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (text: string) => void = (text) => process.stdout.write(`${text}\n`),
+  err: (text: string) => void = (text) => process.stderr.write(`${text}\n`),
+): Promise<number> {
   const program = new Command('redgrain')
     .description('Orleans-style virtual actors on Redis: inspect a cluster, load-test a grain')
     .exitOverride()
     .showHelpAfterError();
   addInspectCommand(program, out);
+  addLoadTestCommand(program, out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    process.stderr.write(`redgrain: ${describeError(error)}\n`);
+    err(`redgrain: ${describeError(error)}`);
     return 1;
   }
 }

@@ -1,0 +1,130 @@
+import { writeFileSync } from 'node:fs';
+import { Presets, SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { defaultKeyPrefix } from '../client/connect.ts';
+import { hasRedisServer, startRedisServer, type RedisServer } from '../testing/redis-server.ts';
+import { runLoadTest, type LoadTestPlan } from './load-test.ts';
+import { loadTestHtml, loadTestSummary } from './load-test-report.ts';
+
+interface Flags {
+  module: string;
+  type?: string;
+  method: string;
+  args: string;
+  keys: string;
+  distribution: string;
+  mode: string;
+  rate?: string;
+  concurrency?: string;
+  duration?: string;
+  messages?: string;
+  silos: string;
+  redis?: string;
+  prefix?: string;
+  json?: boolean;
+  report: string | false;
+}
+
+/** `redgrain loadtest`: drive a grain type hard and report what it did. */
+export function addLoadTestCommand(program: Command, out: (text: string) => void): void {
+  program
+    .command('loadtest')
+    .description('load-test a grain: throughput, latency percentiles, errors, mailbox depth, exactly-once check')
+    .requiredOption('-m, --module <path>', 'module exporting the grain class')
+    .option('-t, --type <type>', 'grain type to target (default: the module\'s only grain class)')
+    .requiredOption('--method <name>', 'handler to call')
+    .option('--args <json>', 'handler arguments as a JSON array', '[]')
+    .option('-k, --keys <n>', 'distinct grain keys (1 = one hot grain)', '1')
+    .option('--distribution <d>', 'how keys are picked: uniform or zipf (skewed)', 'uniform')
+    .option('--mode <mode>', 'send (one-way) or ask (request/response)', 'ask')
+    .option('-r, --rate <n>', 'fixed rate, messages per second (open loop)')
+    .option('-c, --concurrency <n>', 'fixed concurrency: calls in flight (closed loop)')
+    .option('-d, --duration <time>', 'how long: 30s, 2m, 500ms')
+    .option('-n, --messages <n>', 'how many messages')
+    .option('-s, --silos <n>', 'silos to start in this process (0: use the silos already running)', '1')
+    .option('--redis <url>', 'Redis URL (default REDIS_URL; with silos started here and none set, a private redis-server)')
+    .option('--prefix <prefix>', 'key prefix (default REDGRAIN_PREFIX, else redgrain; a fresh one when silos start here)')
+    .option('--json', 'print the result as JSON')
+    .option('--report <path>', 'write the HTML report here', 'redgrain-loadtest.html')
+    .option('--no-report', 'write no HTML report')
+    .action(async (flags: Flags) => {
+      const silos = wholeNumber(flags.silos, '--silos');
+      let server: RedisServer | undefined;
+      let redis = flags.redis ?? process.env.REDIS_URL;
+      if (redis === undefined || redis === '') {
+        if (silos === 0) throw new Error('--silos 0 uses running silos: give --redis (or REDIS_URL)');
+        if (!hasRedisServer()) throw new Error('No --redis / REDIS_URL given and redis-server is not installed to start a private one');
+        server = await startRedisServer();
+        redis = server.url;
+      }
+      try {
+        const plan: LoadTestPlan = {
+          module: flags.module,
+          method: flags.method,
+          args: parseArgs(flags.args),
+          keys: wholeNumber(flags.keys, '--keys'),
+          distribution: oneOf(flags.distribution, ['uniform', 'zipf'], '--distribution'),
+          mode: oneOf(flags.mode, ['send', 'ask'], '--mode'),
+          silos,
+          redis,
+          keyPrefix: flags.prefix ?? (silos > 0 ? `loadtest-${Date.now().toString(36)}` : defaultKeyPrefix()),
+          ...(flags.type === undefined ? {} : { type: flags.type }),
+          ...(flags.rate === undefined ? {} : { rate: Number(flags.rate) }),
+          ...(flags.concurrency === undefined ? {} : { concurrency: Number(flags.concurrency) }),
+          ...(flags.duration === undefined ? {} : { durationMs: parseDuration(flags.duration) }),
+          ...(flags.messages === undefined ? {} : { messages: Number(flags.messages) }),
+        };
+        const interactive = flags.json !== true && process.stderr.isTTY;
+        const bar = new SingleBar(
+          { format: ' {bar} {percentage}% | {value}/{total} | {rate} msg/s | errors {errors} | mailbox depth {depth}', stream: process.stderr, noTTYOutput: false },
+          Presets.shades_classic,
+        );
+        const total = plan.messages ?? Math.ceil((plan.durationMs ?? 0) / 1000);
+        if (interactive) bar.start(total, 0, { rate: 0, errors: 0, depth: 0 });
+        const result = await runLoadTest(plan, (p) => {
+          const value = plan.messages !== undefined ? p.sent : Math.floor(p.elapsedMs / 1000);
+          if (interactive) bar.update(Math.min(total, value), { rate: p.ratePerSecond, errors: p.errors, depth: p.mailboxDepth });
+          else if (flags.json !== true) process.stderr.write(`${(p.elapsedMs / 1000).toFixed(0)} s: ${p.ratePerSecond} msg/s, ${p.errors} errors, mailbox depth ${p.mailboxDepth}\n`);
+        });
+        if (interactive) {
+          bar.update(total);
+          bar.stop();
+        }
+        if (flags.report !== false) writeFileSync(flags.report, loadTestHtml(result));
+        out(flags.json === true ? JSON.stringify(result, null, 2) : `${loadTestSummary(result)}${flags.report === false ? '' : `\n\nHTML report: ${flags.report}`}`);
+        if (result.exactlyOnce.checked && ((result.exactlyOnce.lost ?? 0) > 0 || (result.exactlyOnce.duplicated ?? 0) > 0)) process.exitCode = 3;
+      } finally {
+        await server?.stop();
+      }
+    });
+}
+
+function parseArgs(text: string): unknown[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`--args must be a JSON array, got ${text}`);
+  }
+  if (!Array.isArray(value)) throw new Error(`--args must be a JSON array, got ${text}`);
+  return value;
+}
+
+function wholeNumber(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a whole number, got "${text}"`);
+  return n;
+}
+
+function oneOf<T extends string>(text: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(text)) throw new Error(`${flag} must be one of ${allowed.join(', ')}, got "${text}"`);
+  return text as T;
+}
+
+/** `30s`, `2m`, `500ms`, or a number of seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (match === null) throw new Error(`--duration must look like 30s, 2m or 500ms, got "${text}"`);
+  const n = Number(match[1]);
+  return match[2] === 'ms' ? n : match[2] === 'm' ? n * 60_000 : n * 1_000;
+}

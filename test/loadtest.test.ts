@@ -1,0 +1,53 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { main } from '../src/cli/main.ts';
+import type { LoadTestResult } from '../src/cli/load-test.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'redgrain-loadtest-'));
+
+async function loadtest(...args: string[]): Promise<{ code: number; result: LoadTestResult }> {
+  const lines: string[] = [];
+  const code = await main(['loadtest', ...args, '--redis', inject('redisUrl'), '--json'], (text) => lines.push(text));
+  return { code, result: JSON.parse(lines.join('\n')) as LoadTestResult };
+}
+
+describe('redgrain loadtest', () => {
+  it('drives one hot Counter with asks and checks every message ran exactly once', async () => {
+    const report = join(dir, 'hot.html');
+    const { code, result } = await loadtest('-m', 'grains/counter.ts', '--method', 'add', '--args', '[1]', '--keys', '1', '--mode', 'ask', '--concurrency', '8', '--messages', '400', '--report', report);
+    expect(code).toBe(0);
+    expect(result.plan.type).toBe('Counter');
+    expect(result.acknowledged).toBe(400);
+    expect(result.errorsByType).toEqual({});
+    expect(result.exactlyOnce).toMatchObject({ checked: true, processed: 400, expected: 400, lost: 0, duplicated: 0 });
+    expect(result.latencyMs.p99).toBeGreaterThanOrEqual(result.latencyMs.p50);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html.match(/<svg /g)).toHaveLength(3);
+    expect(html).toContain('exactly once');
+  }, 60_000);
+
+  it('spreads one-way Campaign messages over 10,000 keys at a fixed rate', async () => {
+    const { code, result } = await loadtest('-m', 'grains/campaign.ts', '--type', 'Campaign', '--method', 'get', '--keys', '10000', '--distribution', 'zipf', '--mode', 'send', '--rate', '2000', '--messages', '3000', '--silos', '2', '--no-report');
+    expect(code).toBe(0);
+    expect(result.acknowledged).toBe(3000);
+    expect(result.exactlyOnce).toMatchObject({ checked: true, processed: 3000, lost: 0, duplicated: 0, pending: 0 });
+    expect(result.timeline.length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('refuses a plan that does not say how hard or how long', async () => {
+    const lines: string[] = [];
+    const errors: string[] = [];
+    const code = await main(
+      ['loadtest', '-m', 'grains/counter.ts', '--method', 'add', '--redis', inject('redisUrl'), '--report', join(dir, 'none.html')],
+      (t) => lines.push(t),
+      (t) => errors.push(t),
+    );
+    expect(code).toBe(1);
+    expect(errors.join('')).toContain('give exactly one of --rate and --concurrency');
+    expect(lines).toEqual([]);
+    expect(existsSync(join(dir, 'none.html'))).toBe(false);
+  });
+});
