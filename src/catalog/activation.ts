@@ -1,5 +1,5 @@
 import { context as otelContext, type Context, type SpanContext } from '@opentelemetry/api';
-import { InvalidTimerError, MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
+import { MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
@@ -12,7 +12,8 @@ import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../stora
 import { Attr, SpanNames } from '../telemetry/semantics.ts';
 import { contextWith, markFailed, startGrainSpan, startTurn, type TurnTrace } from '../telemetry/tracing.ts';
 import type { ActivationHost } from './activation-host.ts';
-import { GrainTimers, type TimerTick } from './grain-timers.ts';
+import type { TimerTick } from './grain-timers.ts';
+import { ActivationContext, type TurnState } from './activation-context.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
 export class GrainActivationError extends Error {
@@ -52,11 +53,9 @@ export class Activation {
   readonly mailbox: GrainMailbox;
   #grain: Grain<object> | undefined;
   #snapshot: StateSnapshot = new Map();
-  #correlationId = '';
-  /** The reminder tick of the message in its turn. */
-  #reminderTick: MessageEnvelope['rt'];
-  /** The spans of the turn in progress. */
-  #turnTrace: TurnTrace | undefined;
+  /** What the turn in progress carries (correlation id, trace, reminder tick). */
+  readonly #turnState: TurnState = { correlationId: '', trace: undefined, reminderTick: undefined };
+  readonly #context: ActivationContext;
   /** The activation span, linked from the first turn (activation is not caused by one message). */
   #activationLink: SpanContext | undefined;
   #draining: Promise<void> | undefined;
@@ -69,7 +68,6 @@ export class Activation {
    */
   #recoverFirst = true;
   #recoveryRetry: NodeJS.Timeout | undefined;
-  readonly #timers = new GrainTimers(() => this.#tickDue());
 
   constructor(
     readonly id: GrainId,
@@ -77,6 +75,7 @@ export class Activation {
     private readonly host: ActivationHost,
   ) {
     this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.turns, host.keys, id, `${host.siloId}:${id.tag}`);
+    this.#context = new ActivationContext(this, host, this.#turnState, () => this.#tickDue());
   }
 
   /** Loads the state and runs `onActivate`; the claim in the directory was made by the caller. */
@@ -84,46 +83,9 @@ export class Activation {
     this.epoch = epoch;
     this.status = 'activating';
     const host = this.host;
-    const activation = this;
-    const context: GrainContext = {
-      key: this.id.key,
-      // Messages a handler sends carry on the correlation id of the message it is handling
-      // (and continue its trace), also across silos.
-      getGrain: (cls, key) => {
-        const reference = host.client.getGrain(cls, key);
-        if (activation.#correlationId === '') return reference;
-        return reference.with({ correlationId: activation.#correlationId, traceContext: activation.#turnTrace?.context });
-      },
-      get correlationId() {
-        return activation.#correlationId;
-      },
-      get traceId() {
-        return activation.#turnTrace?.traceId ?? '';
-      },
-      setTimer: (name, schedule, method, args) => {
-        if (activation.status !== 'activating' && activation.status !== 'valid') throw new InvalidTimerError(`${activation.id.toString()} is not active; timers are set from onActivate or a handler`);
-        activation.#timers.set(name, schedule, activation.#handlerName(method), args);
-      },
-      clearTimer: (name) => activation.#timers.clear(name),
-      get reminderTick() {
-        const tick = activation.#reminderTick;
-        return tick === undefined ? undefined : { name: tick.n, id: tick.id, scheduledAt: new Date(tick.at) };
-      },
-      remind: async (name, schedule, method, args) => {
-        const serializedArgs = serialize(args, `the arguments of reminder "${name}"`);
-        await host.reminders.register(activation.id, name, schedule, activation.#handlerName(method), serializedArgs);
-      },
-      forget: (name) => host.reminders.forget(activation.id, name),
-      reminders: () => host.reminders.list(activation.id),
-      subscribe: (pattern, method) => host.subscriptions.subscribe(activation.id, pattern, activation.#handlerName(method)),
-      unsubscribe: (pattern) => host.subscriptions.unsubscribe(activation.id, pattern),
-      subscriptions: () => host.subscriptions.list(activation.id),
-      publish: (topic, data) =>
-        host.client.publish(topic, data, activation.#correlationId === '' ? {} : { correlationId: activation.#correlationId }),
-    };
     const span = startGrainSpan(SpanNames.activate(this.id.type), this.id, host.siloId, undefined, { [Attr.epoch]: epoch });
     try {
-      await this.#load(context, span);
+      await this.#load(this.#context, span);
       this.#activationLink = span.spanContext();
     } catch (error) {
       markFailed(span, error);
@@ -183,11 +145,6 @@ export class Activation {
       });
   }
 
-  /** Checks that `method` is one of the grain's handlers (the compiler checks typed callers). */
-  #handlerName(method: string): string {
-    if (!this.type.handlers.has(method)) throw new UnknownMethodError(this.type.name, method);
-    return method;
-  }
 
   get draining(): boolean {
     return this.#draining !== undefined;
@@ -209,7 +166,7 @@ export class Activation {
 
   /** Runs the timer ticks that are due, each as a turn; `held` is a message taken and waiting. */
   async #runTicks(held: MailboxMessage | undefined): Promise<void> {
-    for (let tick = this.#timers.takeDue(); tick !== undefined; tick = this.#timers.takeDue()) {
+    for (let tick = this.#context.timers?.takeDue(); tick !== undefined; tick = this.#context.timers?.takeDue()) {
       if (this.status !== 'valid' || this.#stopFetching) return;
       await this.#tickTurn(tick, held);
     }
@@ -220,14 +177,14 @@ export class Activation {
     // The message taken with the last acknowledgement waits meanwhile: keep its lock renewed.
     this.current = held;
     this.turnStartedAt = held === undefined ? 0 : startedAt;
-    this.#correlationId = newCorrelationId();
+    this.#turnState.correlationId = newCorrelationId();
     const span = startGrainSpan(SpanNames.timer(this.id.type, tick.name), this.id, this.host.siloId, undefined, {
       [Attr.grainMethod]: tick.method,
-      [Attr.correlationId]: this.#correlationId,
+      [Attr.correlationId]: this.#turnState.correlationId,
       [Attr.epoch]: this.epoch,
     });
     const context = contextWith(span);
-    this.#turnTrace = { span, context, traceId: span.spanContext().traceId };
+    this.#turnState.trace = { span, context, traceId: span.spanContext().traceId };
     let code: unknown = 1;
     let result: TurnResult | undefined;
     try {
@@ -242,8 +199,8 @@ export class Activation {
         code = reply;
       }
     } finally {
-      this.#correlationId = '';
-      this.#turnTrace = undefined;
+      this.#turnState.correlationId = '';
+      this.#turnState.trace = undefined;
       this.current = undefined;
       this.turnStartedAt = 0;
       if (result?.outcome.target === 'failed') markFailed(span, result.error);
@@ -326,9 +283,9 @@ export class Activation {
       let message = await this.#unlessForeignTaken(taken.message, taken.foreignTaken);
       while (message !== undefined && this.status !== 'invalid') {
         message = await this.#turn(message);
-        if (message !== undefined && this.#timers.hasDue) await this.#runTicks(message);
+        if (message !== undefined && (this.#context.timers?.hasDue ?? false)) await this.#runTicks(message);
       }
-    } while ((this.#wakeAgain || this.#recoverFirst || this.#timers.hasDue) && !this.#stopFetching && this.status === 'valid');
+    } while ((this.#wakeAgain || this.#recoverFirst || (this.#context.timers?.hasDue ?? false)) && !this.#stopFetching && this.status === 'valid');
   }
 
   /**
@@ -389,9 +346,9 @@ export class Activation {
       const reason = 'malformed message: not a redgrain envelope';
       result = { outcome: { target: 'failed', reason }, changes: undefined, reply: undefined, error: new TypeError(reason) };
     } else {
-      this.#correlationId = envelope.c;
-      this.#reminderTick = envelope.rt;
-      this.#turnTrace = turnTrace;
+      this.#turnState.correlationId = envelope.c;
+      this.#turnState.reminderTick = envelope.rt;
+      this.#turnState.trace = turnTrace;
       const turnContext = turnTrace?.context;
       const run = () => this.#runOnce(envelope);
       result = turnContext === undefined ? await run() : await otelContext.with(turnContext, run);
@@ -436,9 +393,9 @@ export class Activation {
     const failed = result.outcome.target === 'failed';
     this.current = undefined;
     this.turnStartedAt = 0;
-    this.#correlationId = '';
-    this.#reminderTick = undefined;
-    this.#turnTrace = undefined;
+    this.#turnState.correlationId = '';
+    this.#turnState.reminderTick = undefined;
+    this.#turnState.trace = undefined;
     if (turnTrace !== undefined) {
       turnTrace.span.setAttribute(Attr.outcome, result.outcome.target);
       if (failed) markFailed(turnTrace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
@@ -529,7 +486,7 @@ export class Activation {
         this.host.log.warn('handler failed', {
           grain: this.id.toString(),
           method,
-          correlationId: this.#correlationId,
+          correlationId: this.#turnState.correlationId,
           error: `${data.name}: ${data.message}`,
         });
       }
@@ -568,7 +525,7 @@ export class Activation {
 
   /** Drops the activation without writing anything (its silo was declared dead). */
   abandon(): void {
-    this.#timers.clearAll();
+    this.#context.timers?.clearAll();
     clearTimeout(this.#recoveryRetry);
     this.#stopFetching = true;
     this.status = 'invalid';
@@ -589,7 +546,7 @@ export class Activation {
   }
 
   #end(reason: string): void {
-    this.#timers.clearAll();
+    this.#context.timers?.clearAll();
     clearTimeout(this.#recoveryRetry);
     if (this.status === 'invalid') return;
     this.status = 'invalid';
