@@ -17,6 +17,8 @@ interface PendingAsk {
 export class ReplyListener {
   readonly #pending = new Map<string, PendingAsk>();
   #ready: Promise<void> | undefined;
+  /** Subscribed once: ioredis re-subscribes by itself after a reconnect. */
+  #subscribed = false;
   #listening = false;
   #seq = 0;
 
@@ -31,6 +33,7 @@ export class ReplyListener {
    * ioredis then never settles) fails, and the next ask tries again.
    */
   async ready(timeoutMs: number): Promise<void> {
+    if (this.#subscribed) return; // the common case: no timer, no race
     this.#ready ??= (async () => {
       if (!this.#listening) {
         this.#listening = true;
@@ -39,6 +42,7 @@ export class ReplyListener {
         });
       }
       await this.subscriber.subscribe(this.channel);
+      this.#subscribed = true;
     })();
     const subscribing = this.#ready;
     let timer: NodeJS.Timeout | undefined;
