@@ -1,12 +1,10 @@
 import { context as otelContext, type Context, type SpanContext } from '@opentelemetry/api';
-import { MessageDeadLetteredError, UnknownMethodError, describeError } from '../errors/errors.ts';
-import { errorToData } from '../errors/error-converter.ts';
+import { describeError } from '../errors/errors.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
 import type { GrainType } from '../grain/grain-type.ts';
-import { GrainMailbox, type FinishOutcome, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
-import { asEnvelope, newCorrelationId, type IdempotentOutcome, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
-import { deserialize, serialize } from '../messaging/serializer.ts';
+import { GrainMailbox, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
+import { asEnvelope, newCorrelationId } from '../messaging/envelope.ts';
 import { withScripts } from '../redis/scripts.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
 import { Attr, SpanNames } from '../telemetry/semantics.ts';
@@ -14,6 +12,7 @@ import { contextWith, markFailed, startGrainSpan, startTurn, type TurnTrace } fr
 import type { ActivationHost } from './activation-host.ts';
 import type { TimerTick } from './grain-timers.ts';
 import { ActivationContext, type TurnState } from './activation-context.ts';
+import { deadLetter, invoke, runOnce, type HandlerTurn, type TurnResult } from './handler-invoker.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
 export class GrainActivationError extends Error {
@@ -25,16 +24,6 @@ export class GrainActivationError extends Error {
 
 /** Lifecycle of one activation, as in Orleans. */
 export type ActivationStatus = 'creating' | 'activating' | 'valid' | 'deactivating' | 'invalid';
-
-type TurnResult = {
-  outcome: FinishOutcome;
-  changes: StateChanges | undefined;
-  reply: ReplyMessage | undefined;
-  /** What the handler threw (or why the message was refused). */
-  error?: unknown;
-  /** The outcome to keep for the message's idempotency key (first processing only). */
-  idempotent?: { key: string; keepMs: number; outcome: IdempotentOutcome };
-};
 
 /**
  * One live instance of a grain on this silo: it takes the grain's messages from its mailbox one
@@ -189,7 +178,7 @@ export class Activation {
     let result: TurnResult | undefined;
     try {
       result = await otelContext.with(context, () =>
-        this.#invoke(tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
+        invoke(this.#handlerTurn(), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
       );
       if (result.changes !== undefined && (result.changes.set.length > 0 || result.changes.remove.length > 0)) {
         const tx = this.mailbox.transaction();
@@ -337,7 +326,7 @@ export class Activation {
     if (message.attemptsStarted > 1) this.host.metrics.retried(this.id.type, method);
     let result: TurnResult;
     if (message.attemptsStarted > this.host.maxMessageAttempts) {
-      result = await this.#deadLetter(message, envelope);
+      result = await deadLetter(this.id, this.host, message, envelope);
     } else if (envelope === undefined) {
       this.host.log.warn('refused a message that is not a redgrain envelope', {
         grain: this.id.toString(),
@@ -350,7 +339,7 @@ export class Activation {
       this.#turnState.reminderTick = envelope.rt;
       this.#turnState.trace = turnTrace;
       const turnContext = turnTrace?.context;
-      const run = () => this.#runOnce(envelope);
+      const run = () => runOnce(this.#handlerTurn(), envelope);
       result = turnContext === undefined ? await run() : await otelContext.with(turnContext, run);
     }
     const fetchNext = !this.#stopFetching && this.status === 'valid';
@@ -405,98 +394,9 @@ export class Activation {
     this.host.metrics.turnFinished(this.id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (sentAt ?? startedAt), errorType);
   }
 
-  /**
-   * Sets aside a message whose earlier attempts killed or hung the activation (each crash puts it
-   * back at the head of the mailbox and counts an attempt), so the grain can go on.
-   */
-  async #deadLetter(message: MailboxMessage, envelope: MessageEnvelope | undefined): Promise<TurnResult> {
-    const attempts = message.attemptsStarted - 1;
-    const method = envelope?.m ?? message.name;
-    const reason = `its processing killed or hung the activation ${attempts} times`;
-    await this.host.deadLetters.add({
-      grainType: this.id.type,
-      grainKey: this.id.key,
-      method,
-      reason,
-      attempts,
-      silo: this.host.siloId,
-      message: message.data,
-    });
-    this.host.log.warn('dead-lettered a message', { grain: this.id.toString(), method, attempts, jobId: message.jobId });
-    this.host.metrics.deadLettered(this.id.type, method);
-    const error = new MessageDeadLetteredError(this.id.toString(), method, attempts);
-    return {
-      outcome: { target: 'failed', reason: `dead-lettered: ${reason}` },
-      error,
-      changes: undefined,
-      reply: envelope?.r === undefined ? undefined : { i: envelope.r.i, ok: false, e: errorToData(error) },
-    };
-  }
-
-  /**
-   * Runs the message unless it carries an idempotency key whose outcome is kept: then the
-   * handler does not run, and an `ask` gets the kept outcome.
-   */
-  async #runOnce(envelope: MessageEnvelope): Promise<TurnResult> {
-    if (envelope.i === undefined) return this.#run(envelope);
-    const key = this.host.keys.idempotency(this.id, envelope.i.k);
-    const kept = await this.host.redis.get(key);
-    if (kept !== null) {
-      this.host.log.debug('duplicate message not processed again', { grain: this.id.toString(), method: envelope.m, idempotencyKey: envelope.i.k });
-      const outcome = JSON.parse(kept) as IdempotentOutcome;
-      return { outcome: { target: 'completed' }, changes: undefined, reply: { i: envelope.r?.i ?? '', ...outcome } };
-    }
-    const result = await this.#run(envelope);
-    if (result.reply === undefined) return result;
-    const { i: _requestId, ...outcome } = result.reply;
-    return { ...result, idempotent: { key, keepMs: envelope.i.w, outcome } };
-  }
-
-  #run(envelope: MessageEnvelope): Promise<TurnResult> {
-    return this.#invoke(
-      envelope.m,
-      () => {
-        const args = deserialize(envelope.a);
-        if (!Array.isArray(args)) throw new TypeError('message arguments must be an array');
-        return args;
-      },
-      // The value goes back to an `ask` caller, and is kept for later duplicates of an idempotent message.
-      { requestId: envelope.r?.i ?? '', needValue: envelope.r !== undefined || envelope.i !== undefined, callerWaits: envelope.r !== undefined },
-    );
-  }
-
-  /** Runs one handler; a failure restores the state and becomes the turn's outcome. */
-  async #invoke(
-    method: string,
-    args: () => unknown[],
-    { requestId, needValue, callerWaits }: { requestId: string; needValue: boolean; callerWaits: boolean },
-  ): Promise<TurnResult> {
-    const grain = this.#grain as Grain<object>;
-    try {
-      if (!this.type.handlers.has(method)) throw new UnknownMethodError(this.type.name, method);
-      const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (...a: unknown[]) => unknown;
-      const value = await handler.apply(grain, args());
-      const text = needValue ? serialize(value, `the return value of ${this.type.name}.${method}`) : '';
-      const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
-      return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
-    } catch (error) {
-      grain.state = GrainStateCodec.restore(this.#snapshot, grain.initialState());
-      const data = errorToData(error);
-      if (!callerWaits) {
-        this.host.log.warn('handler failed', {
-          grain: this.id.toString(),
-          method,
-          correlationId: this.#turnState.correlationId,
-          error: `${data.name}: ${data.message}`,
-        });
-      }
-      return {
-        outcome: { target: 'failed', reason: `${data.name}: ${data.message}` },
-        error,
-        changes: undefined,
-        reply: { i: requestId, ok: false, e: data },
-      };
-    }
+  /** What a handler runs against in this turn. */
+  #handlerTurn(): HandlerTurn {
+    return { id: this.id, type: this.type, host: this.host, grain: this.#grain as Grain<object>, snapshot: this.#snapshot, correlationId: this.#turnState.correlationId };
   }
 
   #queueCommit(

@@ -1,0 +1,133 @@
+import { MessageDeadLetteredError, UnknownMethodError } from '../errors/errors.ts';
+import { errorToData } from '../errors/error-converter.ts';
+import type { GrainId } from '../grain/grain-id.ts';
+import type { GrainType } from '../grain/grain-type.ts';
+import type { Grain } from '../grain/grain.ts';
+import type { FinishOutcome, MailboxMessage } from '../mailbox/grain-mailbox.ts';
+import type { IdempotentOutcome, MessageEnvelope, ReplyMessage } from '../messaging/envelope.ts';
+import { deserialize, serialize } from '../messaging/serializer.ts';
+import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
+import type { ActivationHost } from './activation-host.ts';
+
+/*
+ * Running a grain's handlers inside a turn: the handler call with its state rollback on failure,
+ * the idempotency-key check, and setting aside a message that keeps killing its activation. The
+ * activation owns the turn around them (taking, committing, acknowledging).
+ */
+
+/** What one turn produced: how to finish the message, the state changes, the reply. */
+export type TurnResult = {
+  outcome: FinishOutcome;
+  changes: StateChanges | undefined;
+  reply: ReplyMessage | undefined;
+  /** What the handler threw (or why the message was refused). */
+  error?: unknown;
+  /** The outcome to keep for the message's idempotency key (first processing only). */
+  idempotent?: { key: string; keepMs: number; outcome: IdempotentOutcome };
+};
+
+/** What a handler runs against. */
+export interface HandlerTurn {
+  id: GrainId;
+  type: GrainType;
+  host: ActivationHost;
+  grain: Grain<object>;
+  snapshot: StateSnapshot;
+  correlationId: string;
+}
+
+/**
+ * Sets aside a message whose earlier attempts killed or hung the activation (each crash puts it
+ * back at the head of the mailbox and counts an attempt), so the grain can go on.
+ */
+export async function deadLetter(id: GrainId, host: ActivationHost, message: MailboxMessage, envelope: MessageEnvelope | undefined): Promise<TurnResult> {
+  const attempts = message.attemptsStarted - 1;
+  const method = envelope?.m ?? message.name;
+  const reason = `its processing killed or hung the activation ${attempts} times`;
+  await host.deadLetters.add({
+    grainType: id.type,
+    grainKey: id.key,
+    method,
+    reason,
+    attempts,
+    silo: host.siloId,
+    message: message.data,
+  });
+  host.log.warn('dead-lettered a message', { grain: id.toString(), method, attempts, jobId: message.jobId });
+  host.metrics.deadLettered(id.type, method);
+  const error = new MessageDeadLetteredError(id.toString(), method, attempts);
+  return {
+    outcome: { target: 'failed', reason: `dead-lettered: ${reason}` },
+    error,
+    changes: undefined,
+    reply: envelope?.r === undefined ? undefined : { i: envelope.r.i, ok: false, e: errorToData(error) },
+  };
+}
+
+/**
+ * Runs the message unless it carries an idempotency key whose outcome is kept: then the
+ * handler does not run, and an `ask` gets the kept outcome.
+ */
+export async function runOnce(turn: HandlerTurn, envelope: MessageEnvelope): Promise<TurnResult> {
+  if (envelope.i === undefined) return run(turn, envelope);
+  const key = turn.host.keys.idempotency(turn.id, envelope.i.k);
+  const kept = await turn.host.redis.get(key);
+  if (kept !== null) {
+    turn.host.log.debug('duplicate message not processed again', { grain: turn.id.toString(), method: envelope.m, idempotencyKey: envelope.i.k });
+    const outcome = JSON.parse(kept) as IdempotentOutcome;
+    return { outcome: { target: 'completed' }, changes: undefined, reply: { i: envelope.r?.i ?? '', ...outcome } };
+  }
+  const result = await run(turn, envelope);
+  if (result.reply === undefined) return result;
+  const { i: _requestId, ...outcome } = result.reply;
+  return { ...result, idempotent: { key, keepMs: envelope.i.w, outcome } };
+}
+
+function run(turn: HandlerTurn, envelope: MessageEnvelope): Promise<TurnResult> {
+  return invoke(
+    turn,
+    envelope.m,
+    () => {
+      const args = deserialize(envelope.a);
+      if (!Array.isArray(args)) throw new TypeError('message arguments must be an array');
+      return args;
+    },
+    // The value goes back to an `ask` caller, and is kept for later duplicates of an idempotent message.
+    { requestId: envelope.r?.i ?? '', needValue: envelope.r !== undefined || envelope.i !== undefined, callerWaits: envelope.r !== undefined },
+  );
+}
+
+/** Runs one handler; a failure restores the state and becomes the turn's outcome. */
+export async function invoke(
+turn: HandlerTurn,
+  method: string,
+  args: () => unknown[],
+  { requestId, needValue, callerWaits }: { requestId: string; needValue: boolean; callerWaits: boolean },
+): Promise<TurnResult> {
+  const grain = turn.grain;
+  try {
+    if (!turn.type.handlers.has(method)) throw new UnknownMethodError(turn.type.name, method);
+    const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (...a: unknown[]) => unknown;
+    const value = await handler.apply(grain, args());
+    const text = needValue ? serialize(value, `the return value of ${turn.type.name}.${method}`) : '';
+    const changes = GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString());
+    return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
+  } catch (error) {
+    grain.state = GrainStateCodec.restore(turn.snapshot, grain.initialState());
+    const data = errorToData(error);
+    if (!callerWaits) {
+      turn.host.log.warn('handler failed', {
+        grain: turn.id.toString(),
+        method,
+        correlationId: turn.correlationId,
+        error: `${data.name}: ${data.message}`,
+      });
+    }
+    return {
+      outcome: { target: 'failed', reason: `${data.name}: ${data.message}` },
+      error,
+      changes: undefined,
+      reply: { i: requestId, ok: false, e: data },
+    };
+  }
+}
