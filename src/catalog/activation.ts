@@ -63,7 +63,7 @@ export class Activation {
     readonly type: GrainType,
     private readonly host: ActivationHost,
   ) {
-    this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.turns, host.keys, id, `${host.siloId}:${id.tag}`);
+    this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.turns, host.keys, id, `${host.siloId}:${id.tag}`, host.lockDurationMs);
     this.#context = new ActivationContext(this, host, this.#turnState, () => this.#tickDue());
   }
 

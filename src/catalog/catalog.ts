@@ -248,7 +248,7 @@ export class Catalog {
 
   /** Tells the `ask` callers waiting on a suspended grain that it cannot be activated (once each). */
   #answerSuspended(id: GrainId, lastError: string, answered: Set<string>): void {
-    const mailbox = new GrainMailbox(this.#host.mailboxRoot, this.#host.redis, this.#host.turns, this.#host.keys, id, this.#host.siloId);
+    const mailbox = new GrainMailbox(this.#host.mailboxRoot, this.#host.redis, this.#host.turns, this.#host.keys, id, this.#host.siloId, this.#host.lockDurationMs);
     const reply = errorToData(new ActivationFailedError(id.toString(), lastError));
     mailbox
       .peekWaiting(1_000)

@@ -1,5 +1,6 @@
 import { raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
 import type { ChainableCommander, Redis } from 'ioredis';
+import { Packr } from 'msgpackr';
 import { withScripts, type ScriptPipeline } from '../redis/scripts.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
@@ -28,6 +29,10 @@ export interface MailboxMessage {
   attemptsStarted: number;
 }
 
+/** BullMQ packs the options of moveToActive with these msgpackr settings (redis-queue-backend.js). */
+const packer = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
+const packOptions = (options: object): Buffer => packer.pack(options);
+
 export type FinishOutcome = { target: 'completed' } | { target: 'failed'; reason: string };
 
 /**
@@ -47,6 +52,8 @@ export class GrainMailbox {
     private readonly keys: RedisKeys,
     readonly grain: GrainId,
     private readonly tokenPrefix: string,
+    /** The lock a taken message gets (BullMQ's lockDuration). */
+    private readonly lockDurationMs: number,
   ) {
     this.#backend = root.forQueue(keys.queueName(grain)) as RedisQueueBackend;
   }
@@ -68,10 +75,25 @@ export class GrainMailbox {
    */
   async takeNext(): Promise<{ message: MailboxMessage | undefined; foreignTaken: boolean }> {
     const token = this.#nextToken();
-    const [jobData, id] = (await this.#backend.moveToActive(token)) as [JobJson | null | undefined, string | undefined];
+    // BullMQ's own moveToActive script, queued in one MULTI with the read of the active list that
+    // must follow it: one round trip. (Through BullMQ's backend the script is sent after an await,
+    // so a read issued behind it would overtake it and need a round trip of its own.)
+    const key = (type: string) => this.#backend.toKey(type);
+    const tx = this.turns.multi() as ChainableCommander & { moveToActive(...keysAndArgs: unknown[]): ChainableCommander };
+    tx.moveToActive(
+      ...['wait', 'active', 'prioritized', 'events', 'stalled', 'limiter', 'delayed', 'paused', 'meta', 'pc', 'marker'].map(key),
+      key(''),
+      Date.now(),
+      packOptions({ token, lockDuration: this.lockDurationMs, limiter: undefined, name: undefined }),
+    );
+    tx.lrange(key('active'), 0, -1);
+    const [[takeError, raw] = [new Error('no reply to the take'), undefined], [readError, taken] = [new Error('no reply to the read'), []]] =
+      (await tx.exec()) ?? [];
+    if (takeError !== null) throw takeError;
+    if (readError !== null) throw readError;
+    const [jobData, id] = raw2NextJobData(raw as unknown[]) as [JobJson | null | undefined, string | undefined];
     const message = this.#toMessage(jobData, id, token);
-    const taken = await this.redis.lrange(this.#backend.toKey('active'), 0, -1);
-    return { message, foreignTaken: taken.some((jobId) => jobId !== message?.jobId) };
+    return { message, foreignTaken: (taken as string[]).some((jobId) => jobId !== message?.jobId) };
   }
 
   /**

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { moveToActive } from 'bullmq/dist/esm/scripts/moveToActive-11.js';
 import { moveToFinished } from 'bullmq/dist/esm/scripts/moveToFinished-14.js';
 import type { Redis } from 'ioredis';
 import { openRedis, type RedisConnectionInput } from '../redis/connection.ts';
@@ -14,6 +15,7 @@ import { openRedis, type RedisConnectionInput } from '../redis/connection.ts';
 export function openTurnConnection(input: RedisConnectionInput, name: string): Redis {
   const redis = openRedis(input, name);
   redis.defineCommand('moveToFinished', { numberOfKeys: moveToFinished.keys, lua: moveToFinished.content });
+  redis.defineCommand('moveToActive', { numberOfKeys: moveToActive.keys, lua: moveToActive.content });
   redis.defineCommand('commitTurn', {
     numberOfKeys: 4,
     lua: readFileSync(new URL('../storage/lua/commitTurn-4.lua', import.meta.url), 'utf8'),
