@@ -115,3 +115,37 @@ export async function callOptions(): Promise<void> {
   // @ts-expect-error an idempotency key is a string
   client.getGrain(Ticking, 'k').with({ idempotencyKey: 1 });
 }
+
+/** The README's examples of class-level options compile as written. */
+export class Sensor extends Grain<{ readings: number[] }> {
+  static readonly type = 'Sensor';
+  static readonly mailbox = { maxDepth: 1_000, overflow: 'reject' } as const;
+  async read() {
+    return this.state.readings;
+  }
+}
+
+export class OrderTracker extends Grain<{ statuses: string[] }> {
+  static readonly type = 'OrderTracker';
+  static readonly implicitSubscriptions = [{ pattern: 'order.?.status', key: 1, method: 'onStatus' }];
+  async onStatus(_topic: string, status: { value: string }) {
+    this.state.statuses.push(status.value);
+  }
+  async count(n: number) {
+    return n + this.state.statuses.length;
+  }
+  async follow() {
+    await this.subscribe('order.*', 'onStatus');
+    // @ts-expect-error a subscription's method takes (topic: string, data)
+    await this.subscribe('order.*', 'count');
+    await this.remind('later', { after: 1_000 }, 'onStatus', 'order.1.status', { value: 'late' });
+    await this.publish('order.1.status', { value: 'now' });
+  }
+}
+
+export async function classOptionsAreAccepted(): Promise<void> {
+  await client.getGrain(Sensor, 's').ask('read');
+  await client.getGrain(OrderTracker, 'o').send('follow');
+  const silo = await Silo.start({ grains: [Sensor, OrderTracker] });
+  await silo.stop();
+}
