@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ClusterInspector, connect, Grain, InvalidGrainClassError, MailboxFullError, Silo, type GrainClient, type MailboxLimits } from 'redgrain';
-import { LogRecorder } from './support/log-recorder.ts';
-import { freshPrefix } from './support/prefix.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Grain, InvalidGrainClassError, MailboxFullError, type MailboxLimits } from 'redgrain';
+import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
 
 /** Holds a grain's turn until the test opens it, so messages pile up behind it. */
@@ -34,37 +33,24 @@ class Ring extends Turnstile {
 }
 
 describe('bounded mailboxes', () => {
-  const keyPrefix = freshPrefix('bounded');
-  const log = new LogRecorder();
-  let silo: Silo;
-  let client: GrainClient;
-  let inspector: ClusterInspector;
-
-  beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Turnstile, Ring], logger: log });
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
-    inspector = await ClusterInspector.open({ redis: inject('redisUrl'), keyPrefix });
-  });
-  afterAll(async () => {
-    open();
-    await inspector?.close();
-    await client?.close();
-    await silo?.stop();
-  });
+  const cluster = inProcessSilo('bounded', [Turnstile, Ring]);
+  const client = () => cluster.client;
+  const inspector = () => cluster.inspector;
+  afterAll(() => open()); // runs first: nothing stays held when the silo stops
 
   const busy = async (type: string, key: string) =>
-    waitFor(`${type}/${key} to be in a turn`, async () => ((await inspector.grain(type, key)).mailbox.active === 1 ? true : undefined));
+    waitFor(`${type}/${key} to be in a turn`, async () => ((await inspector().grain(type, key)).mailbox.active === 1 ? true : undefined));
 
   it('rejects a message past maxDepth with MailboxFullError and enqueues nothing', async () => {
     closeGate();
-    const grain = client.getGrain(Turnstile, 't1');
+    const grain = client().getGrain(Turnstile, 't1');
     const held = grain.ask('hold');
     await busy('Turnstile', 't1');
     for (const id of ['a', 'b', 'c']) await grain.send('pass', id);
     const refused = await grain.send('pass', 'd').catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(MailboxFullError);
     expect(refused).toMatchObject({ code: 'MAILBOX_FULL', retryable: true, maxDepth: 3, dropped: false });
-    expect((await inspector.grain('Turnstile', 't1')).mailbox.waiting).toBe(3);
+    expect((await inspector().grain('Turnstile', 't1')).mailbox.waiting).toBe(3);
     open();
     await held;
     expect(await grain.ask('pass', 'e')).toEqual(['a', 'b', 'c', 'e']);
@@ -72,22 +58,22 @@ describe('bounded mailboxes', () => {
 
   it('drops the oldest waiting message to the dead letters with drop-oldest, telling its ask caller', async () => {
     closeGate();
-    const grain = client.getGrain(Ring, 'r1');
+    const grain = client().getGrain(Ring, 'r1');
     const held = grain.ask('hold');
     await busy('Ring', 'r1');
     const oldest = grain.ask('pass', 'a');
     oldest.catch(() => undefined);
-    await waitFor('the first message to wait', async () => ((await inspector.grain('Ring', 'r1')).mailbox.waiting === 1 ? true : undefined));
+    await waitFor('the first message to wait', async () => ((await inspector().grain('Ring', 'r1')).mailbox.waiting === 1 ? true : undefined));
     await grain.send('pass', 'b');
     await grain.send('pass', 'c'); // three waiting: a is dropped
     await expect(oldest).rejects.toMatchObject({ name: 'MailboxFullError', code: 'MAILBOX_FULL', dropped: true });
-    const letters = await client.deadLetters.list();
+    const letters = await client().deadLetters.list();
     expect(letters).toEqual([expect.objectContaining({ grainType: 'Ring', grainKey: 'r1', method: 'pass', reason: expect.stringContaining('mailbox full') })]);
     open();
     await held;
     expect(await grain.ask('pass', 'd')).toEqual(['b', 'c', 'd']);
     // The dropped message can be redriven like any dead letter.
-    await client.deadLetters.redrive(letters[0]?.id ?? '');
+    await client().deadLetters.redrive(letters[0]?.id ?? '');
     await waitFor('the redriven message to run', async () => ((await grain.ask('pass', 'probe')).includes('a') ? true : undefined));
   });
 
@@ -96,6 +82,6 @@ describe('bounded mailboxes', () => {
       static override readonly type = 'Bad';
       static override readonly mailbox = { maxDepth: 0 };
     }
-    expect(() => client.getGrain(Bad, 'x')).toThrow(InvalidGrainClassError);
+    expect(() => client().getGrain(Bad, 'x')).toThrow(InvalidGrainClassError);
   });
 });

@@ -1,31 +1,24 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ClusterInspector, connect, Silo, type GrainClient } from 'redgrain';
+import { connect } from 'redgrain';
 import { Ledger } from './grains/test-grains.ts';
-import { LogRecorder } from './support/log-recorder.ts';
-import { freshPrefix } from './support/prefix.ts';
+import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
 
 describe('idempotency keys', () => {
-  const keyPrefix = freshPrefix('idem');
-  const log = new LogRecorder();
-  let silo: Silo;
-  let client: GrainClient;
+  const cluster = inProcessSilo('idem', [Ledger]);
+  const { keyPrefix, log } = cluster;
   let redis: Redis;
 
-  beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Ledger], logger: log });
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
+  beforeAll(() => {
     redis = new Redis(inject('redisUrl'));
   });
-  afterAll(async () => {
-    await client?.close();
-    await silo?.stop();
+  afterAll(() => {
     redis?.disconnect();
   });
 
   it('processes a duplicate once; a duplicate ask gets the first result', async () => {
-    const ledger = client.getGrain(Ledger, 'once');
+    const ledger = cluster.client.getGrain(Ledger, 'once');
     expect(await ledger.with({ idempotencyKey: 'pay-1' }).ask('credit', 'pay-1', 10)).toBe(10n);
     // A retry after an uncertain send, and a retry of the ask: neither applies the credit again.
     await ledger.with({ idempotencyKey: 'pay-1' }).send('credit', 'pay-1', 10);
@@ -33,25 +26,20 @@ describe('idempotency keys', () => {
     expect(await ledger.with({ idempotencyKey: 'pay-2' }).ask('credit', 'pay-2', 5)).toBe(15n);
     expect((await ledger.ask('snapshot')).balance).toBe(15n);
     // The same key on another grain is another message.
-    expect(await client.getGrain(Ledger, 'other').with({ idempotencyKey: 'pay-1' }).ask('credit', 'pay-1', 1)).toBe(1n);
+    expect(await cluster.client.getGrain(Ledger, 'other').with({ idempotencyKey: 'pay-1' }).ask('credit', 'pay-1', 1)).toBe(1n);
   });
 
   it('gives a duplicate of a failed call the same error, without running it again', async () => {
-    const ledger = client.getGrain(Ledger, 'declined').with({ idempotencyKey: 'pay-9' });
+    const ledger = cluster.client.getGrain(Ledger, 'declined').with({ idempotencyKey: 'pay-9' });
     const first = await ledger.ask('creditThenFail', 'pay-9', 7).catch((error: unknown) => error);
     const declined = { name: 'PaymentDeclinedError', code: 'PAYMENT_DECLINED', message: 'payment of 7 declined' };
     expect(first).toMatchObject(declined);
     const again = await ledger.ask('creditThenFail', 'pay-9', 7).catch((error: unknown) => error);
     expect(again).toMatchObject(declined);
-    const snapshot = await client.getGrain(Ledger, 'declined').ask('snapshot');
+    const snapshot = await cluster.client.getGrain(Ledger, 'declined').ask('snapshot');
     expect(snapshot.balance).toBe(0n);
     // Only the first attempt reached the handler: the mailbox failed list holds one failure.
-    const inspector = await ClusterInspector.open({ redis: inject('redisUrl'), keyPrefix });
-    try {
-      expect((await inspector.grain('Ledger', 'declined')).mailbox.failed).toBe(1);
-    } finally {
-      await inspector.close();
-    }
+    expect((await cluster.inspector.grain('Ledger', 'declined')).mailbox.failed).toBe(1);
   });
 
   it('forgets a key after the retention window', async () => {
@@ -69,7 +57,7 @@ describe('idempotency keys', () => {
   });
 
   it('refuses a bad key and a bad window', async () => {
-    const ledger = client.getGrain(Ledger, 'bad');
+    const ledger = cluster.client.getGrain(Ledger, 'bad');
     await expect(ledger.with({ idempotencyKey: '' }).send('credit', 'x', 1)).rejects.toThrow(/idempotency key/);
     await expect(ledger.with({ idempotencyKey: 'k'.repeat(513) }).send('credit', 'x', 1)).rejects.toThrow(/at most 512/);
     await expect(connect({ redis: inject('redisUrl'), keyPrefix, idempotencyWindowMs: 0 })).rejects.toThrow(/idempotencyWindowMs/);

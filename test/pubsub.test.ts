@@ -1,35 +1,23 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, InvalidTopicError, Silo, type GrainClient } from 'redgrain';
+import { describe, expect, inject, it } from 'vitest';
+import { connect, InvalidTopicError, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { GrainId } from '../src/grain/grain-id.ts';
 import { RedisKeys } from '../src/redis/keys.ts';
 import { registerScripts } from '../src/redis/scripts.ts';
 import { SubscriptionTable } from '../src/pubsub/subscription-table.ts';
 import { Follower, OrderTracker } from './grains/topics.ts';
-import { LogRecorder } from './support/log-recorder.ts';
-import { freshPrefix } from './support/prefix.ts';
+import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
 
 describe('pub/sub topics', () => {
-  const keyPrefix = freshPrefix('topics');
-  const log = new LogRecorder();
-  let silo: Silo;
-  let client: GrainClient;
-  const start = () => Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Follower, OrderTracker], logger: log });
-
-  beforeAll(async () => {
-    silo = await start();
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
-  });
-  afterAll(async () => {
-    await client?.close();
-    await silo?.stop();
-  });
+  const cluster = inProcessSilo('topics', [Follower, OrderTracker]);
+  const { keyPrefix, log } = cluster;
+  const client = () => cluster.client;
 
   it('delivers to durable grain subscriptions by pattern, across deactivation and a silo restart', async () => {
-    const alice = client.getGrain(Follower, 'alice');
-    const bob = client.getGrain(Follower, 'bob');
+    const alice = client().getGrain(Follower, 'alice');
+    const bob = client().getGrain(Follower, 'bob');
     await alice.ask('follow', 'user.*');
     await bob.ask('follow', '*.email');
     await bob.ask('follow', 'user.created.email'); // an exact topic as a pattern
@@ -37,11 +25,11 @@ describe('pub/sub topics', () => {
       { pattern: '*.email', method: 'receive' },
       { pattern: 'user.created.email', method: 'receive' },
     ]);
-    expect(await client.publish('user.created.email', { id: 1 })).toBe(2); // bob once, though two patterns match
-    expect(await client.publish('auth.login.success', { id: 2 })).toBe(0);
-    await silo.stop(); // every grain deactivated, no silo running
-    expect(await client.publish('user.deleted', { id: 3 })).toBe(1);
-    silo = await start();
+    expect(await client().publish('user.created.email', { id: 1 })).toBe(2); // bob once, though two patterns match
+    expect(await client().publish('auth.login.success', { id: 2 })).toBe(0);
+    await cluster.stop(); // every grain deactivated, no silo running
+    expect(await client().publish('user.deleted', { id: 3 })).toBe(1);
+    await cluster.start();
     const received = await waitFor('alice to get both user topics', async () => {
       const r = await alice.ask('read');
       return r.length === 2 ? r : undefined;
@@ -53,19 +41,19 @@ describe('pub/sub topics', () => {
     expect(await bob.ask('read')).toEqual([{ topic: 'user.created.email', data: { id: 1 } }]);
     expect(await alice.ask('unfollow', 'user.*')).toBe(true);
     expect(await alice.ask('unfollow', 'user.*')).toBe(false);
-    expect(await client.publish('user.created', {})).toBe(0);
+    expect(await client().publish('user.created', {})).toBe(0);
   });
 
   it("delivers to a type's implicit subscription, keyed by a topic segment", async () => {
-    expect(await client.publish('order.42.status', { value: 'paid' })).toBe(1);
-    expect(await client.publish('order.42.status', { value: 'shipped' })).toBe(1);
-    expect(await client.publish('order.status', { value: 'ignored' })).toBe(0);
-    expect(await client.getGrain(OrderTracker, '42').ask('read')).toEqual(['paid', 'shipped']);
+    expect(await client().publish('order.42.status', { value: 'paid' })).toBe(1);
+    expect(await client().publish('order.42.status', { value: 'shipped' })).toBe(1);
+    expect(await client().publish('order.status', { value: 'ignored' })).toBe(0);
+    expect(await client().getGrain(OrderTracker, '42').ask('read')).toEqual(['paid', 'shipped']);
     // A grain publishes too: the follower of shop.* hears the tracker's announcement.
-    await client.getGrain(Follower, 'shop-watcher').ask('follow', 'shop.*');
-    expect(await client.getGrain(OrderTracker, '42').ask('announce', 'delivered')).toBe(1);
+    await client().getGrain(Follower, 'shop-watcher').ask('follow', 'shop.*');
+    expect(await client().getGrain(OrderTracker, '42').ask('announce', 'delivered')).toBe(1);
     await waitFor('the announcement', async () =>
-      (await client.getGrain(Follower, 'shop-watcher').ask('read')).some((r) => r.topic === 'shop.42.announced') ? true : undefined,
+      (await client().getGrain(Follower, 'shop-watcher').ask('read')).some((r) => r.topic === 'shop.42.announced') ? true : undefined,
     );
   });
 
@@ -81,9 +69,9 @@ describe('pub/sub topics', () => {
         heard.push(`${topic}=${(data as { value: string }).value}`);
         if (heard.length === 2) done();
       });
-      await client.publish('order.7.status', { value: 'paid' });
-      await client.publish('user.created', { value: 'not for me' });
-      await client.publish('order.status', { value: 'zero segments' });
+      await client().publish('order.7.status', { value: 'paid' });
+      await client().publish('user.created', { value: 'not for me' });
+      await client().publish('order.status', { value: 'zero segments' });
       await finished;
       expect(heard).toEqual(['order.7.status=paid', 'order.status=zero segments']);
       await subscription.unsubscribe();
@@ -93,8 +81,8 @@ describe('pub/sub topics', () => {
   });
 
   it('refuses wildcards in a published topic and malformed patterns', async () => {
-    await expect(client.publish('user.*', {})).rejects.toThrow(InvalidTopicError);
-    await expect(client.getGrain(Follower, 'x').ask('follow', 'a..b')).rejects.toMatchObject({ code: 'INVALID_TOPIC' });
+    await expect(client().publish('user.*', {})).rejects.toThrow(InvalidTopicError);
+    await expect(client().getGrain(Follower, 'x').ask('follow', 'a..b')).rejects.toMatchObject({ code: 'INVALID_TOPIC' });
     log.expectQuiet();
   });
 });

@@ -1,35 +1,18 @@
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import { ClusterInspector, connect, Silo, type GrainClient } from 'redgrain';
+import { describe, expect, it, onTestFailed } from 'vitest';
 import { Alarm, type RecordedTick } from './grains/alarm.ts';
-import { LogRecorder } from './support/log-recorder.ts';
-import { freshPrefix } from './support/prefix.ts';
+import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
 
 describe('durable reminders', () => {
-  const keyPrefix = freshPrefix('reminders');
-  const log = new LogRecorder();
-  let silo: Silo;
-  let client: GrainClient;
-  let inspector: ClusterInspector;
-
-  const start = () => Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Alarm], logger: log });
+  const cluster = inProcessSilo('reminders', [Alarm]);
+  const { log } = cluster;
+  const client = () => cluster.client;
   /** A grain's recorded ticks, read from Redis without activating it. */
   const persisted = async (key: string): Promise<RecordedTick[]> =>
-    ((await inspector.grain('Alarm', key)).state.ticks as RecordedTick[] | undefined) ?? [];
-
-  beforeAll(async () => {
-    silo = await start();
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
-    inspector = await ClusterInspector.open({ redis: inject('redisUrl'), keyPrefix });
-  });
-  afterAll(async () => {
-    await inspector?.close();
-    await client?.close();
-    await silo?.stop();
-  });
+    ((await cluster.inspector.grain('Alarm', key)).state.ticks as RecordedTick[] | undefined) ?? [];
 
   it('fires a one-shot reminder once, with a tick id, and lists it until then', async () => {
-    const alarm = client.getGrain(Alarm, 'once');
+    const alarm = client().getGrain(Alarm, 'once');
     await alarm.ask('set', 'wake', { after: 300 });
     expect(await alarm.ask('list')).toEqual([expect.objectContaining({ name: 'wake', method: 'ring', schedule: { after: 300 } })]);
     const [tick] = await waitFor('the reminder to fire', async () => {
@@ -43,7 +26,7 @@ describe('durable reminders', () => {
   });
 
   it('repeats an every reminder until it is forgotten', async () => {
-    const alarm = client.getGrain(Alarm, 'every');
+    const alarm = client().getGrain(Alarm, 'every');
     await alarm.ask('set', 'beat', { every: 100 });
     await waitFor('three beats', async () => ((await persisted('every')).length >= 3 ? true : undefined));
     expect(await alarm.ask('cancel', 'beat')).toBe(true);
@@ -61,11 +44,11 @@ describe('durable reminders', () => {
   });
 
   it('fires a reminder of a deactivated grain after every silo restarted', async () => {
-    const alarm = client.getGrain(Alarm, 'restart');
+    const alarm = client().getGrain(Alarm, 'restart');
     await alarm.ask('set', 'later', { after: 1_500 });
-    await silo.stop(); // the grain is deactivated and no silo runs
-    expect((await inspector.silos()).filter((s) => s.status === 'active')).toEqual([]);
-    silo = await start();
+    await cluster.stop(); // the grain is deactivated and no silo runs
+    expect((await cluster.inspector.silos()).filter((s) => s.status === 'active')).toEqual([]);
+    await cluster.start();
     const ticks = await waitFor('the reminder to fire on the new silo', async () => {
       const t = await persisted('restart');
       return t.length > 0 ? t : undefined;
@@ -75,17 +58,17 @@ describe('durable reminders', () => {
 
   it('applies the missed-tick policy to ticks that fell while no silo ran', async () => {
     for (const missed of ['once', 'skip', 'all'] as const) {
-      await client.getGrain(Alarm, `missed-${missed}`).ask('set', 'tick', { every: 200, missed });
+      await client().getGrain(Alarm, `missed-${missed}`).ask('set', 'tick', { every: 200, missed });
     }
     await waitFor('every policy to tick once', async () => {
       const counts = await Promise.all(['once', 'skip', 'all'].map(async (m) => (await persisted(`missed-${m}`)).length));
       return counts.every((n) => n >= 1) ? true : undefined;
     });
-    await silo.stop();
+    await cluster.stop();
     const downFrom = Date.now();
     await new Promise((resolve) => setTimeout(resolve, 1_500)); // the outage itself, not a wait for an event
     const downUntil = Date.now();
-    silo = await start();
+    await cluster.start();
     const inOutage = (t: RecordedTick[]) => t.filter((x) => x.scheduledAt > downFrom && x.scheduledAt < downUntil);
     // The late ticks of `all` are delivered one by one while the next on-time tick may already
     // run (the worker delivers several reminders at once), so wait for them, not just for that.
@@ -105,12 +88,12 @@ describe('durable reminders', () => {
     expect(all.length).toBeGreaterThanOrEqual(4); // about 1.5 s / 200 ms, each delivered late
     const allTicks = (ticks[2] as RecordedTick[]).map((t) => t.scheduledAt).sort((a, b) => a - b);
     for (let i = 1; i < allTicks.length; i++) expect(allTicks[i]! - allTicks[i - 1]!).toBe(200);
-    for (const key of ['missed-once', 'missed-skip', 'missed-all']) await client.getGrain(Alarm, key).ask('cancel', 'tick');
+    for (const key of ['missed-once', 'missed-skip', 'missed-all']) await client().getGrain(Alarm, key).ask('cancel', 'tick');
   });
 
   it('refuses a bad schedule', async () => {
-    await expect(client.getGrain(Alarm, 'bad').ask('set', 'x', { every: 1 })).rejects.toMatchObject({ code: 'INVALID_TIMER' });
-    await expect(client.getGrain(Alarm, 'bad').ask('set', 'x', { cron: 'soon' })).rejects.toMatchObject({ code: 'INVALID_TIMER' });
+    await expect(client().getGrain(Alarm, 'bad').ask('set', 'x', { every: 1 })).rejects.toMatchObject({ code: 'INVALID_TIMER' });
+    await expect(client().getGrain(Alarm, 'bad').ask('set', 'x', { cron: 'soon' })).rejects.toMatchObject({ code: 'INVALID_TIMER' });
     log.expectQuiet([/skipped a late reminder tick/]);
   });
 });

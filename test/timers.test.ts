@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, Grain, Silo, type GrainClient } from 'redgrain';
-import { LogRecorder } from './support/log-recorder.ts';
-import { freshPrefix } from './support/prefix.ts';
+import { describe, expect, it } from 'vitest';
+import { Grain } from 'redgrain';
+import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
 
 interface PulseState {
@@ -53,28 +52,17 @@ class Pulse extends Grain<PulseState> {
 }
 
 describe('timers', () => {
-  const keyPrefix = freshPrefix('timers');
-  const log = new LogRecorder();
-  let silo: Silo;
-  let client: GrainClient;
-
-  beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Pulse], logger: log });
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
-  });
-  afterAll(async () => {
-    await client?.close();
-    await silo?.stop();
-  });
+  const cluster = inProcessSilo('timers', [Pulse]);
+  const { log } = cluster;
 
   const marked = (key: string, mark: string) =>
     waitFor(`${key} to record ${mark}`, async () => {
-      const state = await client.getGrain(Pulse, key).ask('read');
+      const state = await cluster.client.getGrain(Pulse, key).ask('read');
       return state.marks.includes(mark) ? state : undefined;
     });
 
   it('ticks as turns of the grain, commits their state, and stops when cleared', async () => {
-    const pulse = client.getGrain(Pulse, 'p1');
+    const pulse = cluster.client.getGrain(Pulse, 'p1');
     await pulse.ask('start', 20, true);
     await waitFor('three beats', async () => ((await pulse.ask('read')).beats >= 3 ? true : undefined));
     expect(await pulse.ask('stop')).toBe(true);
@@ -85,7 +73,7 @@ describe('timers', () => {
   });
 
   it('never runs a tick while a handler is in its turn', async () => {
-    const pulse = client.getGrain(Pulse, 'p2');
+    const pulse = cluster.client.getGrain(Pulse, 'p2');
     await pulse.ask('start', 5, true);
     for (let i = 0; i < 5; i++) await pulse.ask('slow', 40);
     const state = await waitFor('beats between the slow turns', async () => {
@@ -97,14 +85,14 @@ describe('timers', () => {
   });
 
   it('does not keep a grain from idle collection unless keepAlive, and stops at deactivation', async () => {
-    const idle = client.getGrain(Pulse, 'idle');
-    const kept = client.getGrain(Pulse, 'kept');
+    const idle = cluster.client.getGrain(Pulse, 'idle');
+    const kept = cluster.client.getGrain(Pulse, 'kept');
     await idle.ask('start', 30);
     await kept.ask('start', 30, true);
-    await waitFor('the grain without keepAlive to be collected', () => (silo.activationCount === 1 ? true : undefined));
+    await waitFor('the grain without keepAlive to be collected', () => (cluster.silo.activationCount === 1 ? true : undefined));
     // What is left active is the keepAlive one: asking it does not activate anything new.
     await kept.ask('stop');
-    expect(silo.activationCount).toBe(1);
+    expect(cluster.silo.activationCount).toBe(1);
     // The collected grain's timer is gone: its persisted beats stay where they were.
     const afterCollection = (await idle.ask('read')).beats;
     expect(afterCollection).toBeGreaterThan(0);
@@ -113,9 +101,9 @@ describe('timers', () => {
   });
 
   it('refuses a bad schedule', async () => {
-    await expect(client.getGrain(Pulse, 'bad').ask('badTimer')).rejects.toMatchObject({ code: 'INVALID_TIMER' });
-    await expect(client.getGrain(Pulse, 'bad').ask('byName', 'nope')).rejects.toMatchObject({ code: 'UNKNOWN_METHOD' });
-    await client.getGrain(Pulse, 'bad').ask('byName', 'mark');
+    await expect(cluster.client.getGrain(Pulse, 'bad').ask('badTimer')).rejects.toMatchObject({ code: 'INVALID_TIMER' });
+    await expect(cluster.client.getGrain(Pulse, 'bad').ask('byName', 'nope')).rejects.toMatchObject({ code: 'UNKNOWN_METHOD' });
+    await cluster.client.getGrain(Pulse, 'bad').ask('byName', 'mark');
     await marked('bad', 'named');
     log.expectQuiet();
   });
