@@ -6,10 +6,9 @@
  * It hosts every Grain subclass the modules export and stops gracefully on SIGTERM / SIGINT.
  * Configuration comes from the environment; see the README's "Configuration" section.
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Grain, Silo, startEventLoopWatchdog, type GrainClass, type LogLevel } from '../src/index.ts';
+import { Silo, startEventLoopWatchdog, type GrainClass, type LogLevel } from '../src/index.ts';
+import { grainClassesOf } from '../src/grain/grain-module.ts';
 import { stopTelemetry } from './telemetry.ts';
 
 /** Default event-loop watchdog deadline of a silo process. */
@@ -29,8 +28,7 @@ async function main(): Promise<void> {
   if (modules.length === 0) throw new Error(`no --grains module given\n${USAGE}`);
   const grains: GrainClass[] = [];
   for (const module of modules) {
-    const exports = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
-    const found = Object.values(exports).filter(isGrainClass);
+    const found = await grainClassesOf(module);
     if (found.length === 0) throw new Error(`${module} exports no Grain subclass`);
     grains.push(...found);
   }
@@ -77,10 +75,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-}
-
-function isGrainClass(value: unknown): value is GrainClass {
-  return typeof value === 'function' && value.prototype instanceof Grain && typeof (value as { type?: unknown }).type === 'string';
 }
 
 function numberFromEnv(option: string, variable: string): Record<string, number> {

@@ -1,9 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { Grain } from 'redgrain';
+import { grainClassesOf } from '../src/grain/grain-module.ts';
 
 interface Service {
   image?: string;
@@ -27,10 +25,7 @@ const silos = Object.entries(services).filter(([name]) => name.startsWith('silo-
 
 /** The grain types a module exports (as the silo CLI finds them). */
 async function grainTypes(module: string): Promise<string[]> {
-  const exports = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
-  return Object.values(exports)
-    .filter((v): v is { type: string } => typeof v === 'function' && (v as { prototype: unknown }).prototype instanceof Grain)
-    .map((cls) => cls.type);
+  return (await grainClassesOf(module)).map((cls) => cls.type);
 }
 
 /** compose.yaml must agree with the code: commands, files, ports and variables. */

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { build } from 'hdr-histogram-js';
 import type { Redis } from 'ioredis';
 import { connect } from '../client/connect.ts';
 import { deserialize } from '../messaging/serializer.ts';
 import { GrainId } from '../grain/grain-id.ts';
-import { Grain, type GrainClass } from '../grain/grain.ts';
+import type { Grain, GrainClass } from '../grain/grain.ts';
+import { grainClassesOf } from '../grain/grain-module.ts';
 import { closeRedis, openRedis } from '../redis/connection.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { Silo } from '../silo/silo.ts';
@@ -272,10 +271,7 @@ function countingSubclass(target: GrainClass, method: string): GrainClass {
 }
 
 async function loadGrainClass(module: string, type: string | undefined): Promise<GrainClass> {
-  const exports = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
-  const classes = Object.values(exports).filter(
-    (v): v is GrainClass => typeof v === 'function' && (v as { prototype: unknown }).prototype instanceof Grain && typeof (v as { type?: unknown }).type === 'string',
-  );
+  const classes = await grainClassesOf(module);
   const found = type === undefined ? (classes.length === 1 ? classes[0] : undefined) : classes.find((c) => c.type === type);
   if (found === undefined) {
     throw new TypeError(
