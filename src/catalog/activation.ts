@@ -180,13 +180,7 @@ export class Activation {
       result = await otelContext.with(context, () =>
         invoke(this.#handlerTurn(), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
       );
-      if (result.changes !== undefined && (result.changes.set.length > 0 || result.changes.remove.length > 0)) {
-        const tx = this.mailbox.transaction();
-        this.#queueCommit(tx, result.changes, undefined);
-        const [[error, reply] = [null, 0]] = (await tx.exec()) ?? [];
-        if (error !== null) throw error;
-        code = reply;
-      }
+      if (result.changes !== undefined) code = await this.#commitOutsideMessage(result.changes, context);
     } finally {
       this.#turnState.correlationId = '';
       this.#turnState.trace = undefined;
@@ -229,19 +223,12 @@ export class Activation {
       if (grain !== undefined) {
         await otelContext.with(spanContext, () => grain.onDeactivate());
         const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
-        if (changes.set.length > 0 || changes.remove.length > 0) {
-          const commit = this.#startCommitSpan(spanContext, changes);
-          const tx = this.mailbox.transaction();
-          this.#queueCommit(tx, changes, undefined);
-          const [[error, code] = [null, 0]] = await tx.exec().finally(() => commit.end()) ?? [];
-          if (error !== null || code !== 1) {
-            this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), code: Number(code) });
-          }
-        }
+        const code = await this.#commitOutsideMessage(changes, spanContext);
+        if (code !== 1) this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), code: Number(code) });
       }
     } catch (error) {
       markFailed(span, error);
-      this.host.log.error('onDeactivate failed; its state changes are not persisted', {
+      this.host.log.error('onDeactivate or its commit failed; its state changes are not persisted', {
         grain: this.id.toString(),
         error: describeError(error),
       });
@@ -253,6 +240,24 @@ export class Activation {
       span.end();
       this.host.log.debug('deactivated', { grain: this.id.toString(), reason });
       this.#end(reason);
+    }
+  }
+
+  /**
+   * Commits state changes made outside a message (a timer tick, onDeactivate), fenced by the
+   * activation's epoch. Resolves with the script's code: 1 when committed (or nothing to commit).
+   */
+  async #commitOutsideMessage(changes: StateChanges, parent: Context): Promise<unknown> {
+    if (changes.set.length === 0 && changes.remove.length === 0) return 1;
+    const span = this.#startCommitSpan(parent, changes);
+    try {
+      const tx = this.mailbox.transaction();
+      this.#queueCommit(tx, changes, undefined);
+      const [[error, code] = [null, 0]] = (await tx.exec()) ?? [];
+      if (error !== null) throw error;
+      return code;
+    } finally {
+      span.end();
     }
   }
 

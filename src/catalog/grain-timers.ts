@@ -70,10 +70,6 @@ export class GrainTimers {
     return this.#due.length > 0;
   }
 
-  names(): string[] {
-    return [...this.#timers.keys()];
-  }
-
   /** Stops every timer (the activation ends). */
   clearAll(): void {
     for (const timer of this.#timers.values()) clearTimeout(timer.handle);

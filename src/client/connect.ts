@@ -81,7 +81,8 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
   });
 }
 
-function positiveOption(name: string, value: number): number {
+/** Checks a numeric option: a positive, finite number. */
+export function positiveOption(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
   return value;
 }

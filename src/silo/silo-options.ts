@@ -1,4 +1,4 @@
-import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_IDEMPOTENCY_WINDOW_MS, positiveOption, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
 import { DEFAULT_SUPERVISION, type SupervisionSettings } from '../catalog/activation-supervisor.ts';
 import type { GrainClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
@@ -100,8 +100,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
 }
 
 function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`Silo option ${name} must be a positive number, got ${value}`);
-  return value;
+  return positiveOption(`Silo option ${name}`, value);
 }
 
 function resolveSupervision(given: Partial<SupervisionSettings>): SupervisionSettings {
