@@ -44,26 +44,19 @@ export function addInspectCommand(program: Command, out: (text: string) => void)
         out(json ? toJson(grain) : grainText(grain));
       });
     });
-  inspect
-    .command('top')
-    .description('the grains with the most waiting messages')
-    .option('-n, --limit <n>', 'how many grains', '20')
-    .action(async (flags: CommonFlags & { limit: string }, command: Command) => {
-      await withInspector(command, async (inspector, json) => {
-        const top = await inspector.topGrains(positive(flags.limit, '--limit'));
-        out(json ? toJson(top) : topTable(top));
+  const listing = <T>(name: string, description: string, read: (i: ClusterInspector, limit: number) => Promise<T[]>, table: (rows: T[]) => string) =>
+    inspect
+      .command(name)
+      .description(description)
+      .option('-n, --limit <n>', 'how many', '20')
+      .action(async (flags: CommonFlags & { limit: string }, command: Command) => {
+        await withInspector(command, async (inspector, json) => {
+          const rows = await read(inspector, positive(flags.limit, '--limit'));
+          out(json ? toJson(rows) : table(rows));
+        });
       });
-    });
-  inspect
-    .command('dead-letters')
-    .description('messages set aside after killing or hanging their activation')
-    .option('-n, --limit <n>', 'how many letters', '20')
-    .action(async (flags: CommonFlags & { limit: string }, command: Command) => {
-      await withInspector(command, async (inspector, json) => {
-        const letters = await inspector.deadLetters(positive(flags.limit, '--limit'));
-        out(json ? toJson(letters) : deadLetterTable(letters));
-      });
-    });
+  listing('top', 'the grains with the most waiting messages', (i, n) => i.topGrains(n), topTable);
+  listing('dead-letters', 'messages set aside after killing or hanging their activation', (i, n) => i.deadLetters(n), deadLetterTable);
 }
 
 async function withInspector(command: Command, body: (inspector: ClusterInspector, json: boolean) => Promise<void>): Promise<void> {

@@ -1,5 +1,4 @@
-import { Grain } from 'redgrain';
-import type { ReminderSchedule } from '../../src/reminders/reminder-table.ts';
+import { Grain, type ReminderSchedule } from 'redgrain';
 
 export interface RecordedTick {
   label: string;
