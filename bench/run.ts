@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
-import { median, percentile, since, sleep } from './stats.ts';
+import { median, percentile, since, sleep, withConcurrency } from './stats.ts';
 
 const server = await startRedisServer();
 const redis = new Redis(server.url, { maxRetriesPerRequest: null });
@@ -100,14 +100,8 @@ try {
     record('hotDrainPerSec', 'hot grain drain, state committed every message', rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
 
     // send throughput (enqueue rate from one client, 64 in flight)
-    let sent = 0;
     const sendStart = performance.now();
-    await Promise.all(Array.from({ length: 64 }, async () => {
-      while (sent < N) {
-        sent += 1;
-        await hot.send('add', 1);
-      }
-    }));
+    await withConcurrency(64, N, () => hot.send('add', 1));
     record('hotSendPerSec', 'hot grain send (one client, 64 in flight), enqueue rate', N / (since(sendStart) / 1_000), 'msg/s');
     await hot.ask('get');
 
@@ -125,14 +119,8 @@ try {
     record('askP50Ms', 'ask latency p50, unloaded', p50, 'ms', { to: rawP50, label: 'raw add->process p50' });
     record('askP99Ms', 'ask latency p99, unloaded', p99, 'ms', { to: rawP99, label: 'raw add->process p99' });
 
-    let asked = 0;
     const concStart = performance.now();
-    await Promise.all(Array.from({ length: 32 }, async () => {
-      while (asked < N) {
-        asked += 1;
-        await hot.ask('add', 1);
-      }
-    }));
+    await withConcurrency(32, N, () => hot.ask('add', 1));
     record('askConcurrentPerSec', 'hot grain ask, 32 in flight', N / (since(concStart) / 1_000), 'asks/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
 
     // ask latency at half the measured drain capacity (background sends to other grains)

@@ -10,6 +10,19 @@ export const median = (values: number[]): number => percentile(values, 50);
 /** Milliseconds since `start` (from performance.now()). */
 export const since = (start: number): number => performance.now() - start;
 
+/** Runs `call` `total` times with `inFlight` calls at once (closed loop); resolves when all are done. */
+export async function withConcurrency(inFlight: number, total: number, call: () => Promise<unknown>): Promise<void> {
+  let started = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (started < total) {
+        started += 1;
+        await call();
+      }
+    }),
+  );
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -87,8 +87,19 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   return server;
 }
 
+/**
+ * Servers started by this process and still running. When the process exits without stopping
+ * them (a test that timed out, an example that threw), they are killed with it rather than left
+ * running. A process killed with SIGKILL cannot do this.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 async function launch(args: string[]): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
   await new Promise<void>((resolve, reject) => {
     let output = '';
     const timer = setTimeout(() => {
@@ -120,7 +131,12 @@ async function launch(args: string[]): Promise<ChildProcess> {
     child.stderr?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
+  }).catch((error: unknown) => {
+    running.delete(child);
+    throw error;
   });
+  // Listened for once it is ready: the start-up listeners above are removed then.
+  child.once('exit', () => running.delete(child));
   return child;
 }
 
