@@ -146,6 +146,21 @@ describe('one silo, in process', () => {
     const results = await Promise.all(Array.from({ length: 50 }, () => counter.ask('add', 1)));
     expect(results).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
   });
+
+  it('keeps the order of calls made without awaiting them, sends and asks mixed, from a new client', async () => {
+    // A new client's first ask sets up its reply subscription first: the sends made after it
+    // must still not overtake it.
+    const fresh = await connect({ redis: inject('redisUrl'), keyPrefix });
+    try {
+      const ledger = fresh.getGrain(Ledger, 'call-order');
+      const ids = Array.from({ length: 30 }, (_, i) => `e${i}`);
+      const calls = ids.map((id, i) => (i % 3 === 0 ? ledger.ask('credit', id, 1) : ledger.send('credit', id, 1)));
+      await Promise.all(calls);
+      expect([...(await ledger.ask('snapshot')).entries.keys()]).toEqual(ids);
+    } finally {
+      await fresh.close();
+    }
+  });
 });
 
 describe('silo start', () => {

@@ -26,6 +26,7 @@ import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
 import { ReplyListener } from './reply-listener.ts';
+import { CallOrder, type Place } from './call-order.ts';
 import { callerContext, correlationFromContext, endCall, startCall, type CallTrace } from '../telemetry/tracing.ts';
 
 /** A call being made: what its envelope carries besides the message. */
@@ -80,6 +81,7 @@ export class GrainClient implements MessageSender {
   readonly id = randomUUID();
   readonly #producers = new Map<string, Queue>();
   readonly #knownTypes = new Set<string>();
+  readonly #order = new CallOrder();
   /** Mailbox bounds of the types this client has references to. */
   readonly #limits = new Map<string, Required<MailboxLimits>>();
   #replies: ReplyListener | undefined;
@@ -100,28 +102,41 @@ export class GrainClient implements MessageSender {
   }
 
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
-    const call = this.#startCall('send', grain, method, options);
+    const place = this.#order.place(grain.tag);
     try {
-      await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, undefined);
-      endCall(call.trace.span);
-    } catch (error) {
-      endCall(call.trace.span, error);
-      throw error;
+      const call = this.#startCall('send', grain, method, options);
+      try {
+        await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, undefined, {}, place);
+        endCall(call.trace.span);
+      } catch (error) {
+        endCall(call.trace.span, error);
+        throw error;
+      }
+    } finally {
+      place.done();
     }
   }
 
   async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> {
-    const replies = await this.#replyListener();
-    const requestId = replies.nextRequestId();
-    const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
-    const reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
-    const call = this.#startCall('ask', grain, method, options);
+    // The place is taken when the call is made: the reply subscription below may take a while.
+    const place = this.#order.place(grain.tag);
+    let reply: Promise<unknown>;
+    let call: Call;
     try {
-      await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, { c: this.id, i: requestId });
-    } catch (error) {
-      replies.cancel(requestId);
-      endCall(call.trace.span, error);
-      throw error;
+      const replies = await this.#replyListener();
+      const requestId = replies.nextRequestId();
+      const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
+      reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
+      call = this.#startCall('ask', grain, method, options);
+      try {
+        await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, { c: this.id, i: requestId }, {}, place);
+      } catch (error) {
+        replies.cancel(requestId);
+        endCall(call.trace.span, error);
+        throw error;
+      }
+    } finally {
+      place.done();
     }
     try {
       const value = await reply;
@@ -293,6 +308,7 @@ export class GrainClient implements MessageSender {
     call: Call,
     replyTo: MessageEnvelope['r'],
     extra: Pick<MessageEnvelope, 'rt'> = {},
+    place: Place = this.#order.place(grain.tag),
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
     await this.#assertRegistered(grain.type);
@@ -307,42 +323,51 @@ export class GrainClient implements MessageSender {
       ...call.trace.envelope,
       ...(call.idempotencyKey === undefined ? {} : { i: { k: call.idempotencyKey, w: this.runtime.idempotencyWindowMs } }),
     };
-    await this.#enqueueWithin(grain, method, envelope);
+    try {
+      await this.#enqueueWithin(grain, method, envelope, place);
+    } finally {
+      place.done();
+    }
   }
 
   /**
    * Enqueues within the Redis timeout. Waiting for a connection fails cleanly (nothing was sent);
    * a failure after the enqueue was sent leaves it uncertain, and the error says so.
    */
-  async #enqueueWithin(grain: GrainId, method: string, envelope: MessageEnvelope): Promise<void> {
-    const { redis, redisTimeoutMs } = this.runtime;
-    const deadline = Date.now() + redisTimeoutMs;
+  async #enqueueWithin(grain: GrainId, method: string, envelope: MessageEnvelope, place: Place = this.#order.place(grain.tag)): Promise<void> {
     try {
-      await waitReadyWithin(redis, redisTimeoutMs);
-    } catch (error) {
-      throw new RedisUnavailableError(
-        `Cannot send ${grain.toString()}.${method}: Redis not reachable within ${redisTimeoutMs} ms; the message was not enqueued`,
-        error,
-      );
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timed out')), Math.max(1, deadline - Date.now()));
-    });
-    try {
-      await Promise.race([this.#enqueue(grain, method, envelope), timeout]);
-    } catch (error) {
-      if (error instanceof RedgrainError) throw error;
-      throw new RedisUnavailableError(
-        `Redis failed while sending ${grain.toString()}.${method} (${describeError(error)}); the message may or may not have been enqueued`,
-        error,
-      );
+      const { redis, redisTimeoutMs } = this.runtime;
+      const deadline = Date.now() + redisTimeoutMs;
+      try {
+        await waitReadyWithin(redis, redisTimeoutMs);
+      } catch (error) {
+        throw new RedisUnavailableError(
+          `Cannot send ${grain.toString()}.${method}: Redis not reachable within ${redisTimeoutMs} ms; the message was not enqueued`,
+          error,
+        );
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), Math.max(1, deadline - Date.now()));
+      });
+      try {
+        await Promise.race([this.#enqueue(grain, method, envelope, place), timeout]);
+      } catch (error) {
+        if (error instanceof RedgrainError) throw error;
+        throw new RedisUnavailableError(
+          `Redis failed while sending ${grain.toString()}.${method} (${describeError(error)}); the message may or may not have been enqueued`,
+          error,
+        );
+      } finally {
+        clearTimeout(timer);
+      }
     } finally {
-      clearTimeout(timer);
+      // Given up before issuing the enqueue: the calls behind this one go on.
+      place.done();
     }
   }
 
-  async #enqueue(grain: GrainId, method: string, envelope: MessageEnvelope): Promise<void> {
+  async #enqueue(grain: GrainId, method: string, envelope: MessageEnvelope, place: Place): Promise<void> {
     const { locator } = this.runtime;
     // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.
@@ -354,7 +379,11 @@ export class GrainClient implements MessageSender {
       const depth = await this.runtime.redis.llen(this.runtime.keys.mailbox(grain, 'wait'));
       if (depth >= limits.maxDepth) throw new MailboxFullError(grain.toString(), limits.maxDepth);
     }
-    await this.#producer(grain).add(method, envelope);
+    // Issued in call order; the calls behind this one need not wait for its round trip.
+    await place.turn;
+    const added = this.#producer(grain).add(method, envelope);
+    place.done();
+    await added;
     if (limits?.overflow === 'drop-oldest') await this.#dropOverflow(grain, limits.maxDepth);
     await locator.wake(grain, await owner);
   }
