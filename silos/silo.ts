@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     ...numberFromEnv('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS'),
     ...numberFromEnv('missedHeartbeatsLimit', 'REDGRAIN_MISSED_HEARTBEATS_LIMIT'),
     ...numberFromEnv('maxMessageAttempts', 'REDGRAIN_MAX_MESSAGE_ATTEMPTS'),
+    ...numberFromEnv('turnBatchSize', 'REDGRAIN_TURN_BATCH_SIZE'),
     ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
     ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
   });

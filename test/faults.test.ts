@@ -99,6 +99,47 @@ describe('silo failures', () => {
     });
   });
 
+  it('kill -9 mid-batch: the uncommitted batch runs again on the survivor, in order, and state counts each message once', async () => {
+    await withFaultCluster('kill-batch', 2, {}, async ({ cluster, redis, client }) => {
+      const key = 'batch-victim';
+      const probe = client.getGrain(Probe, key);
+      const { owner: victim, other: survivor } = await placed({ cluster, redis, client }, key);
+      // The first message holds the grain while ten queue behind it, so they are taken in batches;
+      // seq 6 hangs on its first attempt, with the messages before it in its batch run but not committed.
+      await probe.send('hitSlowOnce', 'b', 0, 1_000);
+      for (let seq = 1; seq <= 10; seq++) {
+        if (seq === 6) await probe.send('hitSlowOnce', 'b', 6, 60_000);
+        else await probe.send('hit', 'b', seq);
+      }
+      const startedKey = probeKey(cluster.keyPrefix, 'started');
+      await waitFor('seq 6 to start', async () => ((await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|6|`)) ? true : undefined), {
+        timeoutMs: 20_000,
+      });
+      victim.signal('SIGKILL');
+      await victim.exited;
+      const runsKey = probeKey(cluster.keyPrefix, 'runs');
+      const seqs = (runs: string[]) => runs.filter((r) => r.startsWith(`${key}|b|`)).map((r) => Number(r.split('|')[2]));
+      const beforeKill = seqs(await redis.lrange(runsKey, 0, -1));
+      const finalCount = await waitFor(
+        'the survivor to process every message',
+        async () => {
+          const count = await probe.with({ timeoutMs: 2_000 }).ask('count').catch(() => undefined);
+          return count === 12 ? count : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(finalCount).toBe(12); // warmup + 11: each message's state applied once
+      expect(await ownerOf(redis, cluster.keyPrefix, key)).toBe(survivor.id);
+      // The victim ran 0..5 (seq 6 hung); the survivor ran, in order, everything from the first
+      // message the victim had not committed: the rest of that batch, then seq 6 and the others.
+      expect(beforeKill).toEqual([0, 1, 2, 3, 4, 5]);
+      const afterKill = seqs(await redis.lrange(runsKey, 0, -1)).slice(beforeKill.length);
+      const firstRerun = afterKill[0] ?? -1;
+      expect(afterKill).toEqual(Array.from({ length: 11 - firstRerun }, (_, i) => firstRerun + i));
+      expect(firstRerun, 'messages run in the uncommitted batch before the hang run again').toBeLessThan(6);
+    });
+  });
+
   it('a paused silo past its lease cannot commit when it resumes: it steps down and exits', async () => {
     await withFaultCluster('zombie', 2, {}, async ({ cluster, redis, client }) => {
       const key = 'contested';
@@ -156,6 +197,35 @@ describe('poison messages', () => {
       await probe.send('hit', 'a', 3);
       expect(await probe.ask('count')).toBe(4);
       expect((await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).slice(3)).toEqual(['poisoned|crash|fixed', 'poisoned|a|3']);
+    });
+  });
+
+  it('a poison message in the middle of a batch takes none of its batch to the dead letters', async () => {
+    await withFaultCluster('poison-batch', 3, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' }, async ({ cluster, redis, client }) => {
+      const probe = client.getGrain(Probe, 'poisoned-batch');
+      // The first message holds the grain while the rest queue, so the poison message is taken in a
+      // batch with messages before and after it; every crash counts an attempt against all of them.
+      await probe.send('hitSlowOnce', 'a', 0, 1_000);
+      await probe.send('hit', 'a', 1);
+      await probe.send('hit', 'a', 2);
+      await probe.send('crash');
+      await probe.send('hit', 'a', 3);
+      await probe.send('hit', 'a', 4);
+      const letters = await waitFor(
+        'the poison message to be dead-lettered',
+        async () => {
+          const list = await client.deadLetters.list();
+          return list.length > 0 ? list : undefined;
+        },
+        { timeoutMs: 45_000 },
+      );
+      expect(await probe.ask('count')).toBe(5);
+      expect(letters.map((letter) => letter.method)).toEqual(['crash']);
+      expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(2);
+      // Messages run before the crash in its batch ran again (not committed); all in order.
+      const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).map((r) => Number(r.split('|')[2]));
+      expect(runs.slice(-3)).toEqual([2, 3, 4]);
+      expect([...new Set(runs)]).toEqual([0, 1, 2, 3, 4]);
     });
   });
 });

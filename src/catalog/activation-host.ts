@@ -31,6 +31,8 @@ export interface ActivationHost {
   readonly lockDurationMs: number;
   /** Attempts a message gets when it kills or hangs its activation, before it is dead-lettered. */
   readonly maxMessageAttempts: number;
+  /** Most messages a busy grain takes and commits in one step. */
+  readonly turnBatchSize: number;
   readonly deadLetters: DeadLetterStore;
   /** Whether a message lock was left by an activation that will never release it. */
   isStaleLock(token: string): Promise<boolean>;

@@ -3,9 +3,9 @@ import { describeError } from '../errors/errors.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
 import type { GrainType } from '../grain/grain-type.ts';
-import { GrainMailbox, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
-import { asEnvelope, newCorrelationId } from '../messaging/envelope.ts';
-import { withScripts } from '../redis/scripts.ts';
+import { GrainMailbox, type MailboxMessage, type Taken } from '../mailbox/grain-mailbox.ts';
+import type { TurnTransaction } from '../mailbox/turn-connection.ts';
+import { asEnvelope, newCorrelationId, type MessageEnvelope } from '../messaging/envelope.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
 import { Attr, SpanNames } from '../telemetry/semantics.ts';
 import { contextWith, markFailed, startGrainSpan, startTurn, type TurnTrace } from '../telemetry/tracing.ts';
@@ -22,21 +22,33 @@ export class GrainActivationError extends Error {
   }
 }
 
+/** One message's turn within a batch, until the batch commits. */
+interface BatchTurn {
+  message: MailboxMessage;
+  envelope: MessageEnvelope | undefined;
+  method: string;
+  trace: TurnTrace | undefined;
+  result: TurnResult;
+  startedAt: number;
+}
+
 /** Lifecycle of one activation, as in Orleans. */
 export type ActivationStatus = 'creating' | 'activating' | 'valid' | 'deactivating' | 'invalid';
 
 /**
- * One live instance of a grain on this silo: it takes the grain's messages from its mailbox one
- * at a time, runs each handler to completion, and commits the state changes together with the
- * message's acknowledgement, fenced by its activation epoch.
+ * One live instance of a grain on this silo: it takes the grain's messages from its mailbox, runs
+ * each handler to completion one message at a time, in order, and commits the state changes
+ * together with the messages' acknowledgements, fenced by its activation epoch. A busy grain takes
+ * and commits its messages in batches (up to `turnBatchSize`): one round trip per batch.
  */
 export class Activation {
   status: ActivationStatus = 'creating';
   epoch = '';
   lastActiveAt = Date.now();
-  /** When the current turn started (0 between turns); the silo renews locks of long turns. */
-  turnStartedAt = 0;
-  current: MailboxMessage | undefined;
+  /** The messages this activation holds taken (a batch in progress); the silo renews their locks. */
+  held: readonly MailboxMessage[] = [];
+  /** When the held messages were taken. */
+  heldSince = 0;
   /** A wake-up came while deactivating: look at the mailbox again once released. */
   wokenWhileDeactivating = false;
   readonly mailbox: GrainMailbox;
@@ -57,6 +69,14 @@ export class Activation {
    */
   #recoverFirst = true;
   #recoveryRetry: NodeJS.Timeout | undefined;
+  /** Messages waiting when this activation last took: the size of its next take. */
+  #waiting = 0;
+  /**
+   * Messages to take one at a time: those just put back after a crash. A crash counts a delivery
+   * attempt against every message taken, so a redelivered message runs alone, and a poison message
+   * among them is isolated instead of taking the rest of its batch to the dead letters.
+   */
+  #singleTakes = 0;
 
   constructor(
     readonly id: GrainId,
@@ -142,7 +162,7 @@ export class Activation {
   /** A timer fired: run its tick now unless the drain in progress will (between its turns). */
   #tickDue(): void {
     if (this.status !== 'valid' || this.#stopFetching || this.#draining !== undefined) return;
-    this.#draining = this.#runTicks(undefined)
+    this.#draining = this.#runTicks([])
       .catch((error: unknown) => {
         this.#stepDown('timer commit failed', error);
         this.host.retryLater(this.id);
@@ -153,19 +173,18 @@ export class Activation {
       });
   }
 
-  /** Runs the timer ticks that are due, each as a turn; `held` is a message taken and waiting. */
-  async #runTicks(held: MailboxMessage | undefined): Promise<void> {
+  /** Runs the timer ticks that are due, each as a turn; `held` are messages taken and waiting. */
+  async #runTicks(held: readonly MailboxMessage[]): Promise<void> {
     for (let tick = this.#context.timers?.takeDue(); tick !== undefined; tick = this.#context.timers?.takeDue()) {
       if (this.status !== 'valid' || this.#stopFetching) return;
       await this.#tickTurn(tick, held);
     }
   }
 
-  async #tickTurn(tick: TimerTick, held: MailboxMessage | undefined): Promise<void> {
+  async #tickTurn(tick: TimerTick, held: readonly MailboxMessage[]): Promise<void> {
     const startedAt = Date.now();
-    // The message taken with the last acknowledgement waits meanwhile: keep its lock renewed.
-    this.current = held;
-    this.turnStartedAt = held === undefined ? 0 : startedAt;
+    // The messages taken with the last acknowledgement wait meanwhile: keep their locks renewed.
+    this.held = held;
     this.#turnState.correlationId = newCorrelationId();
     const span = startGrainSpan(SpanNames.timer(this.id.type, tick.name), this.id, this.host.siloId, undefined, {
       [Attr.grainMethod]: tick.method,
@@ -178,14 +197,13 @@ export class Activation {
     let result: TurnResult | undefined;
     try {
       result = await otelContext.with(context, () =>
-        invoke(this.#handlerTurn(), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
+        invoke(this.#handlerTurn(this.#snapshot), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
       );
       if (result.changes !== undefined) code = await this.#commitOutsideMessage(result.changes, context);
     } finally {
       this.#turnState.correlationId = '';
       this.#turnState.trace = undefined;
-      this.current = undefined;
-      this.turnStartedAt = 0;
+      this.held = [];
       if (result?.outcome.target === 'failed') markFailed(span, result.error);
       span.end();
       if (result !== undefined) {
@@ -249,10 +267,10 @@ export class Activation {
    */
   async #commitOutsideMessage(changes: StateChanges, parent: Context): Promise<unknown> {
     if (changes.set.length === 0 && changes.remove.length === 0) return 1;
-    const span = this.#startCommitSpan(parent, changes);
+    const span = this.#startCommitSpan(parent, changes, 0);
     try {
       const tx = this.mailbox.transaction();
-      this.#queueCommit(tx, changes, undefined);
+      this.#queueCommit(tx, changes, [], []);
       const [[error, code] = [null, 0]] = (await tx.exec()) ?? [];
       if (error !== null) throw error;
       return code;
@@ -261,37 +279,49 @@ export class Activation {
     }
   }
 
-  #startCommitSpan(parent: Context, changes: StateChanges) {
+  #startCommitSpan(parent: Context, changes: StateChanges, messages: number) {
     return startGrainSpan(SpanNames.stateCommit(this.id.type), this.id, this.host.siloId, parent, {
       [Attr.stateFieldsWritten]: changes.set.length,
       [Attr.stateFieldsRemoved]: changes.remove.length,
+      [Attr.batchSize]: messages,
     });
   }
 
   async #drain(): Promise<void> {
     do {
       this.#wakeAgain = false;
-      await this.#runTicks(undefined);
+      await this.#runTicks([]);
       if (this.#recoverFirst && !(await this.#recover())) return;
-      const taken = await this.mailbox.takeNext();
-      let message = await this.#unlessForeignTaken(taken.message, taken.foreignTaken);
-      while (message !== undefined && this.status !== 'invalid') {
-        message = await this.#turn(message);
-        if (message !== undefined && (this.#context.timers?.hasDue ?? false)) await this.#runTicks(message);
+      const count = this.#takeCount();
+      let batch = count === 0 ? [] : await this.#unlessForeignTaken(await this.mailbox.take(count));
+      while (batch.length > 0 && this.status !== 'invalid') {
+        batch = await this.#runBatch(batch);
+        if (batch.length > 0 && (this.#context.timers?.hasDue ?? false)) await this.#runTicks(batch);
       }
     } while ((this.#wakeAgain || this.#recoverFirst || (this.#context.timers?.hasDue ?? false)) && !this.#stopFetching && this.status === 'valid');
   }
 
   /**
-   * When a stale activation holds an earlier message, gives `message` back to the head of the
-   * mailbox and recovers first, so order holds; otherwise returns it to be processed.
+   * How many messages to take next: as many as were waiting at the last take (they are certainly
+   * there), at least one, at most `turnBatchSize`; one at a time after a crash; none once stopping.
    */
-  async #unlessForeignTaken(message: MailboxMessage | undefined, foreignTaken: boolean): Promise<MailboxMessage | undefined> {
-    if (!foreignTaken) return message;
+  #takeCount(): number {
+    if (this.#stopFetching || this.status !== 'valid') return 0;
+    if (this.#singleTakes > 0) return 1;
+    return Math.min(this.host.turnBatchSize, Math.max(1, this.#waiting));
+  }
+
+  /**
+   * When a stale activation holds an earlier message, gives the taken messages back to the head
+   * of the mailbox and recovers first, so order holds; otherwise returns them to be processed.
+   */
+  async #unlessForeignTaken(taken: Taken): Promise<MailboxMessage[]> {
+    this.#waiting = taken.waiting;
+    if (!taken.foreignTaken) return taken.messages;
     this.host.log.warn('an earlier message is held by a stale activation; waiting for it', { grain: this.id.toString() });
-    if (message !== undefined) await this.mailbox.giveBack(message);
+    if (taken.messages.length > 0) await this.mailbox.giveBack(taken.messages);
     this.#recoverFirst = true;
-    return undefined;
+    return [];
   }
 
   /**
@@ -300,9 +330,10 @@ export class Activation {
    * lock (its holder may yet acknowledge it): then nothing is taken, and recovery is tried again.
    */
   async #recover(): Promise<boolean> {
-    const stillLocked = await this.mailbox.recoverStalled((token) => this.host.isStaleLock(token));
-    if (stillLocked === 0) {
+    const { moved, locked } = await this.mailbox.recoverTaken((token) => this.host.isStaleLock(token));
+    if (locked === 0) {
       this.#recoverFirst = false;
+      this.#singleTakes = Math.max(this.#singleTakes, moved);
       return true;
     }
     clearTimeout(this.#recoveryRetry);
@@ -310,14 +341,84 @@ export class Activation {
     return false;
   }
 
-  /** Runs one message and commits it; returns the next message BullMQ handed over with the ack. */
-  async #turn(message: MailboxMessage): Promise<MailboxMessage | undefined> {
-    this.current = message;
-    this.turnStartedAt = Date.now();
-    this.lastActiveAt = this.turnStartedAt;
+  /**
+   * Runs a batch of taken messages, each as its own turn in order, then commits all their state
+   * changes and acknowledgements in one fenced MULTI, which also takes the next batch. A failed
+   * handler rolls back only its own message's changes. Replies go out once the batch is committed.
+   * Returns the next batch.
+   */
+  async #runBatch(messages: readonly MailboxMessage[]): Promise<MailboxMessage[]> {
+    this.held = messages;
+    this.heldSince = Date.now();
+    const turns: BatchTurn[] = [];
+    /** Outcomes of idempotency keys decided in this batch, not yet committed. */
+    const kept = new Map<string, string>();
+    let working = this.#snapshot;
+    try {
+      for (const message of messages) {
+        // Abandoned meanwhile (its silo was declared dead): nothing may be written.
+        if (this.status === 'invalid') return [];
+        const turn = await this.#runMessage(message, working, kept);
+        if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
+        if (this.#singleTakes > 0) this.#singleTakes -= 1;
+        turns.push(turn);
+      }
+    } catch (error) {
+      for (const turn of turns) turn.trace?.span.end();
+      this.held = [];
+      throw error;
+    }
+    const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
+    const changes = only ?? GrainStateCodec.between(this.#snapshot, working);
+    const last = turns[turns.length - 1];
+    const commit = last?.trace === undefined ? undefined : this.#startCommitSpan(last.trace.context, changes, turns.length);
+    const take = this.#takeCount();
+    const token = messages[0]?.token ?? '';
+    const tx = this.mailbox.transaction();
+    this.#queueCommit(tx, changes, messages, turns.flatMap((turn) => turn.result.idempotent ?? []));
+    turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
+    this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
+    let replies: [Error | null, unknown][];
+    try {
+      replies = (await tx.exec()) ?? [];
+    } finally {
+      commit?.end();
+      for (const turn of turns) this.#endTurn(turn);
+      this.held = [];
+    }
+    const [commitError, commitCode] = replies[0] ?? [new Error('no reply to commit'), undefined];
+    if (commitError !== null) throw commitError;
+    if (commitCode !== 1) {
+      this.#stepDown(commitCode === -1 ? 'another activation owns the grain' : 'a message lock was lost', undefined);
+      // The messages are back in the hands of the grain's owner: tell it to take them back now.
+      this.host.wakeOwner(this.id, true);
+      return [];
+    }
+    let next: MailboxMessage | undefined;
+    for (const [i, turn] of turns.entries()) {
+      const [finishError, finishReply] = replies[1 + i] ?? [new Error('no reply to acknowledgement'), undefined];
+      if (finishError !== null) throw finishError;
+      const finished = this.mailbox.readFinish(finishReply, turn.message);
+      if (!finished.ok) {
+        this.#stepDown(`acknowledgement refused by BullMQ (code ${finished.code})`, undefined);
+        return [];
+      }
+      next = finished.next;
+    }
+    this.#snapshot = working;
+    for (const { envelope, result } of turns) {
+      if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
+    }
+    return this.#unlessForeignTaken(this.mailbox.readTake(replies, 1 + turns.length, Math.max(0, take - 1), token, next));
+  }
+
+  /** Runs one message's handler against the state as the batch left it so far. */
+  async #runMessage(message: MailboxMessage, snapshot: StateSnapshot, kept: Map<string, string>): Promise<BatchTurn> {
+    const startedAt = Date.now();
+    this.lastActiveAt = startedAt;
     const envelope = asEnvelope(message.data);
     const method = envelope?.m ?? message.name;
-    const turnTrace =
+    const trace =
       envelope === undefined
         ? undefined
         : startTurn(this.id, envelope, {
@@ -342,88 +443,53 @@ export class Activation {
     } else {
       this.#turnState.correlationId = envelope.c;
       this.#turnState.reminderTick = envelope.rt;
-      this.#turnState.trace = turnTrace;
-      const turnContext = turnTrace?.context;
-      const run = () => runOnce(this.#handlerTurn(), envelope);
-      result = turnContext === undefined ? await run() : await otelContext.with(turnContext, run);
+      this.#turnState.trace = trace;
+      try {
+        const run = () => runOnce(this.#handlerTurn(snapshot), envelope, kept);
+        result = trace === undefined ? await run() : await otelContext.with(trace.context, run);
+      } finally {
+        this.#turnState.correlationId = '';
+        this.#turnState.reminderTick = undefined;
+        this.#turnState.trace = undefined;
+      }
     }
-    const fetchNext = !this.#stopFetching && this.status === 'valid';
-    const changes = result.changes ?? { set: [], remove: [], snapshot: this.#snapshot };
-    const commit = turnTrace === undefined ? undefined : this.#startCommitSpan(turnTrace.context, changes);
-    const tx = this.mailbox.transaction();
-    this.#queueCommit(tx, changes, message, result.idempotent);
-    this.mailbox.queueFinish(tx, message, result.outcome, fetchNext);
-    let replies: Awaited<ReturnType<typeof tx.exec>>;
-    try {
-      replies = await tx.exec();
-    } finally {
-      commit?.end();
-      this.#endTurn(turnTrace, method, result, envelope?.t);
-    }
-    replies ??= [];
-    const [commitError, commitCode] = replies[0] ?? [new Error('no reply to commit'), undefined];
-    if (commitError !== null) throw commitError;
-    if (commitCode !== 1) {
-      this.#stepDown(commitCode === -1 ? 'another activation owns the grain' : 'the message lock was lost', undefined);
-      // The message is back in the hands of the grain's owner: tell it to take it back now.
-      this.host.wakeOwner(this.id, true);
-      return undefined;
-    }
-    const [finishError, finishReply] = replies[1] ?? [new Error('no reply to acknowledgement'), undefined];
-    if (finishError !== null) throw finishError;
-    const finished = this.mailbox.parseFinish(finishReply, replies[2]?.[1], message);
-    if (!finished.ok) {
-      this.#stepDown(`acknowledgement refused by BullMQ (code ${finished.code})`, undefined);
-      return undefined;
-    }
-    if (result.changes !== undefined) this.#snapshot = result.changes.snapshot;
-    if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
-    return this.#unlessForeignTaken(finished.next, finished.foreignTaken);
+    return { message, envelope, method, trace, result, startedAt };
   }
 
-  /** Closes the turn's spans and records its metrics. */
-  #endTurn(turnTrace: TurnTrace | undefined, method: string, result: TurnResult, sentAt: number | undefined): void {
-    const startedAt = this.turnStartedAt;
+  /** Closes a turn's span and records its metrics, once its batch is committed (or failed to). */
+  #endTurn({ trace, method, result, startedAt, envelope }: BatchTurn): void {
     const failed = result.outcome.target === 'failed';
-    this.current = undefined;
-    this.turnStartedAt = 0;
-    this.#turnState.correlationId = '';
-    this.#turnState.reminderTick = undefined;
-    this.#turnState.trace = undefined;
-    if (turnTrace !== undefined) {
-      turnTrace.span.setAttribute(Attr.outcome, result.outcome.target);
-      if (failed) markFailed(turnTrace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
-      turnTrace.span.end();
+    if (trace !== undefined) {
+      trace.span.setAttribute(Attr.outcome, result.outcome.target);
+      if (failed) markFailed(trace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
+      trace.span.end();
     }
     const errorType = result.error instanceof Error ? result.error.name : undefined;
-    this.host.metrics.turnFinished(this.id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (sentAt ?? startedAt), errorType);
+    this.host.metrics.turnFinished(this.id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (envelope?.t ?? startedAt), errorType);
   }
 
-  /** What a handler runs against in this turn. */
-  #handlerTurn(): HandlerTurn {
-    return { id: this.id, type: this.type, host: this.host, grain: this.#grain as Grain<object>, snapshot: this.#snapshot, correlationId: this.#turnState.correlationId };
+  /** What a handler runs against: `snapshot` is the state its failure rolls back to. */
+  #handlerTurn(snapshot: StateSnapshot): HandlerTurn {
+    return { id: this.id, type: this.type, host: this.host, grain: this.#grain as Grain<object>, snapshot, correlationId: this.#turnState.correlationId };
   }
 
-  #queueCommit(
-    tx: ReturnType<typeof withScripts>,
-    changes: StateChanges,
-    message: MailboxMessage | undefined,
-    idempotent?: TurnResult['idempotent'],
-  ): void {
+  /** Queues the fenced state commit of `messages` (none for a commit outside a message). */
+  #queueCommit(tx: TurnTransaction, changes: StateChanges, messages: readonly MailboxMessage[], records: NonNullable<TurnResult['idempotent']>[]): void {
     const keys = this.host.keys;
-    const pairs = changes.set.flat();
-    tx.commitTurn(
+    const lockKeys = messages.map((message) => this.mailbox.lockKey(message));
+    tx.commitTurns(
+      2 + lockKeys.length + records.length,
       keys.directory(this.id),
       keys.state(this.id),
-      message === undefined ? keys.directory(this.id) : this.mailbox.lockKey(message),
-      idempotent?.key ?? keys.directory(this.id),
+      ...lockKeys,
+      ...records.map((record) => record.key),
       this.host.siloId,
       this.epoch,
-      message?.token ?? '',
-      idempotent?.keepMs ?? 0,
-      idempotent === undefined ? '' : JSON.stringify(idempotent.outcome),
+      messages[0]?.token ?? '',
+      lockKeys.length,
       changes.set.length,
-      ...pairs,
+      ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
+      ...changes.set.flat(),
       ...changes.remove,
     );
   }

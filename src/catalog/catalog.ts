@@ -342,11 +342,12 @@ export class Catalog {
     const now = Date.now();
     const threshold = this.settings.lockDurationMs / 3;
     for (const activation of this.#activations.values()) {
-      const message = activation.current;
-      if (message === undefined || activation.turnStartedAt === 0 || now - activation.turnStartedAt < threshold) continue;
-      activation.mailbox.extendLock(message, this.settings.lockDurationMs).catch((error: unknown) =>
-        this.deps.log.warn('could not renew a message lock', { grain: activation.id.toString(), error: describeError(error) }),
-      );
+      if (activation.held.length === 0 || now - activation.heldSince < threshold) continue;
+      for (const message of activation.held) {
+        activation.mailbox.extendLock(message, this.settings.lockDurationMs).catch((error: unknown) =>
+          this.deps.log.warn('could not renew a message lock', { grain: activation.id.toString(), error: describeError(error) }),
+        );
+      }
     }
   }
 }

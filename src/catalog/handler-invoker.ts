@@ -66,12 +66,13 @@ export async function deadLetter(id: GrainId, host: ActivationHost, message: Mai
 
 /**
  * Runs the message unless it carries an idempotency key whose outcome is kept: then the
- * handler does not run, and an `ask` gets the kept outcome.
+ * handler does not run, and an `ask` gets the kept outcome. `decided` holds the outcomes of keys
+ * met earlier in the same batch, not committed yet; this message's outcome is added to it.
  */
-export async function runOnce(turn: HandlerTurn, envelope: MessageEnvelope): Promise<TurnResult> {
+export async function runOnce(turn: HandlerTurn, envelope: MessageEnvelope, decided: Map<string, string>): Promise<TurnResult> {
   if (envelope.i === undefined) return run(turn, envelope);
   const key = turn.host.keys.idempotency(turn.id, envelope.i.k);
-  const kept = await turn.host.redis.get(key);
+  const kept = decided.get(key) ?? (await turn.host.redis.get(key));
   if (kept !== null) {
     turn.host.log.debug('duplicate message not processed again', { grain: turn.id.toString(), method: envelope.m, idempotencyKey: envelope.i.k });
     const outcome = JSON.parse(kept) as IdempotentOutcome;
@@ -80,6 +81,7 @@ export async function runOnce(turn: HandlerTurn, envelope: MessageEnvelope): Pro
   const result = await run(turn, envelope);
   if (result.reply === undefined) return result;
   const { i: _requestId, ...outcome } = result.reply;
+  decided.set(key, JSON.stringify(outcome));
   return { ...result, idempotent: { key, keepMs: envelope.i.w, outcome } };
 }
 

@@ -1,26 +1,18 @@
 import { raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Packr } from 'msgpackr';
-import { withScripts, type ScriptPipeline } from '../redis/scripts.ts';
+import type { ScriptCommands } from '../redis/scripts.ts';
+import type { TurnTransaction } from './turn-connection.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 
 /** How many failed messages a grain's mailbox keeps for operators to look at. */
 export const KEEP_FAILED_MESSAGES = 100;
 
-/** Stalled recoveries BullMQ allows a message before it fails it (bounded retries come with poison-message handling). */
-const MAX_STALLED_RECOVERIES = 1_000_000;
-
 /** Events BullMQ keeps per grain queue: grains are many, so keep few. */
 const MAX_EVENTS_PER_GRAIN = 64;
 
-/**
- * A message taken from a mailbox, with the lock token that proves this activation holds it.
- *
- * `foreignTaken` (on takes): another message is taken too. Only the owner takes messages, one at
- * a time, so that one was taken by a stale activation (a paused silo that had not yet learned it
- * lost the grain): it is earlier in the mailbox, and must run before anything behind it.
- */
+/** A message taken from a mailbox, with the lock token that proves this activation holds it. */
 export interface MailboxMessage {
   jobId: string;
   name: string;
@@ -33,12 +25,24 @@ export interface MailboxMessage {
 const packer = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
 const packOptions = (options: object): Buffer => packer.pack(options);
 
+/**
+ * Messages taken in one step, oldest first. `foreignTaken`: another message is taken too. Only
+ * the owner takes messages, so that one was taken by a stale activation (a paused silo that had not
+ * yet learned it lost the grain): it is earlier in the mailbox, and must run before these.
+ * `waiting`: how many were still waiting right after the take.
+ */
+export interface Taken {
+  messages: MailboxMessage[];
+  foreignTaken: boolean;
+  waiting: number;
+}
+
 export type FinishOutcome = { target: 'completed' } | { target: 'failed'; reason: string };
 
 /**
- * A grain's mailbox as its activation sees it: one BullMQ queue, consumed manually one message at
- * a time. Taking the next message rides on the acknowledgement of the previous one (BullMQ's
- * moveToFinished with fetch-next), so a busy grain costs one round trip per message.
+ * A grain's mailbox as its activation sees it: one BullMQ queue, consumed manually. Taking the next
+ * messages rides on the acknowledgement of the previous ones (BullMQ's moveToFinished with
+ * fetch-next, and moveToActive for more), so a busy grain costs one round trip per batch.
  */
 export class GrainMailbox {
   readonly #backend: RedisQueueBackend;
@@ -46,7 +50,7 @@ export class GrainMailbox {
 
   constructor(
     root: RedisQueueBackend,
-    private readonly redis: Redis,
+    private readonly redis: Redis & ScriptCommands,
     /** The connection turns commit on (see turn-connection.ts). */
     private readonly turns: Redis,
     private readonly keys: RedisKeys,
@@ -58,9 +62,9 @@ export class GrainMailbox {
     this.#backend = root.forQueue(keys.queueName(grain)) as RedisQueueBackend;
   }
 
-  /** A MULTI on the turn connection, where `commitTurn` and BullMQ's `moveToFinished` are defined. */
-  transaction(): ChainableCommander & ScriptPipeline {
-    return withScripts(this.turns.multi());
+  /** A MULTI on the turn connection, where `commitTurns` and BullMQ's scripts are defined. */
+  transaction(): TurnTransaction {
+    return this.turns.multi() as TurnTransaction;
   }
 
   /** Caps the queue's BullMQ event stream; sent once per activation. */
@@ -68,91 +72,105 @@ export class GrainMailbox {
     await this.#backend.setQueueMeta({ 'opts.maxLenEvents': MAX_EVENTS_PER_GRAIN });
   }
 
-  /** Locks and returns the oldest waiting message, if any. */
   /**
-   * Locks and returns the oldest waiting message, if any, and says whether a message is taken by
-   * someone else (see `foreignTaken`).
+   * Locks and returns up to `count` of the oldest waiting messages, in order, in one round trip,
+   * and says whether a message is taken by someone else (see `Taken.foreignTaken`).
    */
-  async takeNext(): Promise<{ message: MailboxMessage | undefined; foreignTaken: boolean }> {
+  async take(count: number): Promise<Taken> {
     const token = this.#nextToken();
-    // BullMQ's own moveToActive script, queued in one MULTI with the read of the active list that
-    // must follow it: one round trip. (Through BullMQ's backend the script is sent after an await,
-    // so a read issued behind it would overtake it and need a round trip of its own.)
+    const tx = this.transaction();
+    this.queueTake(tx, count, token);
+    return this.readTake((await tx.exec()) ?? [], 0, count, token, undefined);
+  }
+
+  /**
+   * Queues, on a MULTI, BullMQ's own moveToActive `count` times, then the reads that must follow
+   * it: the active list (to see foreign messages) and the number still waiting (to size the next
+   * take). Queued in the same MULTI as the script, they cannot overtake it. (Through BullMQ's
+   * backend the script is sent after an await, so a read issued behind it would overtake it and
+   * need a round trip of its own.) Queues `count + 2` commands; read them with `readTake`.
+   */
+  queueTake(tx: TurnTransaction, count: number, token: string): void {
     const key = (type: string) => this.#backend.toKey(type);
-    const tx = this.turns.multi() as ChainableCommander & { moveToActive(...keysAndArgs: unknown[]): ChainableCommander };
-    tx.moveToActive(
-      ...['wait', 'active', 'prioritized', 'events', 'stalled', 'limiter', 'delayed', 'paused', 'meta', 'pc', 'marker'].map(key),
-      key(''),
-      Date.now(),
-      packOptions({ token, lockDuration: this.lockDurationMs, limiter: undefined, name: undefined }),
-    );
+    if (count > 0) {
+      const keys = ['wait', 'active', 'prioritized', 'events', 'stalled', 'limiter', 'delayed', 'paused', 'meta', 'pc', 'marker'].map(key);
+      const options = packOptions({ token, lockDuration: this.lockDurationMs, limiter: undefined, name: undefined });
+      const now = Date.now();
+      for (let i = 0; i < count; i++) tx.moveToActive(...keys, key(''), now, options);
+    }
     tx.lrange(key('active'), 0, -1);
-    const [[takeError, raw] = [new Error('no reply to the take'), undefined], [readError, taken] = [new Error('no reply to the read'), []]] =
-      (await tx.exec()) ?? [];
-    if (takeError !== null) throw takeError;
-    if (readError !== null) throw readError;
-    const [jobData, id] = raw2NextJobData(raw as unknown[]) as [JobJson | null | undefined, string | undefined];
-    const message = this.#toMessage(jobData, id, token);
-    return { message, foreignTaken: (taken as string[]).some((jobId) => jobId !== message?.jobId) };
+    tx.llen(key('wait'));
   }
 
   /**
-   * Gives a taken message back to the head of the mailbox, unprocessed: the owner found an
-   * earlier message in a stale activation's hands, and that one must run first.
+   * Reads what `queueTake` queued, from `replies[from]` on. `first` is a message already taken in
+   * the same MULTI (by an acknowledgement's fetch-next), ahead of these.
    */
-  async giveBack(message: MailboxMessage): Promise<void> {
-    await this.#backend.moveJobFromActiveToWait(message.jobId, message.token);
+  readTake(replies: [Error | null, unknown][], from: number, count: number, token: string, first: MailboxMessage | undefined): Taken {
+    const messages: MailboxMessage[] = first === undefined ? [] : [first];
+    for (let i = from; i < from + count + 2; i++) {
+      const [error] = replies[i] ?? [new Error('no reply to the take')];
+      if (error !== null) throw error;
+    }
+    for (let i = from; i < from + count; i++) {
+      const [jobData, id] = raw2NextJobData(replies[i]?.[1] as unknown[]) as [JobJson | null | undefined, string | undefined];
+      const message = this.#toMessage(jobData, id, token);
+      if (message === undefined) break;
+      messages.push(message);
+    }
+    const ours = new Set(messages.map((message) => message.jobId));
+    const active = (replies[from + count]?.[1] ?? []) as string[];
+    return {
+      messages,
+      foreignTaken: active.some((jobId) => !ours.has(jobId)),
+      waiting: Number(replies[from + count + 1]?.[1] ?? 0),
+    };
   }
 
   /**
-   * Queues the acknowledgement of `message` on a MULTI (after the state commit that fences it) and
-   * asks for the next message in the same step.
+   * Gives taken messages back to the head of the mailbox, unprocessed and in their order: the
+   * owner found an earlier message in a stale activation's hands, and that one must run first.
    */
-  queueFinish(tx: ChainableCommander, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean): void {
+  async giveBack(messages: readonly MailboxMessage[]): Promise<void> {
+    // Each goes back to the head: the newest first, so the oldest ends up in front.
+    for (const message of [...messages].reverse()) await this.#backend.moveJobFromActiveToWait(message.jobId, message.token);
+  }
+
+  /**
+   * Queues the acknowledgement of `message` on a MULTI (after the state commit that fences it);
+   * with `fetchNext`, BullMQ takes the next message in the same step and locks it with the
+   * finishing message's token. Read its reply with `readFinish`.
+   */
+  queueFinish(tx: TurnTransaction, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean): void {
     // attempts: 1 — a message is never retried by BullMQ (a retry would move it behind later ones).
     const job = { id: message.jobId, opts: { attempts: 1 } } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
     const args =
       outcome.target === 'completed'
         ? this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext)
         : this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext);
-    (tx as unknown as { moveToFinished(...keysAndArgs: unknown[]): unknown }).moveToFinished(...args);
-    // What is taken once the next message is: more than that one means an earlier message is in
-    // a stale activation's hands (see `foreignTaken`). Rides in the same round trip.
-    tx.lrange(this.#backend.toKey('active'), 0, -1);
+    tx.moveToFinished(...args);
   }
 
-  /**
-   * Reads the reply of a queued acknowledgement: the next message, or BullMQ's error code. BullMQ
-   * locks the next message with the finishing message's token, so the next one carries it on.
-   */
-  parseFinish(
-    reply: unknown,
-    taken: unknown,
-    finished: MailboxMessage,
-  ): { ok: true; next: MailboxMessage | undefined; foreignTaken: boolean } | { ok: false; code: number } {
+  /** Reads the reply of a queued acknowledgement: the message taken with it, or BullMQ's error code. */
+  readFinish(reply: unknown, finished: MailboxMessage): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
     if (typeof reply === 'number' && reply < 0) return { ok: false, code: reply };
-    let next: MailboxMessage | undefined;
-    if (Array.isArray(reply)) {
-      const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
-      next = this.#toMessage(jobData, id, finished.token);
-    }
-    const takenIds = Array.isArray(taken) ? (taken as string[]) : [];
-    return { ok: true, next, foreignTaken: takenIds.some((jobId) => jobId !== next?.jobId) };
+    if (!Array.isArray(reply)) return { ok: true, next: undefined };
+    const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
+    return { ok: true, next: this.#toMessage(jobData, id, finished.token) };
   }
 
   /**
-   * Puts messages an earlier activation left taken but unfinished (its lock gone: it crashed or
-   * stepped down) back at the head of the mailbox, in their order, using BullMQ's stalled-job
-   * recovery. Only the grain's current owner calls this. Returns how many messages are still
-   * taken under a live lock (a previous activation whose lock has not expired yet).
+   * Puts messages earlier activations left taken but unfinished (they crashed, stepped down or
+   * were fenced out) back at the head of the mailbox, in their order. Only the grain's current
+   * owner calls this, before it takes anything. A lock held by a silo that is gone (or by this
+   * silo's own earlier activation) is released first; while any other lock is live, nothing moves
+   * (its holder may still acknowledge, and order needs all of them back together).
    */
-  async recoverStalled(isStale: (lockToken: string) => Promise<boolean>): Promise<number> {
+  async recoverTaken(isStale: (lockToken: string) => Promise<boolean>): Promise<{ moved: number; locked: number }> {
     const activeKey = this.#backend.toKey('active');
     const taken = await this.redis.lrange(activeKey, 0, -1);
-    if (taken.length === 0) return 0;
+    if (taken.length === 0) return { moved: 0, locked: 0 };
     const client = await this.#backend.client;
-    // A lock held by a silo that is gone (or by this silo's own earlier, failed activation) will
-    // never be released by its holder: release it now instead of waiting for it to expire.
     for (const jobId of taken) {
       const lockKey = this.#backend.toKey(`${jobId}:lock`);
       const token = await this.redis.get(lockKey);
@@ -160,17 +178,8 @@ export class GrainMailbox {
         await this.#backend.execCommand(client, 'releaseLock', [lockKey, token, 0]);
       }
     }
-    // BullMQ's script works in two passes (mark, then move what is still unlocked), fenced by a
-    // check key that lives `stalledInterval` ms: 1 ms here, as the owner runs both passes itself.
-    for (let pass = 0; pass < 2; pass++) {
-      if (pass > 0) await new Promise((resolve) => setTimeout(resolve, 2));
-      const args = (this.#backend as unknown as { moveStalledJobsToWaitArgs(): (string | number)[] }).moveStalledJobsToWaitArgs();
-      const n = args.length;
-      args[n - 4] = MAX_STALLED_RECOVERIES;
-      args[n - 1] = 1;
-      await this.#backend.execCommand(client, 'moveStalledJobsToWait', args);
-    }
-    return this.redis.llen(activeKey);
+    const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''))) as [number, number];
+    return { moved, locked };
   }
 
   async extendLock(message: MailboxMessage, durationMs: number): Promise<boolean> {

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { moveToActive } from 'bullmq/dist/esm/scripts/moveToActive-11.js';
 import { moveToFinished } from 'bullmq/dist/esm/scripts/moveToFinished-14.js';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { openRedis, type RedisConnectionInput } from '../redis/connection.ts';
 
 /**
- * The connection a silo commits turns on: one MULTI per message, holding our fenced state commit
- * and BullMQ's own moveToFinished script (its compiled source, as BullMQ ships it).
+ * The connection a silo commits turns on: one MULTI per batch of turns, holding our fenced state
+ * commit and BullMQ's own moveToFinished and moveToActive scripts (its compiled source, as BullMQ ships it).
  *
  * Why a connection of its own: ioredis copies every script defined on a connection onto each
  * MULTI it builds, and BullMQ defines dozens on the connection its backend manages. Measured, that
@@ -16,9 +16,17 @@ export function openTurnConnection(input: RedisConnectionInput, name: string): R
   const redis = openRedis(input, name);
   redis.defineCommand('moveToFinished', { numberOfKeys: moveToFinished.keys, lua: moveToFinished.content });
   redis.defineCommand('moveToActive', { numberOfKeys: moveToActive.keys, lua: moveToActive.content });
-  redis.defineCommand('commitTurn', {
-    numberOfKeys: 4,
-    lua: readFileSync(new URL('../storage/lua/commitTurn-4.lua', import.meta.url), 'utf8'),
-  });
+  // A variable number of keys (one lock per message of a batch): the count is passed first.
+  redis.defineCommand('commitTurns', { lua: readFileSync(new URL('../storage/lua/commitTurns.lua', import.meta.url), 'utf8') });
   return redis;
 }
+
+type Arg = string | number | Buffer;
+
+/** A MULTI on the turn connection, with the scripts defined there. */
+export type TurnTransaction = ChainableCommander & {
+  /** commitTurns.lua: the number of keys first, then its keys and arguments. */
+  commitTurns(numberOfKeys: number, ...keysAndArgs: Arg[]): ChainableCommander;
+  moveToFinished(...keysAndArgs: unknown[]): ChainableCommander;
+  moveToActive(...keysAndArgs: unknown[]): ChainableCommander;
+};

@@ -10,6 +10,7 @@ export const DEFAULT_COLLECTION_AGE_MS = 15 * 60_000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000;
 export const DEFAULT_MISSED_HEARTBEATS_LIMIT = 5;
 export const DEFAULT_MAX_MESSAGE_ATTEMPTS = 3;
+export const DEFAULT_TURN_BATCH_SIZE = 16;
 
 /** Options of `Silo.start`. Only `grains` is required. */
 export interface SiloOptions {
@@ -31,6 +32,13 @@ export interface SiloOptions {
   supervision?: Partial<SupervisionSettings>;
   /** Attempts a message gets when its processing kills or hangs its activation, before it is dead-lettered. Default 3. */
   maxMessageAttempts?: number;
+  /**
+   * Most messages a busy grain takes and commits in one step (one Redis round trip). Each message
+   * is still its own turn, run alone and in order; their state changes and acknowledgements commit
+   * together, and replies go out after the commit. A grain with nothing queued behind a message
+   * takes just that one. 1 turns batching off. Default 16.
+   */
+  turnBatchSize?: number;
   /** Membership heartbeat interval (ms). Default 2 000. */
   heartbeatIntervalMs?: number;
   /** Heartbeats a silo may miss before the others declare it dead and take its grains over. Default 5 (10 s). */
@@ -58,6 +66,7 @@ export interface ResolvedSiloOptions {
   placement: PlacementStrategy;
   lockDurationMs: number;
   maxMessageAttempts: number;
+  turnBatchSize: number;
   supervision: SupervisionSettings;
   heartbeatIntervalMs: number;
   missedHeartbeatsLimit: number;
@@ -87,6 +96,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     lockDurationMs: positive('lockDurationMs', options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS),
     supervision: resolveSupervision(options.supervision ?? {}),
     maxMessageAttempts: positive('maxMessageAttempts', options.maxMessageAttempts ?? DEFAULT_MAX_MESSAGE_ATTEMPTS),
+    turnBatchSize: batchSize(options.turnBatchSize ?? DEFAULT_TURN_BATCH_SIZE),
     heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
     missedHeartbeatsLimit: positive('missedHeartbeatsLimit', options.missedHeartbeatsLimit ?? DEFAULT_MISSED_HEARTBEATS_LIMIT),
     askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),
@@ -101,6 +111,14 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
 
 function positive(name: string, value: number): number {
   return positiveOption(`Silo option ${name}`, value);
+}
+
+/** A batch of 1 to 1,000 messages: a MULTI of more holds Redis for too long. */
+function batchSize(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 1_000) {
+    throw new TypeError(`Silo option turnBatchSize must be an integer from 1 to 1000, got ${String(value)}`);
+  }
+  return value;
 }
 
 function resolveSupervision(given: Partial<SupervisionSettings>): SupervisionSettings {

@@ -143,6 +143,7 @@ export class Silo {
             subscriptions: runtime.subscriptions,
             lockDurationMs: resolved.lockDurationMs,
             maxMessageAttempts: resolved.maxMessageAttempts,
+            turnBatchSize: resolved.turnBatchSize,
             deadLetters: runtime.deadLetters,
             isStaleLock: async (token: string) => {
               const holder = GrainMailbox.tokenSilo(token);

@@ -33,6 +33,14 @@ export const GrainStateCodec = {
     return state;
   },
 
+  /** What to write to go from one snapshot to another (a batch of turns, committed together). */
+  between(from: StateSnapshot, to: StateSnapshot): StateChanges {
+    const set: [string, string][] = [];
+    for (const [field, text] of to) if (from.get(field) !== text) set.push([field, text]);
+    const remove = [...from.keys()].filter((field) => !to.has(field));
+    return { set, remove, snapshot: to };
+  },
+
   /** What changed between the committed snapshot and the state a turn left. */
   diff(snapshot: StateSnapshot, state: object, grain: string): StateChanges {
     if (typeof state !== 'object' || state === null || Array.isArray(state)) {

@@ -60,6 +60,8 @@ export const Attr = {
   outcome: 'redgrain.message.outcome',
   stateFieldsWritten: 'redgrain.state.fields_written',
   stateFieldsRemoved: 'redgrain.state.fields_removed',
+  /** On a state commit: how many messages' turns it commits (0 outside a message). */
+  batchSize: 'redgrain.state.batch_size',
   deactivationReason: 'redgrain.deactivation.reason',
 } as const;
 

@@ -1,0 +1,32 @@
+--[[
+  Puts the messages left taken in a grain's mailbox (by activations that crashed, stepped down or
+  were fenced out) back at the head of the mailbox, in their order, once none of them is locked.
+
+  Why not BullMQ's moveStalledJobsToWait: it reads the taken messages from a Redis set, whose
+  order is not theirs (a set of numeric ids comes back sorted, so pushing them back one by one
+  leaves the newest first). A batch of turns leaves several messages taken, and their order is
+  the grain's order.
+
+  KEYS[1] the mailbox's active list (BullMQ takes with RPOPLPUSH wait -> active: newest first)
+  KEYS[2] the mailbox's wait list (taken from the right)
+  ARGV[1] the mailbox's job key prefix (`<prefix>:<queue>:`)
+
+  Returns {moved, locked}: how many messages went back, and how many are still locked (then
+  nothing moves: a live holder may still acknowledge them, and order needs all of them back).
+]]
+local taken = redis.call('LRANGE', KEYS[1], 0, -1)
+local locked = 0
+for _, jobId in ipairs(taken) do
+  if redis.call('EXISTS', ARGV[1] .. jobId .. ':lock') == 1 then
+    locked = locked + 1
+  end
+end
+if locked > 0 or #taken == 0 then
+  return {0, locked}
+end
+-- Newest first onto the end taken next: the oldest ends up at the head.
+for _, jobId in ipairs(taken) do
+  redis.call('RPUSH', KEYS[2], jobId)
+end
+redis.call('DEL', KEYS[1])
+return {#taken, 0}
