@@ -11,6 +11,11 @@
   KEYS[2] the mailbox's wait list (taken from the right)
   ARGV[1] the mailbox's job key prefix (`<prefix>:<queue>:`)
 
+  A crash counts a delivery attempt (BullMQ's `ats`, which every take increments) only against the
+  oldest message put back: the first of the interrupted batch, the one certain to have started.
+  The others may never have run, so their take is not counted; the owner then takes them one at a
+  time, so a poison message among them is counted from its next crash on, alone.
+
   Returns {moved, locked}: how many messages went back, and how many are still locked (then
   nothing moves: a live holder may still acknowledge them, and order needs all of them back).
 ]]
@@ -24,9 +29,13 @@ end
 if locked > 0 or #taken == 0 then
   return {0, locked}
 end
--- Newest first onto the end taken next: the oldest ends up at the head.
-for _, jobId in ipairs(taken) do
+-- Newest first onto the end taken next: the oldest (the last) ends up at the head.
+for i, jobId in ipairs(taken) do
   redis.call('RPUSH', KEYS[2], jobId)
+  local jobKey = ARGV[1] .. jobId
+  if i < #taken and tonumber(redis.call('HGET', jobKey, 'ats') or '0') > 0 then
+    redis.call('HINCRBY', jobKey, 'ats', -1)
+  end
 end
 redis.call('DEL', KEYS[1])
 return {#taken, 0}
