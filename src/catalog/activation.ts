@@ -4,15 +4,15 @@ import type { GrainId } from '../grain/grain-id.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import { GrainMailbox, type MailboxMessage, type Taken } from '../mailbox/grain-mailbox.ts';
-import type { TurnTransaction } from '../mailbox/turn-connection.ts';
-import { asEnvelope, newCorrelationId, type MessageEnvelope } from '../messaging/envelope.ts';
+import { asEnvelope, newCorrelationId } from '../messaging/envelope.ts';
 import { GrainStateCodec, type StateChanges, type StateSnapshot } from '../storage/grain-state.ts';
 import { Attr, SpanNames } from '../telemetry/semantics.ts';
-import { contextWith, markFailed, startGrainSpan, startTurn, type TurnTrace } from '../telemetry/tracing.ts';
+import { contextWith, markFailed, startGrainSpan, startTurn } from '../telemetry/tracing.ts';
 import type { ActivationHost } from './activation-host.ts';
 import type { TimerTick } from './grain-timers.ts';
 import { ActivationContext, type TurnState } from './activation-context.ts';
 import { deadLetter, invoke, runOnce, type HandlerTurn, type TurnResult } from './handler-invoker.ts';
+import { endTurn, queueCommit, startCommitSpan, type BatchTurn } from './turn-commit.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
 export class GrainActivationError extends Error {
@@ -20,16 +20,6 @@ export class GrainActivationError extends Error {
     super(original instanceof Error ? original.message : String(original), { cause: original });
     this.name = original instanceof Error ? original.name : 'Error';
   }
-}
-
-/** One message's turn within a batch, until the batch commits. */
-interface BatchTurn {
-  message: MailboxMessage;
-  envelope: MessageEnvelope | undefined;
-  method: string;
-  trace: TurnTrace | undefined;
-  result: TurnResult;
-  startedAt: number;
 }
 
 /** Lifecycle of one activation, as in Orleans. */
@@ -81,7 +71,7 @@ export class Activation {
   constructor(
     readonly id: GrainId,
     readonly type: GrainType,
-    private readonly host: ActivationHost,
+    readonly host: ActivationHost,
   ) {
     this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.turns, host.keys, id, `${host.siloId}:${id.tag}`, host.lockDurationMs);
     this.#context = new ActivationContext(this, host, this.#turnState, () => this.#tickDue());
@@ -267,24 +257,16 @@ export class Activation {
    */
   async #commitOutsideMessage(changes: StateChanges, parent: Context): Promise<unknown> {
     if (changes.set.length === 0 && changes.remove.length === 0) return 1;
-    const span = this.#startCommitSpan(parent, changes, 0);
+    const span = startCommitSpan(this, parent, changes, 0);
     try {
       const tx = this.mailbox.transaction();
-      this.#queueCommit(tx, changes, [], []);
+      queueCommit(tx, this, changes, [], []);
       const [[error, code] = [null, 0]] = (await tx.exec()) ?? [];
       if (error !== null) throw error;
       return code;
     } finally {
       span.end();
     }
-  }
-
-  #startCommitSpan(parent: Context, changes: StateChanges, messages: number) {
-    return startGrainSpan(SpanNames.stateCommit(this.id.type), this.id, this.host.siloId, parent, {
-      [Attr.stateFieldsWritten]: changes.set.length,
-      [Attr.stateFieldsRemoved]: changes.remove.length,
-      [Attr.batchSize]: messages,
-    });
   }
 
   async #drain(): Promise<void> {
@@ -371,11 +353,11 @@ export class Activation {
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
     const changes = only ?? GrainStateCodec.between(this.#snapshot, working);
     const last = turns[turns.length - 1];
-    const commit = last?.trace === undefined ? undefined : this.#startCommitSpan(last.trace.context, changes, turns.length);
+    const commit = last?.trace === undefined ? undefined : startCommitSpan(this, last.trace.context, changes, turns.length);
     const take = this.#takeCount();
     const token = messages[0]?.token ?? '';
     const tx = this.mailbox.transaction();
-    this.#queueCommit(tx, changes, messages, turns.flatMap((turn) => turn.result.idempotent ?? []));
+    queueCommit(tx, this, changes, messages, turns.flatMap((turn) => turn.result.idempotent ?? []));
     turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
     this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
     let replies: [Error | null, unknown][];
@@ -383,7 +365,7 @@ export class Activation {
       replies = (await tx.exec()) ?? [];
     } finally {
       commit?.end();
-      for (const turn of turns) this.#endTurn(turn);
+      for (const turn of turns) endTurn(this, turn);
       this.held = [];
     }
     const [commitError, commitCode] = replies[0] ?? [new Error('no reply to commit'), undefined];
@@ -456,42 +438,9 @@ export class Activation {
     return { message, envelope, method, trace, result, startedAt };
   }
 
-  /** Closes a turn's span and records its metrics, once its batch is committed (or failed to). */
-  #endTurn({ trace, method, result, startedAt, envelope }: BatchTurn): void {
-    const failed = result.outcome.target === 'failed';
-    if (trace !== undefined) {
-      trace.span.setAttribute(Attr.outcome, result.outcome.target);
-      if (failed) markFailed(trace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
-      trace.span.end();
-    }
-    const errorType = result.error instanceof Error ? result.error.name : undefined;
-    this.host.metrics.turnFinished(this.id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (envelope?.t ?? startedAt), errorType);
-  }
-
   /** What a handler runs against: `snapshot` is the state its failure rolls back to. */
   #handlerTurn(snapshot: StateSnapshot): HandlerTurn {
     return { id: this.id, type: this.type, host: this.host, grain: this.#grain as Grain<object>, snapshot, correlationId: this.#turnState.correlationId };
-  }
-
-  /** Queues the fenced state commit of `messages` (none for a commit outside a message). */
-  #queueCommit(tx: TurnTransaction, changes: StateChanges, messages: readonly MailboxMessage[], records: NonNullable<TurnResult['idempotent']>[]): void {
-    const keys = this.host.keys;
-    const lockKeys = messages.map((message) => this.mailbox.lockKey(message));
-    tx.commitTurns(
-      2 + lockKeys.length + records.length,
-      keys.directory(this.id),
-      keys.state(this.id),
-      ...lockKeys,
-      ...records.map((record) => record.key),
-      this.host.siloId,
-      this.epoch,
-      messages[0]?.token ?? '',
-      lockKeys.length,
-      changes.set.length,
-      ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
-      ...changes.set.flat(),
-      ...changes.remove,
-    );
   }
 
   /** Drops the activation without writing anything (its silo was declared dead). */

@@ -1,0 +1,80 @@
+import type { Context } from '@opentelemetry/api';
+import type { GrainId } from '../grain/grain-id.ts';
+import type { GrainMailbox, MailboxMessage } from '../mailbox/grain-mailbox.ts';
+import type { TurnTransaction } from '../mailbox/turn-connection.ts';
+import type { MessageEnvelope } from '../messaging/envelope.ts';
+import type { StateChanges } from '../storage/grain-state.ts';
+import { Attr, SpanNames } from '../telemetry/semantics.ts';
+import { markFailed, startGrainSpan, type TurnTrace } from '../telemetry/tracing.ts';
+import type { ActivationHost } from './activation-host.ts';
+import type { TurnResult } from './handler-invoker.ts';
+
+/*
+ * The commit side of an activation's turns: the fenced MULTI that writes a batch's state with its
+ * acknowledgements, its span, and closing each turn once its batch is committed.
+ */
+
+/** One message's turn within a batch, until the batch commits. */
+export interface BatchTurn {
+  message: MailboxMessage;
+  envelope: MessageEnvelope | undefined;
+  method: string;
+  trace: TurnTrace | undefined;
+  result: TurnResult;
+  startedAt: number;
+}
+
+/** The activation that commits: its grain, its fence (silo and epoch) and its mailbox. */
+export interface Committer {
+  readonly id: GrainId;
+  readonly epoch: string;
+  readonly mailbox: GrainMailbox;
+  readonly host: ActivationHost;
+}
+
+/** Queues the fenced state commit of `messages` (none for a commit outside a message) on `tx`. */
+export function queueCommit(
+  tx: TurnTransaction,
+  { id, epoch, mailbox, host }: Committer,
+  changes: StateChanges,
+  messages: readonly MailboxMessage[],
+  records: readonly NonNullable<TurnResult['idempotent']>[],
+): void {
+  const lockKeys = messages.map((message) => mailbox.lockKey(message));
+  tx.commitTurns(
+    2 + lockKeys.length + records.length,
+    host.keys.directory(id),
+    host.keys.state(id),
+    ...lockKeys,
+    ...records.map((record) => record.key),
+    host.siloId,
+    epoch,
+    messages[0]?.token ?? '',
+    lockKeys.length,
+    changes.set.length,
+    ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
+    ...changes.set.flat(),
+    ...changes.remove,
+  );
+}
+
+/** The span of one commit, committing `messages` turns (0 outside a message). */
+export function startCommitSpan({ id, host }: Committer, parent: Context, changes: StateChanges, messages: number) {
+  return startGrainSpan(SpanNames.stateCommit(id.type), id, host.siloId, parent, {
+    [Attr.stateFieldsWritten]: changes.set.length,
+    [Attr.stateFieldsRemoved]: changes.remove.length,
+    [Attr.batchSize]: messages,
+  });
+}
+
+/** Closes a turn's span and records its metrics, once its batch is committed (or failed to). */
+export function endTurn({ id, host }: Committer, { trace, method, result, startedAt, envelope }: BatchTurn): void {
+  const failed = result.outcome.target === 'failed';
+  if (trace !== undefined) {
+    trace.span.setAttribute(Attr.outcome, result.outcome.target);
+    if (failed) markFailed(trace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
+    trace.span.end();
+  }
+  const errorType = result.error instanceof Error ? result.error.name : undefined;
+  host.metrics.turnFinished(id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (envelope?.t ?? startedAt), errorType);
+}
