@@ -1,5 +1,5 @@
 /**
- * The benchmark suite: `npm run bench` (about 3 minutes; run it alone, not beside the tests).
+ * The benchmark suite: `npm run bench` (about 3.5 minutes; run it alone, not beside the tests).
  *
  * Measures the raw substrate first (an awaited Redis round trip, a raw BullMQ one-queue
  * concurrency-1 drain, raw BullMQ add -> process latency), then redgrain on the same private
