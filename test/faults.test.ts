@@ -166,6 +166,18 @@ describe('silo failures', () => {
   });
 });
 
+/** Waits for the poison message to reach the dead letters; returns them all. */
+function poisonDeadLettered(client: GrainClient) {
+  return waitFor(
+    'the poison message to be dead-lettered',
+    async () => {
+      const list = await client.deadLetters.list();
+      return list.length > 0 ? list : undefined;
+    },
+    { timeoutMs: 45_000 },
+  );
+}
+
 describe('poison messages', () => {
   it('a message that kills its silo is retried in place a bounded number of times, then dead-lettered; the grain goes on', async () => {
     await withFaultCluster('poison', 3, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' }, async ({ cluster, redis, client }) => {
@@ -174,14 +186,7 @@ describe('poison messages', () => {
       await probe.send('crash');
       await probe.send('hit', 'a', 1);
       await probe.send('hit', 'a', 2);
-      const letters = await waitFor(
-        'the poison message to be dead-lettered',
-        async () => {
-          const list = await client.deadLetters.list();
-          return list.length > 0 ? list : undefined;
-        },
-        { timeoutMs: 45_000 },
-      );
+      const letters = await poisonDeadLettered(client);
       expect(letters).toHaveLength(1);
       expect(letters[0]).toMatchObject({ grainType: 'Probe', grainKey: 'poisoned', method: 'crash', attempts: 2 });
       expect(letters[0]?.reason).toContain('killed or hung the activation 2 times');
@@ -213,14 +218,7 @@ describe('poison messages', () => {
       await probe.send('crash');
       await probe.send('hit', 'a', 3);
       await probe.send('hit', 'a', 4);
-      const letters = await waitFor(
-        'the poison message to be dead-lettered',
-        async () => {
-          const list = await client.deadLetters.list();
-          return list.length > 0 ? list : undefined;
-        },
-        { timeoutMs: 45_000 },
-      );
+      const letters = await poisonDeadLettered(client);
       expect(await probe.ask('count')).toBe(5);
       expect(letters.map((letter) => letter.method)).toEqual(['crash']);
       expect(letters[0]?.attempts).toBe(2);
@@ -242,12 +240,9 @@ describe('hangs', () => {
       await probe.send('hit', 'a', 1);
       await hung.exited; // killed by its own watchdog, long before the 10-minute block ends
       expect(hung.logs).toContain('event loop blocked past the watchdog deadline');
-      const letters = await waitFor('the hanging message to be dead-lettered', async () => {
-        const list = await client.deadLetters.list();
-        return list.length > 0 ? list : undefined;
-    });
-    expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
-    expect(await probe.ask('count')).toBe(2);
+      const letters = await poisonDeadLettered(client);
+      expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
+      expect(await probe.ask('count')).toBe(2);
     });
   });
 });
