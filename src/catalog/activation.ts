@@ -339,7 +339,11 @@ export class Activation {
     try {
       for (const message of messages) {
         // Abandoned meanwhile (its silo was declared dead): nothing may be written.
-        if (this.status === 'invalid') return [];
+        if (this.status === 'invalid') {
+          for (const turn of turns) turn.trace?.span.end();
+          this.held = [];
+          return [];
+        }
         const turn = await this.#runMessage(message, working, kept);
         if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
         if (this.#singleTakes > 0) this.#singleTakes -= 1;

@@ -171,11 +171,11 @@ export class GrainMailbox {
     const taken = await this.redis.lrange(activeKey, 0, -1);
     if (taken.length === 0) return { moved: 0, locked: 0 };
     const client = await this.#backend.client;
-    for (const jobId of taken) {
-      const lockKey = this.#backend.toKey(`${jobId}:lock`);
-      const token = await this.redis.get(lockKey);
+    const lockKeys = taken.map((jobId) => this.#backend.toKey(`${jobId}:lock`));
+    const tokens = await this.redis.mget(lockKeys);
+    for (const [i, token] of tokens.entries()) {
       if (token !== null && (await isStale(token))) {
-        await this.#backend.execCommand(client, 'releaseLock', [lockKey, token, 0]);
+        await this.#backend.execCommand(client, 'releaseLock', [lockKeys[i], token, 0]);
       }
     }
     const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''))) as [number, number];
