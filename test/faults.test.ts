@@ -106,12 +106,13 @@ describe('silo failures', () => {
       const { owner: victim, other: survivor } = await placed({ cluster, redis, client }, key);
       // The first message holds the grain while ten queue behind it, so they are taken in batches;
       // seq 6 hangs on its first attempt, with the messages before it in its batch run but not committed.
-      await probe.send('hitSlowOnce', 'b', 0, 1_000);
+      const startedKey = probeKey(cluster.keyPrefix, 'started');
+      await probe.send('hitSlowOnce', 'b', 0, 2_000);
+      await waitFor('seq 0 to start', async () => ((await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|0|`)) ? true : undefined));
       for (let seq = 1; seq <= 10; seq++) {
         if (seq === 6) await probe.send('hitSlowOnce', 'b', 6, 60_000);
         else await probe.send('hit', 'b', seq);
       }
-      const startedKey = probeKey(cluster.keyPrefix, 'started');
       await waitFor('seq 6 to start', async () => ((await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|6|`)) ? true : undefined), {
         timeoutMs: 20_000,
       });
@@ -212,7 +213,11 @@ describe('poison messages', () => {
       // batch with messages before and after it. The crash is counted against the first of that
       // batch only (certain to have started); the rest, the poison message among them, go back
       // uncounted and run one at a time, so the poison message is counted from its second crash.
-      await probe.send('hitSlowOnce', 'a', 0, 1_000);
+      // The rest are sent once the first has started: it was taken alone, then the next one is,
+      // and the four behind that (a2, the poison message, a3, a4) make one batch.
+      await probe.send('hitSlowOnce', 'a', 0, 2_000);
+      const startedKey = probeKey(cluster.keyPrefix, 'started');
+      await waitFor('the first message to start', async () => ((await redis.llen(startedKey)) > 0 ? true : undefined));
       await probe.send('hit', 'a', 1);
       await probe.send('hit', 'a', 2);
       await probe.send('crash');
