@@ -86,7 +86,7 @@ try {
   // ---- redgrain ----------------------------------------------------------------------------
   const keyPrefix = prefix();
   const client = await connect({ redis: server.url, keyPrefix });
-  // Hot grain drain with batching off: one message per turn commit (turnBatchSize 1).
+  // Hot grain drain with batching off (the default): one message per turn commit.
   {
     const kp = prefix();
     const c = await connect({ redis: server.url, keyPrefix: kp });
@@ -104,14 +104,14 @@ try {
     await c.close();
   }
   // Hot grain drain: messages queued while no silo runs, then one silo drains them (batches of
-  // up to 16, the default).
+  // up to 16, opt-in).
   {
     const parking = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error' });
     await parking.stop();
     const hot = client.getGrain(Counter, 'hot');
     for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, () => hot.send('add', 1)));
     const start = performance.now();
-    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error' });
+    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error', turnBatchSize: 16 });
     const total = await hot.ask('get'); // queued behind the N adds
     const rate = N / (since(start) / 1_000);
     if (total !== N) throw new Error(`hot grain counted ${total}, expected ${N}`);

@@ -100,7 +100,7 @@ describe('silo failures', () => {
   });
 
   it('kill -9 mid-batch: the uncommitted batch runs again on the survivor, in order, and state counts each message once', async () => {
-    await withFaultCluster('kill-batch', 2, {}, async ({ cluster, redis, client }) => {
+    await withFaultCluster('kill-batch', 2, { REDGRAIN_TURN_BATCH_SIZE: '16' }, async ({ cluster, redis, client }) => {
       const key = 'batch-victim';
       const probe = client.getGrain(Probe, key);
       const { owner: victim, other: survivor } = await placed({ cluster, redis, client }, key);
@@ -207,7 +207,7 @@ describe('poison messages', () => {
   });
 
   it('a poison message in the middle of a batch takes none of its batch to the dead letters', async () => {
-    await withFaultCluster('poison-batch', 4, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' }, async ({ cluster, redis, client }) => {
+    await withFaultCluster('poison-batch', 4, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2', REDGRAIN_TURN_BATCH_SIZE: '16' }, async ({ cluster, redis, client }) => {
       const probe = client.getGrain(Probe, 'poisoned-batch');
       // The first message holds the grain while the rest queue, so the poison message is taken in a
       // batch with messages before and after it. The crash is counted against the first of that
