@@ -294,14 +294,15 @@ export class Activation {
   }
 
   /**
-   * When a stale activation holds an earlier message, gives the taken messages back to the head
-   * of the mailbox and recovers first, so order holds; otherwise returns them to be processed.
+   * When another activation holds a message too (a stale one, or one that let go of its own),
+   * lets go of the taken messages and recovers first: recovery puts everything taken back in the
+   * order it was taken, so order holds. Otherwise returns them to be processed.
    */
   async #unlessForeignTaken(taken: Taken): Promise<MailboxMessage[]> {
     this.#waiting = taken.waiting;
     if (!taken.foreignTaken) return taken.messages;
     this.host.log.warn('an earlier message is held by a stale activation; waiting for it', { grain: this.id.toString() });
-    if (taken.messages.length > 0) await this.mailbox.giveBack(taken.messages);
+    if (taken.messages.length > 0) await this.mailbox.release(taken.messages);
     this.#recoverFirst = true;
     return [];
   }

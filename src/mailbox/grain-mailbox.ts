@@ -128,12 +128,17 @@ export class GrainMailbox {
   }
 
   /**
-   * Gives taken messages back to the head of the mailbox, unprocessed and in their order: the
-   * owner found an earlier message in a stale activation's hands, and that one must run first.
+   * Lets go of taken messages without moving them: the owner found a message taken by a stale
+   * activation next to them. They stay in the active list, unlocked, and the next recovery moves
+   * everything taken back to the head in one step, in the order it was taken. (Giving them back
+   * one by one would race the stale activation giving back its own: whichever pushed last would
+   * run first, newer messages before older.)
    */
-  async giveBack(messages: readonly MailboxMessage[]): Promise<void> {
-    // Each goes back to the head: the newest first, so the oldest ends up in front.
-    for (const message of [...messages].reverse()) await this.#backend.moveJobFromActiveToWait(message.jobId, message.token);
+  async release(messages: readonly MailboxMessage[]): Promise<void> {
+    const client = await this.#backend.client;
+    await Promise.all(
+      messages.map((message) => this.#backend.execCommand(client, 'releaseLock', [this.lockKey(message), message.token, 0])),
+    );
   }
 
   /**
