@@ -86,7 +86,7 @@ try {
   // ---- redgrain ----------------------------------------------------------------------------
   const keyPrefix = prefix();
   const client = await connect({ redis: server.url, keyPrefix });
-  // Hot grain drain with batching off (the default): one message per turn commit.
+  // Hot grain drain with batching off (turnBatchSize 1): one message per turn commit.
   {
     const kp = prefix();
     const c = await connect({ redis: server.url, keyPrefix: kp });
@@ -104,7 +104,7 @@ try {
     await c.close();
   }
   // Hot grain drain: messages queued while no silo runs, then one silo drains them (batches of
-  // up to 16, opt-in).
+  // up to 16, the default).
   {
     const parking = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error' });
     await parking.stop();

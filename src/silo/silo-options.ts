@@ -10,8 +10,7 @@ export const DEFAULT_COLLECTION_AGE_MS = 15 * 60_000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000;
 export const DEFAULT_MISSED_HEARTBEATS_LIMIT = 5;
 export const DEFAULT_MAX_MESSAGE_ATTEMPTS = 3;
-/** Batching is opt-in for now: the chaos suite still finds order inversions with it (see README). */
-export const DEFAULT_TURN_BATCH_SIZE = 1;
+export const DEFAULT_TURN_BATCH_SIZE = 16;
 
 /** Options of `Silo.start`. Only `grains` is required. */
 export interface SiloOptions {
@@ -37,7 +36,7 @@ export interface SiloOptions {
    * Most messages a busy grain takes and commits in one step (one Redis round trip). Each message
    * is still its own turn, run alone and in order; their state changes and acknowledgements commit
    * together, and replies go out after the commit. A grain with nothing queued behind a message
-   * takes just that one. Default 1 (off): experimental, see the README.
+   * takes just that one. 1 turns batching off. Default 16.
    */
   turnBatchSize?: number;
   /** Membership heartbeat interval (ms). Default 2 000. */
