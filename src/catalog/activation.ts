@@ -54,10 +54,11 @@ export class Activation {
   #stopFetching = false;
   #deactivation: Promise<void> | undefined;
   /**
-   * Messages an earlier activation left taken must go back to the head of the mailbox before this
-   * one takes any: set for a new activation, and by a recover wake-up from a fenced one.
+   * Messages another activation left taken must go back to the head of the mailbox before this
+   * one processes any: set when a take finds such a message (a new activation learns it from its
+   * first take, which reads the taken list anyway), and by a recover wake-up from a fenced one.
    */
-  #recoverFirst = true;
+  #recoverFirst = false;
   #recoveryRetry: NodeJS.Timeout | undefined;
   /** Messages waiting when this activation last took: the size of its next take. */
   #waiting = 0;
@@ -301,7 +302,9 @@ export class Activation {
   async #unlessForeignTaken(taken: Taken): Promise<MailboxMessage[]> {
     this.#waiting = taken.waiting;
     if (!taken.foreignTaken) return taken.messages;
-    this.host.log.warn('an earlier message is held by a stale activation; waiting for it', { grain: this.id.toString() });
+    // Normal after a takeover (what the previous activation held), rare otherwise (a stale one
+    // still taking): either way recovery puts all of it back in order.
+    this.host.log.debug('messages taken by another activation; recovering them first', { grain: this.id.toString() });
     if (taken.messages.length > 0) await this.mailbox.release(taken.messages);
     this.#recoverFirst = true;
     return [];
