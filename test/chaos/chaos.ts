@@ -91,9 +91,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     for (const sender of senders) sender.stop();
     await Promise.all(running);
+    // Every poison message burns out into the dead letters (healthy bystanders may join them, so
+    // count the poison messages themselves, not the stream's length).
+    const letters = (senders[0] as Sender).client.deadLetters;
     const deadLetters = await waitUntil(async () => {
-      const n = await observer.xlen(`${cluster!.keyPrefix}:deadletters`);
-      return n >= poisoned ? n : undefined;
+      const list = await letters.list(10_000);
+      return list.filter((letter) => letter.method === 'crash').length >= poisoned ? list.length : undefined;
     }, 60_000);
     const report = await verify(senders, grainKeys).catch(async (error: unknown) => {
       log(`verification failed: ${String(error)}\n${await diagnose(observer, cluster!, grainKeys)}`);
