@@ -173,9 +173,21 @@ export class Catalog {
   async #activate(activation: Activation, recorded: Promise<void>): Promise<void> {
     const { directory, membership, locator } = this.deps;
     const siloId = this.#host.siloId;
-    await recorded;
-    let claim = await directory.claim(activation.id, siloId);
+    // The claim and the state read go out behind the silo's grain-set record on one connection, so
+    // Redis runs them in that order (recorded, then claimed, then read) in one round trip.
+    const claiming = directory.claim(activation.id, siloId);
+    claiming.catch(() => undefined);
+    activation.prefetch();
+    try {
+      await recorded;
+    } catch (error) {
+      const first = await claiming.catch(() => undefined);
+      if (first?.claimed) await directory.release(activation.id, siloId, first.epoch).catch(() => false);
+      throw error;
+    }
+    let claim = await claiming;
     if (!claim.claimed) {
+      activation.dropPrefetch();
       this.#host.metrics.directoryConflict(activation.id.type);
       // Held by this silo without a live activation here (a previous one failed): take it back.
       // Held by a silo that no longer takes wake-ups: it is gone, supersede it.
