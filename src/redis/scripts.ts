@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 /**
  * Registers redgrain's Lua scripts on a connection (ioredis `defineCommand` runs them by EVALSHA
@@ -21,9 +21,8 @@ const SCRIPTS = {
 type ScriptName = keyof typeof SCRIPTS;
 type ScriptArg = string | number | Buffer;
 
-/** The registered scripts, callable on a connection or queued on a pipeline / MULTI. */
+/** The registered scripts, callable on a connection. */
 export type ScriptCommands = { [K in ScriptName]: (...keysAndArgs: ScriptArg[]) => Promise<unknown> };
-export type ScriptPipeline = { [K in ScriptName]: (...keysAndArgs: ScriptArg[]) => ChainableCommander };
 
 const registered = new WeakSet<Redis>();
 
@@ -38,6 +37,3 @@ export function registerScripts(redis: Redis): Redis & ScriptCommands {
   return redis as Redis & ScriptCommands;
 }
 
-export function withScripts(pipeline: ChainableCommander): ChainableCommander & ScriptPipeline {
-  return pipeline as ChainableCommander & ScriptPipeline;
-}
