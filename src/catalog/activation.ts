@@ -63,9 +63,9 @@ export class Activation {
   /** Messages waiting when this activation last took: the size of its next take. */
   #waiting = 0;
   /**
-   * Messages to take one at a time: those just put back after a crash. A crash counts a delivery
-   * attempt against every message taken, so a redelivered message runs alone, and a poison message
-   * among them is isolated instead of taking the rest of its batch to the dead letters.
+   * Messages to take one at a time: those just put back after a crash. Recovery charges the crash
+   * to the first of them only (see recoverTaken-2.lua), so each of the others must run alone: a
+   * poison message among them then crashes alone and is counted, and its batch-mates are not.
    */
   #singleTakes = 0;
   /** The state read (and the mailbox's event cap) sent right behind the claim; see `prefetch`. */
@@ -357,24 +357,26 @@ export class Activation {
     this.heldSince = Date.now();
     const turns: BatchTurn[] = [];
     /** Outcomes of idempotency keys decided in this batch, not yet committed. */
-    const kept = new Map<string, string>();
+    const decided = new Map<string, string>();
     let working = this.#snapshot;
+    const drop = () => {
+      for (const turn of turns) turn.trace?.span.end();
+      this.held = [];
+    };
     try {
       for (const message of messages) {
         // Abandoned meanwhile (its silo was declared dead): nothing may be written.
         if (this.status === 'invalid') {
-          for (const turn of turns) turn.trace?.span.end();
-          this.held = [];
+          drop();
           return [];
         }
-        const turn = await this.#runMessage(message, working, kept);
+        const turn = await this.#runMessage(message, working, decided);
         if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
         if (this.#singleTakes > 0) this.#singleTakes -= 1;
         turns.push(turn);
       }
     } catch (error) {
-      for (const turn of turns) turn.trace?.span.end();
-      this.held = [];
+      drop();
       throw error;
     }
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
@@ -422,7 +424,7 @@ export class Activation {
   }
 
   /** Runs one message's handler against the state as the batch left it so far. */
-  async #runMessage(message: MailboxMessage, snapshot: StateSnapshot, kept: Map<string, string>): Promise<BatchTurn> {
+  async #runMessage(message: MailboxMessage, snapshot: StateSnapshot, decided: Map<string, string>): Promise<BatchTurn> {
     const startedAt = Date.now();
     this.lastActiveAt = startedAt;
     const envelope = asEnvelope(message.data);
@@ -454,7 +456,7 @@ export class Activation {
       this.#turnState.reminderTick = envelope.rt;
       this.#turnState.trace = trace;
       try {
-        const run = () => runOnce(this.#handlerTurn(snapshot), envelope, kept);
+        const run = () => runOnce(this.#handlerTurn(snapshot), envelope, decided);
         result = trace === undefined ? await run() : await otelContext.with(trace.context, run);
       } finally {
         this.#turnState.correlationId = '';

@@ -26,10 +26,10 @@ const packer = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
 const packOptions = (options: object): Buffer => packer.pack(options);
 
 /**
- * Messages taken in one step, oldest first. `foreignTaken`: another message is taken too. Only
- * the owner takes messages, so that one was taken by a stale activation (a paused silo that had not
- * yet learned it lost the grain): it is earlier in the mailbox, and must run before these.
- * `waiting`: how many were still waiting right after the take.
+ * Messages taken in one step, oldest first. `foreignTaken`: another message is taken too, left by
+ * an activation that crashed or was fenced out, or taken by a stale one (a paused silo that had not
+ * yet learned it lost the grain). Then these must not run before everything taken is back in order
+ * (see `release` and `recoverTaken`). `waiting`: how many were still waiting right after the take.
  */
 export interface Taken {
   messages: MailboxMessage[];
@@ -115,8 +115,7 @@ export class GrainMailbox {
     for (let i = from; i < from + count; i++) {
       const [jobData, id] = raw2NextJobData(replies[i]?.[1] as unknown[]) as [JobJson | null | undefined, string | undefined];
       const message = this.#toMessage(jobData, id, token);
-      if (message === undefined) break;
-      messages.push(message);
+      if (message !== undefined) messages.push(message);
     }
     const ours = new Set(messages.map((message) => message.jobId));
     const active = (replies[from + count]?.[1] ?? []) as string[];
