@@ -86,35 +86,34 @@ try {
   // ---- redgrain ----------------------------------------------------------------------------
   const keyPrefix = prefix();
   const client = await connect({ redis: server.url, keyPrefix });
-  // Hot grain drain with batching off (turnBatchSize 1): one message per turn commit.
-  {
-    const kp = prefix();
-    const c = await connect({ redis: server.url, keyPrefix: kp });
+  /**
+   * Hot grain drain: N messages queued to one grain while no silo runs, then one silo (with this
+   * `turnBatchSize`) drains them. Returns the rate and the running silo.
+   */
+  const drainHot = async (c: typeof client, kp: string, turnBatchSize: number) => {
     const parking = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error' });
     await parking.stop();
     const hot = c.getGrain(Counter, 'hot');
     for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, () => hot.send('add', 1)));
     const start = performance.now();
-    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error', turnBatchSize: 1 });
-    const total = await hot.ask('get');
+    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error', turnBatchSize });
+    const total = await hot.ask('get'); // queued behind the N adds
     const rate = N / (since(start) / 1_000);
     if (total !== N) throw new Error(`hot grain counted ${total}, expected ${N}`);
+    return { rate, silo, hot };
+  };
+  // Batching off: one message per turn commit.
+  {
+    const kp = prefix();
+    const c = await connect({ redis: server.url, keyPrefix: kp });
+    const { rate, silo } = await drainHot(c, kp, 1);
     record('hotDrainUnbatchedPerSec', 'hot grain drain, batching off (turnBatchSize 1)', rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
     await silo.stop();
     await c.close();
   }
-  // Hot grain drain: messages queued while no silo runs, then one silo drains them (batches of
-  // up to 16, the default).
+  // Batches of up to 16 (the default); the same silo and grain serve the measures after it.
   {
-    const parking = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error' });
-    await parking.stop();
-    const hot = client.getGrain(Counter, 'hot');
-    for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, () => hot.send('add', 1)));
-    const start = performance.now();
-    const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix, logLevel: 'error', turnBatchSize: 16 });
-    const total = await hot.ask('get'); // queued behind the N adds
-    const rate = N / (since(start) / 1_000);
-    if (total !== N) throw new Error(`hot grain counted ${total}, expected ${N}`);
+    const { rate, silo, hot } = await drainHot(client, keyPrefix, 16);
     record('hotDrainPerSec', 'hot grain drain, state committed with every message (batches of ≤ 16)', rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
 
     // send throughput (enqueue rate from one client, 64 in flight)
