@@ -370,6 +370,8 @@ export class Activation {
           drop();
           return [];
         }
+        // Stopping: commit the turns that ran and hand back, in order, those that did not start.
+        if (this.status === 'deactivating') break;
         const turn = await this.#runMessage(message, working, decided);
         if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
         if (this.#singleTakes > 0) this.#singleTakes -= 1;
@@ -379,6 +381,16 @@ export class Activation {
       drop();
       throw error;
     }
+    const unstarted = messages.slice(turns.length);
+    if (turns.length === 0) {
+      try {
+        await this.mailbox.handBack(unstarted);
+      } finally {
+        this.held = [];
+      }
+      return [];
+    }
+    const ran = messages.slice(0, turns.length);
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
     const changes = only ?? GrainStateCodec.between(this.#snapshot, working);
     const last = turns[turns.length - 1];
@@ -386,7 +398,7 @@ export class Activation {
     const take = this.#takeCount();
     const token = messages[0]?.token ?? '';
     const tx = this.mailbox.transaction();
-    queueCommit(tx, this, changes, messages, turns.flatMap((turn) => turn.result.idempotent ?? []));
+    queueCommit(tx, this, changes, ran, turns.flatMap((turn) => turn.result.idempotent ?? []));
     turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
     this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
     let replies: [Error | null, unknown][];
@@ -419,6 +431,15 @@ export class Activation {
     this.#snapshot = working;
     for (const { envelope, result } of turns) {
       if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
+    }
+    if (unstarted.length > 0) {
+      this.held = unstarted;
+      try {
+        await this.mailbox.handBack(unstarted);
+      } finally {
+        this.held = [];
+      }
+      return [];
     }
     return this.#unlessForeignTaken(this.mailbox.readTake(replies, 1 + turns.length, Math.max(0, take - 1), token, next));
   }

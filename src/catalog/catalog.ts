@@ -47,7 +47,9 @@ export interface CatalogDeps {
 export class Catalog {
   readonly #activations = new Map<string, Activation>();
   readonly #host: ActivationHost;
-  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #idleSweep: NodeJS.Timeout;
+  /** Renews the locks of long turns; runs until the last turn has committed or been handed back. */
+  readonly #lockRenewal: NodeJS.Timeout;
   readonly #supervisor: ActivationSupervisor;
   readonly #retries = new Set<NodeJS.Timeout>();
   /** Consecutive Redis failures per grain, for backoff; cleared when the grain activates. */
@@ -74,8 +76,8 @@ export class Catalog {
       ...deps.registry.names().map((name) => deps.registry.get(name)?.collectionAgeMs ?? Infinity),
     );
     const sweepEvery = Math.max(50, Math.min(shortestAge / 4, 60_000));
-    this.#timers.push(setInterval(() => this.#collectIdle(), sweepEvery).unref());
-    this.#timers.push(setInterval(() => this.#renewLocks(), Math.max(50, settings.lockDurationMs / 3)).unref());
+    this.#idleSweep = setInterval(() => this.#collectIdle(), sweepEvery).unref();
+    this.#lockRenewal = setInterval(() => this.#renewLocks(), Math.max(50, settings.lockDurationMs / 3)).unref();
   }
 
   get size(): number {
@@ -155,19 +157,24 @@ export class Catalog {
   /** Stops creating activations and deactivates every one, handing queued work to other silos. */
   async deactivateAll(): Promise<void> {
     this.#stopping = true;
-    for (const timer of this.#timers) clearInterval(timer);
+    clearInterval(this.#idleSweep);
     for (const timer of this.#retries) clearTimeout(timer);
-    // Activations being created finish, then hand themselves over (they see #stopping).
-    await Promise.all(this.#creating);
-    const all = [...this.#activations.values()];
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < all.length) {
-        const activation = all[next++] as Activation;
-        await this.#deactivateAndHandOver(activation);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.settings.shutdownConcurrency, all.length) }, worker));
+    try {
+      // Activations being created finish, then hand themselves over (they see #stopping).
+      await Promise.all(this.#creating);
+      const all = [...this.#activations.values()];
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < all.length) {
+          const activation = all[next++] as Activation;
+          await this.#deactivateAndHandOver(activation);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.settings.shutdownConcurrency, all.length) }, worker));
+    } finally {
+      // Only now: a turn still running when the stop began keeps its locks until it commits.
+      clearInterval(this.#lockRenewal);
+    }
   }
 
   async #activate(activation: Activation, recorded: Promise<void>): Promise<void> {
@@ -286,7 +293,8 @@ export class Catalog {
    */
   abandonAll(): void {
     this.#stopping = true;
-    for (const timer of this.#timers) clearInterval(timer);
+    clearInterval(this.#idleSweep);
+    clearInterval(this.#lockRenewal);
     for (const timer of this.#retries) clearTimeout(timer);
     for (const activation of this.#activations.values()) activation.abandon();
     this.#activations.clear();

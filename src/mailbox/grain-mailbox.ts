@@ -182,8 +182,20 @@ export class GrainMailbox {
         await this.#backend.execCommand(client, 'releaseLock', [lockKeys[i], token, 0]);
       }
     }
-    const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''))) as [number, number];
+    const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''), '0')) as [number, number];
     return { moved, locked };
+  }
+
+  /**
+   * Gives back messages this activation took but did not start (its silo is stopping): they go
+   * back to the head of the mailbox in their order, and their takes are not counted as attempts.
+   * Should another activation hold a message too, they stay taken, unlocked, for the owner's
+   * recovery to put back in order with the rest.
+   */
+  async handBack(messages: readonly MailboxMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.release(messages);
+    await this.redis.recoverTaken(this.#backend.toKey('active'), this.#backend.toKey('wait'), this.#backend.toKey(''), '1');
   }
 
   async extendLock(message: MailboxMessage, durationMs: number): Promise<boolean> {

@@ -10,6 +10,8 @@
   KEYS[1] the mailbox's active list (BullMQ takes with RPOPLPUSH wait -> active: newest first)
   KEYS[2] the mailbox's wait list (taken from the right)
   ARGV[1] the mailbox's job key prefix (`<prefix>:<queue>:`)
+  ARGV[2] '1' when the messages were handed back unstarted by a stopping activation: then no take
+          is counted, the oldest's neither
 
   A crash counts a delivery attempt (BullMQ's `ats`, which every take increments) only against the
   oldest message put back: the first of the interrupted batch, the one certain to have started.
@@ -33,7 +35,7 @@ end
 for i, jobId in ipairs(taken) do
   redis.call('RPUSH', KEYS[2], jobId)
   local jobKey = ARGV[1] .. jobId
-  if i < #taken and tonumber(redis.call('HGET', jobKey, 'ats') or '0') > 0 then
+  if (i < #taken or ARGV[2] == '1') and tonumber(redis.call('HGET', jobKey, 'ats') or '0') > 0 then
     redis.call('HINCRBY', jobKey, 'ats', -1)
   end
 end

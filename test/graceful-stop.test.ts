@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { connect, Grain, Silo, type GrainClient } from 'redgrain';
+import { LogRecorder } from './support/log-recorder.ts';
+import { freshPrefix } from './support/prefix.ts';
+
+/** How long each turn takes; longer than the lock, so a batch outlives it unless renewed. */
+const TURN_MS = 800;
+const LOCK_MS = 1_000;
+
+/** Every handler run in this process, in order, and who is waiting to hear of the next start. */
+const runs: number[] = [];
+const startWaiters = new Map<number, () => void>();
+
+function started(n: number): Promise<void> {
+  return new Promise((resolve) => startWaiters.set(n, resolve));
+}
+
+/** A grain whose turns are slow: each records that it ran (an effect outside its state). */
+class SlowStep extends Grain<{ done: number[] }> {
+  static readonly type = 'SlowStep';
+  initialState() {
+    return { done: [] as number[] };
+  }
+  async step(n: number) {
+    runs.push(n);
+    startWaiters.get(n)?.();
+    await new Promise((resolve) => setTimeout(resolve, TURN_MS));
+    this.state.done.push(n);
+  }
+  async done() {
+    return this.state.done;
+  }
+}
+
+/**
+ * `silo.stop()` in the middle of a batch of long turns: the turn in progress finishes and commits
+ * with the turns before it (its locks renewed until then, though the batch outlives the lock), and
+ * the turns that did not start are handed back in order to the other silo. Every handler runs once.
+ */
+describe('graceful stop', () => {
+  const keyPrefix = freshPrefix('stop');
+  const logA = new LogRecorder();
+  const logB = new LogRecorder();
+  let client: GrainClient;
+  let silos: Silo[] = [];
+
+  beforeAll(async () => {
+    // A silo has hosted the type (so clients may address it); none runs while the backlog builds.
+    await (await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [SlowStep] })).stop();
+    client = await connect({ redis: inject('redisUrl'), keyPrefix });
+  });
+  afterAll(async () => {
+    await client?.close();
+    for (const silo of silos) await silo.stop();
+  });
+
+  it('commits the turns that ran, hands back those that did not start, and runs each once', async () => {
+    const grain = client.getGrain(SlowStep, 'batch');
+    for (let n = 1; n <= 7; n++) await grain.send('step', n);
+    const thirdStarted = started(3);
+    // The first take is one message (nothing was waiting before it); its commit takes the other 6.
+    const a = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [SlowStep], logger: logA, lockDurationMs: LOCK_MS });
+    silos.push(a);
+    const b = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [SlowStep], logger: logB, lockDurationMs: LOCK_MS });
+    silos.push(b);
+    await thirdStarted; // 1 ran alone; 2 ran and 3 is running, the second turn of the batch 2..7
+    await a.stop();
+    silos = silos.filter((silo) => silo !== a);
+    // a committed 2 and 3 before it stopped; 4..7 were handed back and ran on b, none twice.
+    expect(await grain.ask('done')).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(runs).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    logA.expectQuiet();
+    logB.expectQuiet();
+  });
+});
