@@ -58,7 +58,7 @@ describe('idempotency keys', () => {
 
   it('refuses a bad key and a bad window', async () => {
     const ledger = cluster.client.getGrain(Ledger, 'bad');
-    await expect(ledger.with({ idempotencyKey: '' }).send('credit', 'x', 1)).rejects.toThrow(/idempotency key/);
+    await expect(ledger.with({ idempotencyKey: '' }).send('credit', 'x', 1)).rejects.toThrow(/Invalid idempotencyKey: expected a non-empty string/);
     await expect(ledger.with({ idempotencyKey: 'k'.repeat(513) }).send('credit', 'x', 1)).rejects.toThrow(/at most 512/);
     await expect(connect({ redis: inject('redisUrl'), keyPrefix, idempotencyWindowMs: 0 })).rejects.toThrow(/idempotencyWindowMs/);
     log.expectQuiet([/handler failed/]);

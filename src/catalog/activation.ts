@@ -12,7 +12,7 @@ import type { ActivationHost } from './activation-host.ts';
 import type { TimerTick } from './grain-timers.ts';
 import { ActivationContext, type TurnState } from './activation-context.ts';
 import { deadLetter, invoke, runOnce, type HandlerTurn, type TurnResult } from './handler-invoker.ts';
-import { endTurn, queueCommit, startCommitSpan, type BatchTurn } from './turn-commit.ts';
+import { endTurn, queueCommit, readCommit, startCommitSpan, stepDownReason, type BatchTurn, type CommitOutcome } from './turn-commit.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
 export class GrainActivationError extends Error {
@@ -203,13 +203,13 @@ export class Activation {
     });
     const context = contextWith(span);
     this.#turnState.trace = { span, context, traceId: span.spanContext().traceId };
-    let code: unknown = 1;
+    let commit: CommitOutcome = { kind: 'committed' };
     let result: TurnResult | undefined;
     try {
       result = await otelContext.with(context, () =>
         invoke(this.#handlerTurn(this.#snapshot), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
       );
-      if (result.changes !== undefined) code = await this.#commitOutsideMessage(result.changes, context);
+      if (result.changes !== undefined) commit = await this.#commitOutsideMessage(result.changes, context);
     } finally {
       this.#turnState.correlationId = '';
       this.#turnState.trace = undefined;
@@ -220,8 +220,8 @@ export class Activation {
         this.host.metrics.turnFinished(this.id.type, tick.method, result.outcome.target === 'failed' ? 'failed' : 'completed', Date.now() - startedAt, 0);
       }
     }
-    if (code !== 1) {
-      this.#stepDown('another activation owns the grain', undefined);
+    if (commit.kind !== 'committed') {
+      this.#stepDown(stepDownReason(commit), undefined);
       return;
     }
     if (result.changes !== undefined) this.#snapshot = result.changes.snapshot;
@@ -251,8 +251,8 @@ export class Activation {
       if (grain !== undefined) {
         await otelContext.with(spanContext, () => grain.onDeactivate());
         const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
-        const code = await this.#commitOutsideMessage(changes, spanContext);
-        if (code !== 1) this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), code: Number(code) });
+        const commit = await this.#commitOutsideMessage(changes, spanContext);
+        if (commit.kind !== 'committed') this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), reason: stepDownReason(commit) });
       }
     } catch (error) {
       markFailed(span, error);
@@ -273,17 +273,16 @@ export class Activation {
 
   /**
    * Commits state changes made outside a message (a timer tick, onDeactivate), fenced by the
-   * activation's epoch. Resolves with the script's code: 1 when committed (or nothing to commit).
+   * activation's epoch (nothing to commit counts as committed).
    */
-  async #commitOutsideMessage(changes: StateChanges, parent: Context): Promise<unknown> {
-    if (changes.set.length === 0 && changes.remove.length === 0) return 1;
+  async #commitOutsideMessage(changes: StateChanges, parent: Context): Promise<CommitOutcome> {
+    if (changes.set.length === 0 && changes.remove.length === 0) return { kind: 'committed' };
     const span = startCommitSpan(this, parent, changes, 0);
     try {
       const tx = this.mailbox.transaction();
       queueCommit(tx, this, changes, [], []);
-      const [[error, code] = [null, 0]] = (await tx.exec()) ?? [];
-      if (error !== null) throw error;
-      return code;
+      const [reply = [new Error('no reply to the commit'), undefined]] = (await tx.exec()) ?? [];
+      return readCommit(reply);
     } finally {
       span.end();
     }
@@ -409,10 +408,9 @@ export class Activation {
       for (const turn of turns) endTurn(this, turn);
       this.held = [];
     }
-    const [commitError, commitCode] = replies[0] ?? [new Error('no reply to commit'), undefined];
-    if (commitError !== null) throw commitError;
-    if (commitCode !== 1) {
-      this.#stepDown(commitCode === -1 ? 'another activation owns the grain' : 'a message lock was lost', undefined);
+    const outcome = readCommit(replies[0] ?? [new Error('no reply to commit'), undefined]);
+    if (outcome.kind !== 'committed') {
+      this.#stepDown(stepDownReason(outcome), undefined);
       // The messages are back in the hands of the grain's owner: tell it to take them back now.
       this.host.wakeOwner(this.id, true);
       return [];

@@ -116,18 +116,21 @@ export class Catalog {
    * `!<tag>` also asks to take back messages a stale activation released.
    */
   wake(entry: string): Promise<void> {
-    const { tag, recover } = parseWakeEntry(entry);
+    const { tag: given, recover } = parseWakeEntry(entry);
+    // Entries come from Redis, where anyone with access may write anything: only the canonical
+    // tag of a valid grain id names an activation, so one grain never gets two.
+    let id: GrainId;
+    try {
+      id = GrainId.fromTag(given);
+    } catch (error) {
+      this.deps.log.warn('ignored a malformed wake-up', { tag: given, error: describeError(error) });
+      return Promise.resolve();
+    }
+    const tag = id.tag;
     const activation = this.#activations.get(tag);
     if (activation !== undefined) {
       if (activation.status === 'deactivating') activation.wokenWhileDeactivating = true;
       else activation.wake(recover);
-      return Promise.resolve();
-    }
-    let id: GrainId;
-    try {
-      id = GrainId.fromTag(tag);
-    } catch {
-      this.deps.log.warn('ignored a malformed wake-up', { tag });
       return Promise.resolve();
     }
     const type = this.deps.registry.get(id.type);
@@ -178,7 +181,7 @@ export class Catalog {
   }
 
   async #activate(activation: Activation, recorded: Promise<void>): Promise<void> {
-    const { directory, membership, locator } = this.deps;
+    const { directory, locator } = this.deps;
     const siloId = this.#host.siloId;
     // The claim and the state read go out behind the silo's grain-set record on one connection, so
     // Redis runs them in that order (recorded, then claimed, then read) in one round trip.
@@ -197,10 +200,11 @@ export class Catalog {
       activation.dropPrefetch();
       this.#host.metrics.directoryConflict(activation.id.type);
       // Held by this silo without a live activation here (a previous one failed): take it back.
-      // Held by a silo that no longer takes wake-ups: it is gone, supersede it.
-      // Held by a live silo: that silo processes the grain; pass the wake-up on.
+      // Held by a silo that no longer takes wake-ups, or that does not host the type (an entry
+      // no silo of ours wrote): no one will process it there, supersede it.
+      // Held by a live silo hosting the type: that silo processes the grain; pass the wake-up on.
       const owner = claim.owner;
-      if (owner !== siloId && takesWakeUps(await membership.status(owner)) && (await locator.notify(owner, activation.id))) {
+      if (owner !== siloId && (await this.#mayOwn(owner, activation.id.type)) && (await locator.notify(owner, activation.id))) {
         this.#dropUnclaimed(activation);
         return;
       }
@@ -217,6 +221,12 @@ export class Catalog {
       return;
     }
     activation.wake();
+  }
+
+  /** Whether a silo can own a grain of `type`: it takes wake-ups and hosts the type. */
+  async #mayOwn(siloId: string, type: string): Promise<boolean> {
+    const record = await this.deps.membership.record(siloId);
+    return record !== undefined && takesWakeUps(record.status) && record.types.includes(type);
   }
 
   /** Releases the claim of an activation that failed, then retries it later or suspends the grain. */

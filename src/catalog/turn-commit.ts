@@ -42,10 +42,11 @@ export function queueCommit(
 ): void {
   const lockKeys = messages.map((message) => mailbox.lockKey(message));
   tx.commitTurns(
-    2 + lockKeys.length + records.length,
+    2 + 2 * lockKeys.length + records.length,
     host.keys.directory(id),
     host.keys.state(id),
     ...lockKeys,
+    ...messages.map((message) => mailbox.jobKey(message)),
     ...records.map((record) => record.key),
     host.siloId,
     epoch,
@@ -56,6 +57,46 @@ export function queueCommit(
     ...changes.set.flat(),
     ...changes.remove,
   );
+}
+
+/** What the fenced commit answered (commitTurns.lua); anything but `committed` wrote nothing. */
+export type CommitOutcome =
+  | { kind: 'committed' }
+  | { kind: 'fenced' }
+  | { kind: 'lockLost' }
+  | { kind: 'refused'; reason: string };
+
+/** Reads the commit's reply in a MULTI: a Redis error is thrown, a refusal is returned. */
+export function readCommit([error, code]: [Error | null, unknown]): CommitOutcome {
+  if (error !== null) throw error;
+  switch (code) {
+    case 1:
+      return { kind: 'committed' };
+    case -1:
+      return { kind: 'fenced' };
+    case -2:
+      return { kind: 'lockLost' };
+    case -3:
+      return { kind: 'refused', reason: 'a message of the batch no longer exists' };
+    case -4:
+      return { kind: 'refused', reason: 'malformed commit arguments' };
+    case -5:
+      return { kind: 'refused', reason: 'Redis refused the write (out of memory?)' };
+    default:
+      return { kind: 'refused', reason: `unexpected commit reply ${JSON.stringify(code)}` };
+  }
+}
+
+/** Why an activation whose commit was not `committed` steps down. */
+export function stepDownReason(outcome: Exclude<CommitOutcome, { kind: 'committed' }>): string {
+  switch (outcome.kind) {
+    case 'fenced':
+      return 'another activation owns the grain';
+    case 'lockLost':
+      return 'a message lock was lost';
+    default:
+      return `commit refused: ${outcome.reason}`;
+  }
 }
 
 /** The span of one commit, committing `messages` turns (0 outside a message). */

@@ -2,6 +2,8 @@ import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
 import { closeRedis, DEFAULT_REDIS_URL, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
 import { openRuntime } from '../redis/runtime.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
+import { ErrorClassRegistry } from '../errors/error-converter.ts';
+import type { ErrorClass } from '../grain/grain.ts';
 import { GrainClient } from './grain-client.ts';
 
 export const DEFAULT_ASK_TIMEOUT_MS = 30_000;
@@ -41,6 +43,12 @@ export interface ConnectOptions {
   idempotencyWindowMs?: number;
   /** Where new activations go when this client's message is the first to reach a grain (random). */
   placement?: PlacementStrategy;
+  /**
+   * Your own error classes: when a handler throws one, `ask` rejects with an instance of it (found
+   * by its `name`, with its message, code and primitive fields) instead of RemoteGrainError. A grain
+   * class's `static errors` are registered too when you call `getGrain` with it.
+   */
+  errors?: readonly ErrorClass[];
 }
 
 /**
@@ -54,6 +62,8 @@ export interface ConnectOptions {
  */
 export async function connect(options: ConnectOptions = {}): Promise<GrainClient> {
   const input = options.redis ?? defaultRedis();
+  const errorClasses = new ErrorClassRegistry();
+  errorClasses.register(options.errors);
   const runtime = await openRuntime({
     input,
     keyPrefix: options.keyPrefix ?? defaultKeyPrefix(),
@@ -76,6 +86,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     redisTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
     maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     idempotencyWindowMs: positiveOption('idempotencyWindowMs', options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
+    errorClasses,
     openSubscriber: () => openRedis(input, 'redgrain:client:replies', 'subscriber'),
     dispose: () => closeRedis(runtime.redis),
   });

@@ -7,19 +7,32 @@ import {
   ClosedError,
   describeError,
   GrainTypeNotRegisteredError,
+  InvalidOptionError,
   MailboxFullError,
   PayloadTooLargeError,
   RedgrainError,
   RedisUnavailableError,
+  UnknownMethodError,
 } from '../errors/errors.ts';
 import { waitReadyWithin } from '../redis/runtime.ts';
 import { GrainId } from '../grain/grain-id.ts';
-import { grainTypeName, mailboxLimits } from '../grain/grain-type.ts';
+import { grainTypeName, handlerNames, mailboxLimits } from '../grain/grain-type.ts';
 import type { Grain, GrainClass, MailboxLimits } from '../grain/grain.ts';
 import type { MembershipTable } from '../membership/membership-table.ts';
 import type { DeadLetter, DeadLetterStore } from '../mailbox/dead-letters.ts';
-import { asEnvelope, newCorrelationId, type MessageEnvelope, type ReplyMessage } from '../messaging/envelope.ts';
-import { errorToData } from '../errors/error-converter.ts';
+import {
+  asEnvelope,
+  isCorrelationId,
+  isIdempotencyKey,
+  isMethodName,
+  MAX_CORRELATION_ID_LENGTH,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  newCorrelationId,
+  preview,
+  type MessageEnvelope,
+  type ReplyMessage,
+} from '../messaging/envelope.ts';
+import { errorToData, type ErrorClassRegistry } from '../errors/error-converter.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
 import { matchSegments, patternSegments, topicSegments } from '../pubsub/topic-pattern.ts';
 import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
@@ -35,6 +48,9 @@ interface Call {
   idempotencyKey: string | undefined;
   trace: CallTrace;
 }
+
+/** Longest timer Node keeps (about 24.8 days); a longer `ask` timeout would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How many subscribers a publish enqueues for at once. */
 const PUBLISH_CONCURRENCY = 64;
@@ -67,6 +83,8 @@ export interface ClientRuntime {
   maxPayloadBytes: number;
   /** How long a message's outcome is kept for its idempotency key (ms). */
   idempotencyWindowMs: number;
+  /** The application's error classes, rebuilt as themselves when a handler throws one. */
+  errorClasses: ErrorClassRegistry;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
   openSubscriber(): Redis;
   /** Releases what this client owns. */
@@ -84,6 +102,8 @@ export class GrainClient implements MessageSender {
   readonly #order = new CallOrder();
   /** Mailbox bounds of the types this client has references to. */
   readonly #limits = new Map<string, Required<MailboxLimits>>();
+  /** Handlers of the types this client holds the class of: a message for another method is refused here. */
+  readonly #handlers = new Map<string, ReadonlySet<string>>();
   #replies: ReplyListener | undefined;
   #subscriber: Redis | undefined;
   /** The connection that hears published topics, once `subscribe` is used. */
@@ -98,12 +118,15 @@ export class GrainClient implements MessageSender {
     const type = grainTypeName(cls);
     const limits = mailboxLimits(cls);
     if (limits !== undefined) this.#limits.set(type, limits);
+    this.#handlers.set(type, handlerNames(cls));
+    this.runtime.errorClasses.register(cls.errors);
     return new GrainReference<G>(this, GrainId.of(type, key));
   }
 
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
     const place = this.#order.place(grain.tag);
     try {
+      this.#checkMethod(grain, method);
       const call = this.#startCall('send', grain, method, options);
       try {
         await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, undefined, {}, place);
@@ -120,42 +143,58 @@ export class GrainClient implements MessageSender {
   async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> {
     // The place is taken when the call is made: the reply subscription below may take a while.
     const place = this.#order.place(grain.tag);
-    let reply: Promise<unknown>;
-    let call: Call;
+    let call: Call | undefined;
     try {
+      this.#checkMethod(grain, method);
       const replies = await this.#replyListener();
       const requestId = replies.nextRequestId();
       const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
-      reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
       call = this.#startCall('ask', grain, method, options);
+      const reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
+      const delivered = this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, { c: this.id, i: requestId }, {}, place);
+      // The timeout (or a close) ends the wait even while the enqueue is still in flight; what the
+      // enqueue does after that no longer concerns the caller.
+      delivered.catch(() => undefined);
       try {
-        await this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, { c: this.id, i: requestId }, {}, place);
+        await Promise.race([delivered, reply]);
       } catch (error) {
         replies.cancel(requestId);
-        endCall(call.trace.span, error);
         throw error;
       }
-    } finally {
-      place.done();
-    }
-    try {
       const value = await reply;
       endCall(call.trace.span);
       return value;
     } catch (error) {
-      endCall(call.trace.span, error);
+      if (call !== undefined) endCall(call.trace.span, error);
       throw error;
+    } finally {
+      place.done();
     }
+  }
+
+  /**
+   * Refuses a method name no grain can handle (untyped callers), and one the grain's class does not
+   * handle when this client holds the class: nothing is enqueued.
+   */
+  #checkMethod(grain: GrainId, method: unknown): asserts method is string {
+    const handlers = this.#handlers.get(grain.type);
+    if (!isMethodName(method) || (handlers !== undefined && !handlers.has(method))) throw new UnknownMethodError(grain.type, method);
   }
 
   /** Resolves the call's correlation id (option, baggage, or new) and opens its span. */
   #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): Call {
-    const { idempotencyKey } = options;
-    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0 || idempotencyKey.length > 512)) {
-      throw new TypeError(`An idempotency key must be a non-empty string of at most 512 characters, got ${JSON.stringify(idempotencyKey)}`);
+    const { idempotencyKey, correlationId: given, timeoutMs } = options;
+    if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
+      throw new InvalidOptionError('idempotencyKey', `a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${preview(idempotencyKey)}`);
+    }
+    if (given !== undefined && !isCorrelationId(given)) {
+      throw new InvalidOptionError('correlationId', `a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters, got ${preview(given)}`);
+    }
+    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
+      throw new InvalidOptionError('timeoutMs', `a positive number of milliseconds up to ${MAX_TIMER_MS}, got ${preview(timeoutMs)}`);
     }
     const parent = callerContext(options.traceContext);
-    const correlationId = options.correlationId ?? correlationFromContext(parent) ?? newCorrelationId();
+    const correlationId = given ?? correlationFromContext(parent) ?? newCorrelationId();
     return { correlationId, idempotencyKey, trace: startCall(kind, grain, method, correlationId, parent) };
   }
 
@@ -445,7 +484,7 @@ export class GrainClient implements MessageSender {
     if (this.#closed) throw new ClosedError('The client');
     if (this.#replies === undefined) {
       this.#subscriber = this.runtime.openSubscriber();
-      this.#replies = new ReplyListener(this.#subscriber, this.runtime.keys.replyChannel(this.id));
+      this.#replies = new ReplyListener(this.#subscriber, this.runtime.keys.replyChannel(this.id), this.runtime.errorClasses);
     }
     await this.#replies.ready(this.runtime.redisTimeoutMs);
     return this.#replies;

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { ClosedError, RedisUnavailableError } from '../errors/errors.ts';
-import { errorFromData } from '../errors/error-converter.ts';
+import { errorFromData, type ErrorClassRegistry } from '../errors/error-converter.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize } from '../messaging/serializer.ts';
 
@@ -25,6 +25,7 @@ export class ReplyListener {
   constructor(
     private readonly subscriber: Redis,
     private readonly channel: string,
+    private readonly errorClasses: ErrorClassRegistry,
   ) {}
 
   /**
@@ -68,13 +69,17 @@ export class ReplyListener {
 
   /** Waits for the reply to `requestId`, or rejects with `onTimeout()` after `timeoutMs`. */
   expect(requestId: string, timeoutMs: number, onTimeout: () => Error): Promise<unknown> {
-    return new Promise((resolve, reject) => {
+    const reply = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(requestId);
         reject(onTimeout());
       }, timeoutMs);
       this.#pending.set(requestId, { resolve, reject, timer });
     });
+    // It may settle (a timeout, a close) while its caller is still awaiting something else: that
+    // must never count as an unhandled rejection, which ends the process. The caller still sees it.
+    reply.catch(() => undefined);
+    return reply;
   }
 
   /** Forgets a request whose message could not be enqueued. */
@@ -93,6 +98,7 @@ export class ReplyListener {
     }
   }
 
+  /** Settles the ask a reply is for. Anyone who can publish on the channel can send anything: check it. */
   #settle(text: string): void {
     let reply: ReplyMessage;
     try {
@@ -100,6 +106,7 @@ export class ReplyListener {
     } catch {
       return;
     }
+    if (typeof reply !== 'object' || reply === null || typeof reply.i !== 'string' || (reply.ok && typeof reply.v !== 'string')) return;
     const pending = this.#pending.get(reply.i);
     if (pending === undefined) return; // timed out already, or a duplicate after redelivery
     this.#pending.delete(reply.i);
@@ -111,7 +118,7 @@ export class ReplyListener {
         pending.reject(error as Error);
       }
     } else {
-      pending.reject(errorFromData(reply.e));
+      pending.reject(errorFromData(reply.e, this.errorClasses));
     }
   }
 }

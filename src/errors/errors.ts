@@ -41,11 +41,15 @@ export class InvalidGrainKeyError extends RedgrainError {
 
 /** The message names a method the grain does not handle (only reachable from untyped callers). */
 export class UnknownMethodError extends RedgrainError {
+  readonly method: string;
+
   constructor(
     readonly grainType: string,
-    readonly method: string,
+    method: unknown,
   ) {
-    super('UNKNOWN_METHOD', `Grain type "${grainType}" has no handler "${method}"`);
+    const name = typeof method === 'string' ? (method.length > 100 ? `${method.slice(0, 100)}…` : method) : `(a ${typeof method}, not a method name)`;
+    super('UNKNOWN_METHOD', `Grain type "${grainType}" has no handler ${JSON.stringify(name)}`);
+    this.method = name;
   }
 }
 
@@ -162,6 +166,13 @@ export class MessageDeadLetteredError extends RedgrainError {
       'DEAD_LETTERED',
       `${grain}.${method} was dead-lettered after ${attempts} attempts: its processing kept killing or hanging the activation`,
     );
+  }
+}
+
+/** An option, a call option or a configuration value is malformed; the message names it. */
+export class InvalidOptionError extends RedgrainError {
+  constructor(option: string, expected: string) {
+    super('INVALID_OPTION', `Invalid ${option}: expected ${expected}`);
   }
 }
 

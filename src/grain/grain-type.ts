@@ -1,5 +1,6 @@
 import { InvalidGrainClassError } from '../errors/errors.ts';
 import { validateImplicitSubscriptions, type ImplicitSubscription } from '../pubsub/subscription-table.ts';
+import { MAX_METHOD_NAME_LENGTH } from '../messaging/envelope.ts';
 import { Grain, type GrainClass, type MailboxLimits } from './grain.ts';
 
 const LIFECYCLE = new Set(['constructor', 'initialState', 'onActivate', 'onDeactivate', 'getGrain']);
@@ -40,21 +41,35 @@ export function mailboxLimits(cls: GrainClass): Required<MailboxLimits> | undefi
   return { maxDepth: limits.maxDepth, overflow };
 }
 
+const AsyncFunction = (async () => undefined).constructor;
+const handlerCache = new WeakMap<GrainClass, ReadonlySet<string>>();
+
 /**
- * Describes a grain class. Handlers are the methods its own prototype chain defines below Grain,
- * except lifecycle hooks and names starting with `_` (TypeScript's `private` does not exist at run
- * time, so `_` is how a class keeps a helper method from being called as a message).
+ * The one definition of a handler, for the runtime, the client and (as closely as types can say
+ * it) `HandlerName`: a method declared `async` on the class's own prototype chain below Grain,
+ * except the lifecycle hooks and names starting with `_` (TypeScript's `private` does not exist at
+ * run time, so `_` is how a class keeps a helper method from being called as a message).
+ * Synchronous methods, getters and fields are never handlers.
  */
-export function describeGrainType(cls: GrainClass): GrainType {
-  const name = grainTypeName(cls);
+export function handlerNames(cls: GrainClass): ReadonlySet<string> {
+  const cached = handlerCache.get(cls);
+  if (cached !== undefined) return cached;
   const handlers = new Set<string>();
   for (let proto: object | null = cls.prototype; proto !== null && proto !== Grain.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
     for (const key of Object.getOwnPropertyNames(proto)) {
-      if (LIFECYCLE.has(key) || key.startsWith('_')) continue;
+      if (LIFECYCLE.has(key) || key.startsWith('_') || key.length > MAX_METHOD_NAME_LENGTH) continue;
       const descriptor = Object.getOwnPropertyDescriptor(proto, key);
-      if (descriptor !== undefined && typeof descriptor.value === 'function') handlers.add(key);
+      if (descriptor !== undefined && descriptor.value instanceof AsyncFunction) handlers.add(key);
     }
   }
+  handlerCache.set(cls, handlers);
+  return handlers;
+}
+
+/** Describes a grain class: its type name, its handlers (see `handlerNames`) and its options. */
+export function describeGrainType(cls: GrainClass): GrainType {
+  const name = grainTypeName(cls);
+  const handlers = handlerNames(cls);
   const age = cls.collectionAgeMs;
   if (age !== undefined && (!Number.isFinite(age) || age <= 0)) {
     throw new InvalidGrainClassError(`${name}.collectionAgeMs must be a positive number of milliseconds`);

@@ -191,7 +191,12 @@ export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) 
   readonly collectionAgeMs?: number;
   readonly mailbox?: MailboxLimits;
   readonly implicitSubscriptions?: readonly ImplicitSubscription[];
+  /** Error classes the grain's handlers throw: `ask` callers get them back as these classes. */
+  readonly errors?: readonly ErrorClass[];
 };
+
+/** A class of errors (extending Error) whose instances `ask` rebuilds as themselves. */
+export type ErrorClass = abstract new (...args: never[]) => Error;
 
 /**
  * A bound on a grain type's mailboxes: `static readonly mailbox = { maxDepth: 1_000 }`. When a

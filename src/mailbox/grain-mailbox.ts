@@ -231,6 +231,10 @@ export class GrainMailbox {
     return this.keys.jobLock(this.grain, message.jobId);
   }
 
+  jobKey(message: MailboxMessage): string {
+    return this.keys.job(this.grain, message.jobId);
+  }
+
   #nextToken(): string {
     this.#tokenSeq += 1;
     return `${this.tokenPrefix}:${this.#tokenSeq}`;

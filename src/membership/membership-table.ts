@@ -29,6 +29,22 @@ export class MembershipTable {
       .exec();
   }
 
+  /**
+   * Registers a running silo again whose record disappeared (deleted, flushed, lost in a failover):
+   * recreates it only while it is still missing, so a record written meanwhile (dead, left) wins.
+   * Returns whether it was recreated.
+   */
+  async rejoin(record: SiloRecord): Promise<boolean> {
+    if ((await this.redis.hsetnx(this.keys.siloInfo(record.id), 'id', record.id)) === 0) return false;
+    await this.redis
+      .multi()
+      .hset(this.keys.siloInfo(record.id), recordToHash(record))
+      .sadd(this.keys.silos(), record.id)
+      .sadd(this.keys.grainTypes(), ...record.types)
+      .exec();
+    return true;
+  }
+
   /** Records a heartbeat (Redis server time); returns the status forbidding it when the silo is dead or gone. */
   async heartbeat(siloId: string, activations: number): Promise<'ok' | 'dead' | 'left' | 'missing'> {
     return (await this.redis.heartbeat(this.keys.siloInfo(siloId), activations)) as 'ok' | 'dead' | 'left' | 'missing';
@@ -68,6 +84,11 @@ export class MembershipTable {
       .srem(this.keys.silos(), siloId)
       .del(this.keys.siloGrains(siloId), this.keys.siloTaking(siloId))
       .exec();
+  }
+
+  /** One silo's record, or undefined when it has none (never joined, expired, or deleted). */
+  async record(siloId: string): Promise<SiloRecord | undefined> {
+    return recordFromHash(await this.redis.hgetall(this.keys.siloInfo(siloId)));
   }
 
   async status(siloId: string): Promise<SiloStatus | undefined> {

@@ -39,17 +39,54 @@ export function newCorrelationId(): string {
   return randomUUID();
 }
 
+/** Longest handler method name a message may carry. */
+export const MAX_METHOD_NAME_LENGTH = 128;
+/** Longest correlation id. */
+export const MAX_CORRELATION_ID_LENGTH = 256;
+
+export function isMethodName(method: unknown): method is string {
+  return typeof method === 'string' && method.length > 0 && method.length <= MAX_METHOD_NAME_LENGTH && method.isWellFormed();
+}
+
+export function isCorrelationId(id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_CORRELATION_ID_LENGTH && id.isWellFormed();
+}
+
+/** A short, safe rendering of a value someone passed, for an error message. */
+export function preview(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  } catch {
+    text = typeof value;
+  }
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/** Longest idempotency key, in UTF-16 code units. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 512;
+
+export function isIdempotencyKey(key: unknown): key is string {
+  return typeof key === 'string' && key.length > 0 && key.length <= MAX_IDEMPOTENCY_KEY_LENGTH && key.isWellFormed();
+}
+
+/** A retention window Redis accepts as PX: whole milliseconds, at least 1. */
+export function isRetentionMs(ms: unknown): ms is number {
+  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms > 0;
+}
+
 /** Checks a job's data is an envelope this version understands; foreign jobs are refused. */
 export function asEnvelope(data: unknown): MessageEnvelope | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
   const e = data as Partial<MessageEnvelope>;
-  if (e.v !== 1 || typeof e.m !== 'string' || typeof e.a !== 'string' || typeof e.c !== 'string') {
+  if (e.v !== 1 || !isMethodName(e.m) || typeof e.a !== 'string' || !isCorrelationId(e.c)) {
     return undefined;
   }
   if (e.r !== undefined && (typeof e.r !== 'object' || typeof e.r.c !== 'string' || typeof e.r.i !== 'string')) {
     return undefined;
   }
-  if (e.i !== undefined && (typeof e.i !== 'object' || e.i === null || typeof e.i.k !== 'string' || typeof e.i.w !== 'number')) {
+  // The retention window becomes a PX in the turn's commit: a whole, positive number of ms.
+  if (e.i !== undefined && (typeof e.i !== 'object' || e.i === null || !isIdempotencyKey(e.i.k) || !isRetentionMs(e.i.w))) {
     return undefined;
   }
   // Trace fields are best-effort: malformed ones are dropped, the message is still delivered.

@@ -60,9 +60,14 @@ export class RedisKeys {
     return `${this.bullPrefix}:${this.queueName(grain)}:${part}`;
   }
 
+  /** The BullMQ hash of one job (message) in a grain's mailbox. */
+  job(grain: GrainId, jobId: string): string {
+    return `${this.bullPrefix}:${this.queueName(grain)}:${jobId}`;
+  }
+
   /** The BullMQ lock key of one job in a grain's mailbox. */
   jobLock(grain: GrainId, jobId: string): string {
-    return `${this.bullPrefix}:${this.queueName(grain)}:${jobId}:lock`;
+    return `${this.job(grain, jobId)}:lock`;
   }
 
   silos(): string {

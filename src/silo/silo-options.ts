@@ -1,6 +1,6 @@
 import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_IDEMPOTENCY_WINDOW_MS, positiveOption, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
 import { DEFAULT_SUPERVISION, type SupervisionSettings } from '../catalog/activation-supervisor.ts';
-import type { GrainClass } from '../grain/grain.ts';
+import type { ErrorClass, GrainClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
 import { DEFAULT_REDIS_URL, type RedisConnectionInput } from '../redis/connection.ts';
 import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
@@ -55,6 +55,8 @@ export interface SiloOptions {
   logLevel?: LogLevel;
   /** A logger to use instead of the built-in one. */
   logger?: Logger;
+  /** Your own error classes, rebuilt as themselves when a grain's `ask` gets one (see `connect`). */
+  errors?: readonly ErrorClass[];
 }
 
 export interface ResolvedSiloOptions {
@@ -77,6 +79,7 @@ export interface ResolvedSiloOptions {
   membershipRefreshMs: number;
   logLevel: LogLevel;
   logger: Logger | undefined;
+  errors: readonly ErrorClass[];
 }
 
 export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
@@ -106,6 +109,7 @@ export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
     logLevel: options.logLevel ?? parseLogLevel(process.env.REDGRAIN_LOG_LEVEL, 'info'),
     logger: options.logger,
+    errors: options.errors ?? [],
   };
 }
 

@@ -4,11 +4,12 @@ import type { Redis } from 'ioredis';
 import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
 import { GrainClient } from '../client/grain-client.ts';
 import { describeError } from '../errors/errors.ts';
+import { ErrorClassRegistry } from '../errors/error-converter.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { GrainTypeRegistry } from '../grain/grain-type.ts';
 import { GrainMailbox } from '../mailbox/grain-mailbox.ts';
 import { MembershipMonitor } from '../membership/membership-monitor.ts';
-import { takesWakeUps, type SiloStatus } from '../membership/silo-record.ts';
+import { takesWakeUps, type SiloRecord, type SiloStatus } from '../membership/silo-record.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import { closeRedis, openRedis } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
@@ -48,6 +49,8 @@ export class Silo {
   #resolveStopped: (reason: SiloStopReason) => void = () => undefined;
   /** Since when heartbeats have succeeded without a break (undefined while they fail). */
   #healthySince: number | undefined = Date.now();
+  #types: string[] = [];
+  readonly #startedAt = Date.now();
 
   private constructor(
     readonly id: string,
@@ -82,6 +85,9 @@ export class Silo {
   static async start(options: SiloOptions): Promise<Silo> {
     const resolved = resolveSiloOptions(options);
     const registry = new GrainTypeRegistry(resolved.grains);
+    const errorClasses = new ErrorClassRegistry();
+    errorClasses.register(resolved.errors);
+    for (const cls of resolved.grains) errorClasses.register(cls.errors);
     const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-');
     const id = resolved.siloId ?? `${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
     const log = withTraceFields(resolved.logger?.child({ silo: id }) ?? createLogger(resolved.logLevel, { silo: id }));
@@ -117,6 +123,7 @@ export class Silo {
         redisTimeoutMs: resolved.connectTimeoutMs,
         maxPayloadBytes: resolved.maxPayloadBytes,
         idempotencyWindowMs: resolved.idempotencyWindowMs,
+        errorClasses,
         openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, 'subscriber'),
         dispose: async () => undefined,
       });
@@ -226,18 +233,23 @@ export class Silo {
     return this.options;
   }
 
-  async #join(types: string[]): Promise<void> {
-    const now = Date.now();
-    await this.runtime.membership.join({
+  /** This silo's membership record as it is now. */
+  #record(): SiloRecord {
+    return {
       id: this.id,
       status: 'active',
       host: hostname(),
       pid: process.pid,
-      types,
-      startedAt: now,
-      heartbeatAt: now,
-      activations: 0,
-    });
+      types: this.#types,
+      startedAt: this.#startedAt,
+      heartbeatAt: Date.now(),
+      activations: this.catalog.size,
+    };
+  }
+
+  async #join(types: string[]): Promise<void> {
+    this.#types = types;
+    await this.runtime.membership.join(this.#record());
     await this.runtime.membership.heartbeat(this.id, 0);
     this.#status = 'active';
     this.inbox.start();
@@ -255,14 +267,26 @@ export class Silo {
   #beat(): void {
     this.runtime.membership
       .heartbeat(this.id, this.catalog.size)
-      .then((result) => {
+      .then(async (result) => {
         this.#healthySince ??= Date.now();
         if (result === 'dead' && this.#status !== 'dead') this.#die();
+        if (result === 'missing' && this.#status === 'active') await this.#rejoin();
       })
       .catch((error: unknown) => {
         this.#healthySince = undefined;
         this.log.warn('heartbeat failed', { error: describeError(error) });
       });
+  }
+
+  /**
+   * The silo's own record is gone (deleted, flushed, lost in a failover) while it runs: no sender
+   * would find it and no monitor would watch it. Register it again, as it is: its activations stay
+   * valid where the directory still names them, and commits are fenced where it does not.
+   */
+  async #rejoin(): Promise<void> {
+    if (await this.runtime.membership.rejoin(this.#record())) {
+      this.log.warn('this silo found its membership record missing and registered again', { types: this.#types.join(',') });
+    }
   }
 
   /**
@@ -305,7 +329,13 @@ export class Silo {
     const left = [...(await popAll(redis, keys.siloTaking(this.id))), ...(await popAll(redis, keys.siloInbox(this.id)))];
     for (const entry of new Set(left)) {
       const { tag, recover } = parseWakeEntry(entry);
-      const grain = GrainId.fromTag(tag);
+      let grain: GrainId;
+      try {
+        grain = GrainId.fromTag(tag);
+      } catch (error) {
+        this.log.warn('ignored a malformed wake-up', { tag, error: describeError(error) });
+        continue;
+      }
       await locator.wake(grain, await locator.locate(grain), this.id, recover);
     }
     await this.reminderService.close();

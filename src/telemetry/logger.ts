@@ -37,11 +37,26 @@ export function withTraceFields(logger: Logger): Logger {
   };
 }
 
+/** Longest string a log line carries per field: values can come from hostile input. */
+export const MAX_LOG_FIELD_LENGTH = 2_000;
+
+function clipped(fields: LogFields | undefined): LogFields | undefined {
+  if (fields === undefined) return undefined;
+  const out: LogFields = {};
+  for (const [name, value] of Object.entries(fields)) {
+    out[name] =
+      typeof value === 'string' && value.length > MAX_LOG_FIELD_LENGTH
+        ? `${value.slice(0, MAX_LOG_FIELD_LENGTH)}… (${value.length} characters)`
+        : value;
+  }
+  return out;
+}
+
 export function createLogger(level: LogLevel, base: LogFields = {}, write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
   const emit = (lvl: LogLevel, message: string, fields?: LogFields): void => {
     if (LOG_LEVELS.indexOf(lvl) < threshold) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...base, ...fields })}\n`);
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...base, ...clipped(fields) })}\n`);
   };
   return {
     debug: (m, f) => emit('debug', m, f),
