@@ -133,7 +133,7 @@ export class GrainClient implements MessageSender {
         endCall(call.trace.span);
       } catch (error) {
         endCall(call.trace.span, error);
-        throw error;
+        throw this.#closedOr(error);
       }
     } finally {
       place.done();
@@ -166,10 +166,15 @@ export class GrainClient implements MessageSender {
       return value;
     } catch (error) {
       if (call !== undefined) endCall(call.trace.span, error);
-      throw error;
+      throw this.#closedOr(error);
     } finally {
       place.done();
     }
+  }
+
+  /** A call that failed because the client was closed under it says so, whatever failed first. */
+  #closedOr(error: unknown): unknown {
+    return this.#closed && !(error instanceof RedgrainError) ? new ClosedError('The client') : error;
   }
 
   /**

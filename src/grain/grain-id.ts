@@ -27,6 +27,9 @@ export class GrainId {
     if (key.length > MAX_GRAIN_KEY_LENGTH) {
       throw new InvalidGrainKeyError(type, key, `a grain key must be at most ${MAX_GRAIN_KEY_LENGTH} characters`);
     }
+    if (!key.isWellFormed()) {
+      throw new InvalidGrainKeyError(type, key, 'a grain key must be well-formed UTF-16 (it has a lone surrogate)');
+    }
     return new GrainId(type, key);
   }
 

@@ -9,7 +9,13 @@ import { SerializationError } from '../errors/errors.ts';
  * are refused with a SerializationError instead of arriving as something else.
  */
 export function serialize(value: unknown, what: string): string {
-  const problem = findUnserializable(value, new Set());
+  let problem: string | undefined;
+  try {
+    problem = findUnserializable(value, new Set(), 0);
+  } catch (error) {
+    // A getter that throws, a Proxy trap, nesting deep enough to overflow the stack.
+    throw new SerializationError(what, error instanceof RangeError ? new Error('the value is nested too deeply') : error);
+  }
   if (problem !== undefined) throw new SerializationError(what, new Error(problem));
   try {
     return stringify(value);
@@ -18,11 +24,15 @@ export function serialize(value: unknown, what: string): string {
   }
 }
 
+/** Deepest nesting a serialized value may have (superjson recurses, and so does the reader). */
+const MAX_DEPTH = 256;
+
 export function deserialize(text: string): unknown {
   return parse(text);
 }
 
-function findUnserializable(value: unknown, seen: Set<object>): string | undefined {
+function findUnserializable(value: unknown, seen: Set<object>, depth: number): string | undefined {
+  if (depth > MAX_DEPTH) return `values nested deeper than ${MAX_DEPTH} levels cannot be serialized`;
   switch (typeof value) {
     case 'function':
       return 'functions cannot be serialized';
@@ -37,14 +47,14 @@ function findUnserializable(value: unknown, seen: Set<object>): string | undefin
   seen.add(value);
   if (value instanceof Map) {
     for (const [k, v] of value) {
-      const problem = findUnserializable(k, seen) ?? findUnserializable(v, seen);
+      const problem = findUnserializable(k, seen, depth + 1) ?? findUnserializable(v, seen, depth + 1);
       if (problem !== undefined) return problem;
     }
     return undefined;
   }
   if (value instanceof Set || Array.isArray(value)) {
     for (const v of value) {
-      const problem = findUnserializable(v, seen);
+      const problem = findUnserializable(v, seen, depth + 1);
       if (problem !== undefined) return problem;
     }
     return undefined;
@@ -58,7 +68,7 @@ function findUnserializable(value: unknown, seen: Set<object>): string | undefin
     return `instances of class ${name} cannot be serialized (send plain data)`;
   }
   for (const key of Object.keys(value)) {
-    const problem = findUnserializable((value as Record<string, unknown>)[key], seen);
+    const problem = findUnserializable((value as Record<string, unknown>)[key], seen, depth + 1);
     if (problem !== undefined) return `${problem} (at "${key}")`;
   }
   return undefined;

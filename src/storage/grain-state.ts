@@ -20,7 +20,13 @@ export const GrainStateCodec = {
     const state: Record<string, unknown> = { ...initial };
     const snapshot = new Map<string, string>();
     for (const [field, text] of Object.entries(fields)) {
-      defineField(state, field, deserialize(text));
+      let value: unknown;
+      try {
+        value = deserialize(text);
+      } catch (error) {
+        throw new TypeError(`state field ${JSON.stringify(field.slice(0, 100))} cannot be read (${error instanceof Error ? error.message : String(error)})`);
+      }
+      defineField(state, field, value);
       snapshot.set(field, text);
     }
     return { state, snapshot };

@@ -16,6 +16,17 @@ local owner = redis.call('HGET', KEYS[1], 'silo')
 if owner and owner ~= ARGV[2] then
   return {0, owner, redis.call('HGET', KEYS[1], 'epoch') or '0'}
 end
-local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+-- An epoch that is not a whole number was not written by us: restart it from the server clock,
+-- which no earlier small epoch can equal, instead of failing every claim of the grain forever.
+local stored = redis.call('HGET', KEYS[1], 'epoch')
+local previous = tonumber(stored or '0')
+local epoch
+if previous ~= nil and previous == math.floor(previous) and previous >= 0 and previous < 2 ^ 53 then
+  epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+else
+  local t = redis.call('TIME')
+  epoch = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
 redis.call('HSET', KEYS[1], 'silo', ARGV[1], 'since', ARGV[3])
 return {1, tostring(epoch)}
