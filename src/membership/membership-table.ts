@@ -18,21 +18,15 @@ export class MembershipTable {
 
   /** Adds a silo; an id that was ever used (and whose record has not expired) is refused. */
   async join(record: SiloRecord): Promise<void> {
-    if ((await this.redis.hsetnx(this.keys.siloInfo(record.id), 'id', record.id)) === 0) {
+    if (!(await this.rejoin(record))) {
       throw new Error(`Silo id "${record.id}" was used before; a silo never comes back under the same id`);
     }
-    await this.redis
-      .multi()
-      .hset(this.keys.siloInfo(record.id), recordToHash(record))
-      .sadd(this.keys.silos(), record.id)
-      .sadd(this.keys.grainTypes(), ...record.types)
-      .exec();
   }
 
   /**
-   * Registers a running silo again whose record disappeared (deleted, flushed, lost in a failover):
-   * recreates it only while it is still missing, so a record written meanwhile (dead, left) wins.
-   * Returns whether it was recreated.
+   * Writes a silo's record only while none exists: a first join, or a running silo whose record
+   * disappeared (deleted, flushed, lost in a failover), so a record written meanwhile (dead, left)
+   * wins. Returns whether it was written.
    */
   async rejoin(record: SiloRecord): Promise<boolean> {
     if ((await this.redis.hsetnx(this.keys.siloInfo(record.id), 'id', record.id)) === 0) return false;
