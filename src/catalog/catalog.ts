@@ -16,9 +16,15 @@ import type { ActivationHost } from './activation-host.ts';
 /** Prefix of an inbox entry asking the owner to take back released messages first. */
 export const RECOVER_MARK = '!';
 
-/** Reads an inbox entry: a grain tag, marked when the owner should take back released messages. */
+/**
+ * Reads an inbox entry: a grain tag, marked when the owner should take back released messages.
+ * A tag in the form older versions wrote comes back in the current one, which activations are
+ * keyed by; a malformed one comes back as it is, for `GrainId.fromTag` to refuse.
+ */
 export function parseWakeEntry(entry: string): { tag: string; recover: boolean } {
-  return entry.startsWith(RECOVER_MARK) ? { tag: entry.slice(RECOVER_MARK.length), recover: true } : { tag: entry, recover: false };
+  const recover = entry.startsWith(RECOVER_MARK);
+  const tag = recover ? entry.slice(RECOVER_MARK.length) : entry;
+  return { tag: GrainId.isLegacyTag(tag) ? GrainId.fromTag(tag).tag : tag, recover };
 }
 
 export interface CatalogSettings {

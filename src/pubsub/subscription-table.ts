@@ -97,7 +97,10 @@ export class SubscriptionTable {
       const [tag, method] = member.split(' ');
       if (tag === undefined || method === undefined) continue;
       try {
-        subscribers.set(member, { grain: GrainId.fromTag(tag), method });
+        // Keyed by the current tag: a member an older version wrote (%-encoded tag) and one
+        // written since for the same grain and method are one subscriber.
+        const grain = GrainId.fromTag(tag);
+        subscribers.set(`${grain.tag} ${method}`, { grain, method });
       } catch {
         // a malformed entry is skipped, not fatal to the publish
       }

@@ -48,11 +48,7 @@ export class RedisKeys {
 
   /** The reminders a grain has registered (name -> schedule), for listing. */
   reminders(grain: GrainId): string {
-    return this.remindersOfTag(grain.tag);
-  }
-
-  remindersOfTag(tag: string): string {
-    return `${this.prefix}:g:{${tag}}:reminders`;
+    return `${this.prefix}:g:{${grain.tag}}:reminders`;
   }
 
   /** One of BullMQ's keys of a grain's mailbox (`wait`, `active`, ...). */

@@ -81,7 +81,7 @@ export class ReminderService {
     for (const at of ticks) {
       await this.client.deliverTick(grain, data.m, data.a, { n: data.n, id: `${data.n}@${at}`, at });
     }
-    if (data.o === true) await this.table.fired(data.g, data.n);
+    if (data.o === true) await this.table.fired(grain, data.n);
   }
 
   /**

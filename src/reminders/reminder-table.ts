@@ -127,8 +127,8 @@ export class ReminderTable {
   }
 
   /** Drops the listing of a one-shot reminder once it has fired. */
-  async fired(grainTag: string, name: string): Promise<void> {
-    await this.redis.hdel(this.keys.remindersOfTag(grainTag), name);
+  async fired(grain: GrainId, name: string): Promise<void> {
+    await this.redis.hdel(this.keys.reminders(grain), name);
   }
 
   async close(): Promise<void> {
