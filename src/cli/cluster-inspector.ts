@@ -211,27 +211,44 @@ export class ClusterInspector {
     return this.#deadLetters.list(limit);
   }
 
-  /** BullMQ queue names of the mailboxes of every grain silos hold (for bull-board and the like). */
+  /**
+   * The BullMQ queues of the grain mailboxes worth looking at (for bull-board and the like): every
+   * grain a silo holds or has a wake-up for, or that waits for a silo of its type, and every grain
+   * with failed messages, held or not. Sorted by grain.
+   */
   async mailboxQueues(): Promise<MailboxQueue[]> {
-    const tags = await this.#knownGrainTags();
-    return tags.flatMap((tag) => {
+    const [known, failing] = await Promise.all([this.#knownGrainTags(), this.#failingGrainTags()]);
+    const grains = new Map<string, GrainId>();
+    for (const tag of [...known, ...failing]) {
       try {
         const id = GrainId.fromTag(tag);
-        return [{ grain: id.toString(), name: this.keys.queueName(id), prefix: this.keys.bullPrefix }];
+        grains.set(id.tag, id);
       } catch {
-        return [];
+        // a malformed entry is skipped
       }
-    });
+    }
+    return [...grains.values()]
+      .map((id) => ({ grain: id.toString(), name: this.keys.queueName(id), prefix: this.keys.bullPrefix }))
+      .sort((a, b) => (a.grain < b.grain ? -1 : a.grain > b.grain ? 1 : 0));
   }
 
   async close(): Promise<void> {
     await closeRedis(this.redis);
   }
 
+  /**
+   * Grains the silos hold (their grain sets), have a wake-up for (inboxes and the wake-ups being
+   * handled: a grain passed on by a stopping silo is there until its new owner claims it), or
+   * that wait for a silo of their type (pending lists).
+   */
   async #knownGrainTags(): Promise<string[]> {
     const [siloIds, types] = await Promise.all([this.redis.smembers(this.keys.silos()), this.redis.smembers(this.keys.grainTypes())]);
     const pipeline = this.redis.pipeline();
-    for (const id of siloIds) pipeline.smembers(this.keys.siloGrains(id));
+    for (const id of siloIds) {
+      pipeline.smembers(this.keys.siloGrains(id));
+      pipeline.lrange(this.keys.siloInbox(id), 0, -1);
+      pipeline.lrange(this.keys.siloTaking(id), 0, -1);
+    }
     for (const type of types) pipeline.lrange(this.keys.pendingForType(type), 0, -1);
     const replies = siloIds.length + types.length === 0 ? [] : ((await pipeline.exec()) ?? []);
     const tags = new Set<string>();
@@ -240,6 +257,22 @@ export class ClusterInspector {
       for (const tag of members as string[]) tags.add(tag.startsWith('!') ? tag.slice(1) : tag);
     }
     return [...tags];
+  }
+
+  /** Grains listed as having had a failed message whose mailbox still keeps one. */
+  async #failingGrainTags(): Promise<string[]> {
+    const listed = await this.redis.zrange(this.keys.failedMailboxes(), '0', '-1');
+    const ids = listed.flatMap((tag) => {
+      try {
+        return [GrainId.fromTag(tag)];
+      } catch {
+        return [];
+      }
+    });
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.zcard(this.keys.mailbox(id, 'failed'));
+    const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    return ids.filter((_, i) => Number(replies[i]?.[1] ?? 0) > 0).map((id) => id.tag);
   }
 
   #queue(id: GrainId): Queue {

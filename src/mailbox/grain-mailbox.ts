@@ -148,11 +148,23 @@ export class GrainMailbox {
   queueFinish(tx: TurnTransaction, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean): void {
     // attempts: 1 — a message is never retried by BullMQ (a retry would move it behind later ones).
     const job = { id: message.jobId, opts: { attempts: 1 } } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
-    const args =
-      outcome.target === 'completed'
-        ? this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext)
-        : this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext);
-    tx.moveToFinished(...args);
+    if (outcome.target === 'completed') {
+      tx.moveToFinished(...this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext));
+      return;
+    }
+    this.#noteFailed();
+    tx.moveToFinished(...this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext));
+  }
+
+  /**
+   * Lists the grain among those with failed messages, for tools that look for them once no silo
+   * holds it. Sent now, on the turn connection, so it reaches Redis ahead of the MULTI being built
+   * (which goes out at its exec) and costs no round trip: a failed message is never unlisted. Its
+   * own key, not in the MULTI: that key is not in the grain's Redis Cluster slot. A commit that is
+   * then refused leaves an entry with no failed message behind, which readers skip.
+   */
+  #noteFailed(): void {
+    this.turns.zadd(this.keys.failedMailboxes(), Date.now(), this.grain.tag).catch(() => undefined);
   }
 
   /** Reads the reply of a queued acknowledgement: the message taken with it, or BullMQ's error code. */

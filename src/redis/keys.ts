@@ -13,6 +13,7 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:s:{<silo>}:taking`   wake-ups that silo took and has not finished handling
  * - `P:s:{<silo>}:grains`   grains that silo may own, for takeover when it dies
  * - `P:deadletters`         stream of dead-lettered messages
+ * - `P:failed-mailboxes`    grains whose mailbox has had a failed message (tag -> last failure, ms)
  * - `P:types`               every grain type a silo has ever registered
  * - `P:t:{<type>}:pending`  wake-ups for grains of a type no live silo hosts right now
  * - `P:reply:<client>`      pub/sub channel carrying `ask` replies to one client
@@ -77,6 +78,15 @@ export class RedisKeys {
   /** Grains this silo may own (added before a claim, removed after a release): what a takeover scans. */
   siloGrains(siloId: string): string {
     return `${this.prefix}:s:{${siloId}}:grains`;
+  }
+
+  /**
+   * Grains whose mailbox has had a message failed (tag -> time of the last failure, ms), so tools
+   * still find their failed messages once no silo holds the grain. Written only when a message
+   * fails; an entry outlives an emptied failed list, and readers skip those.
+   */
+  failedMailboxes(): string {
+    return `${this.prefix}:failed-mailboxes`;
   }
 
   /** Dead letters: messages that kept killing or hanging their activation. */
