@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
@@ -162,6 +163,14 @@ describe('examples/bull-board.ts in a browser', () => {
     expect(added).toEqual(['bull-board', 'redgrain:inspect']);
     // Reading through the board disturbed nothing: the silo saw only the failures we provoked.
     log.expectQuiet([/handler failed/]);
+  });
+});
+
+describe("the README's bull-board section", () => {
+  it('shows examples/bull-board.ts as it is', async () => {
+    const [readme, example] = await Promise.all([readFile('README.md', 'utf8'), readFile('examples/bull-board.ts', 'utf8')]);
+    expect(readme).toContain(`### Browsing mailboxes with bull-board`);
+    expect(readme.split(`\`\`\`ts\n${example}\`\`\``)).toHaveLength(2);
   });
 });
 
