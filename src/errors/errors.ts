@@ -14,6 +14,13 @@ export class RedgrainError extends Error {
   }
 }
 
+/** `redgrain migrate-keys` will not run: silos are running, or some keys could not be moved. */
+export class KeyMigrationRefusedError extends RedgrainError {
+  constructor(reason: string) {
+    super('KEY_MIGRATION_REFUSED', reason);
+  }
+}
+
 /** The grain type was never registered by any silo sharing this key prefix. */
 export class GrainTypeNotRegisteredError extends RedgrainError {
   constructor(readonly grainType: string) {
