@@ -87,7 +87,8 @@ export interface InspectOptions {
 /**
  * Reads a running cluster's state from Redis for operators: silos, one grain's owner, mailbox
  * and state, the deepest mailboxes, dead letters. It only reads; it never changes anything.
- * Grains are found through the silos' grain sets and the pending lists, never by scanning keys.
+ * Grains are found through the silos' grain sets and inboxes, the pending lists and the list of
+ * mailboxes with failed messages, never by scanning keys.
  */
 export class ClusterInspector {
   readonly #membership: MembershipTable;
