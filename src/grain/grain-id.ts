@@ -6,6 +6,9 @@ export const MAX_GRAIN_KEY_LENGTH = 512;
 /** What encodeURIComponent leaves raw besides [A-Za-z0-9-._]; the tag escapes these too. */
 const URI_MARKS = /[!'()*~]/g;
 
+/** A tag both versions write alike: type and key of [A-Za-z0-9-._] only. */
+const PLAIN_TAG = /^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/;
+
 /** One part of a tag as written now: only [A-Za-z0-9-._] and `~XX` escapes (UTF-8 bytes). */
 const CANONICAL_PART = /^(?:[A-Za-z0-9._-]|~[0-9A-F]{2})+$/;
 
@@ -63,6 +66,8 @@ export class GrainId {
    * keys must move; see `redgrain migrate-keys`). False for current tags and for anything else.
    */
   static isLegacyTag(tag: string): boolean {
+    // Every wake-up is read through this: plain tags, the usual case, answer without decoding.
+    if (PLAIN_TAG.test(tag)) return false;
     try {
       return GrainId.fromTag(tag).tag !== tag;
     } catch {
