@@ -313,11 +313,13 @@ describe('hostile input', () => {
       log.entries.length = 0;
     });
 
-    it('a non-canonical tag for an active grain reaches the same activation: onActivate runs once', async () => {
+    it('a non-canonical tag for an active grain is ignored, not a second activation: onActivate runs once', async () => {
       expect(await client.getGrain(Target, 'c1').ask('add', 1)).toBe(1);
       expect(Target.activations.get('c1')).toBe(1);
       await redis.lpush(`${keyPrefix}:s:{${silo.id}}:inbox`, 'Target/%63%31', 'Target/c%31', '%54arget/c1');
       await inboxDrained(silo.id);
+      expect(log.problems().map((e) => e.message)).toEqual(Array(3).fill('ignored a malformed wake-up'));
+      log.entries.length = 0;
       expect(await client.getGrain(Target, 'c1').ask('add', 1)).toBe(2);
       expect(Target.activations.get('c1')).toBe(1);
       expect(silo.activationCount).toBe(new Set([...Target.activations.keys(), 'control']).size);
