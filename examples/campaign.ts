@@ -14,7 +14,7 @@ import { context, trace } from '@opentelemetry/api';
 import { ClusterInspector, connect, InvalidMessageForStateError, Silo, type GrainReference } from 'redgrain';
 import { Campaign, type CampaignState } from '../grains/campaign.ts';
 import { ReviewQueue } from '../grains/review-queue.ts';
-import { startTelemetry, stopTelemetry } from '../silos/telemetry.ts';
+import { startTelemetry, stopTelemetry } from '../src/instrumentation/telemetry-sdk.ts';
 import { withRedis } from './support/redis.ts';
 
 const tracing = startTelemetry('redgrain-example');

@@ -16,8 +16,9 @@ interface Service {
 const compose = parse(readFileSync('compose.yaml', 'utf8'), { merge: true }) as { services: Record<string, Service> };
 const services = compose.services;
 const dockerfile = readFileSync('Dockerfile', 'utf8');
-/** Every environment variable a silo process reads (the silo CLI and the telemetry setup). */
-const siloSources = readFileSync('silos/silo.ts', 'utf8') + readFileSync('silos/telemetry.ts', 'utf8') + readFileSync('src/silo/silo-options.ts', 'utf8');
+const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+/** Every environment variable a silo process reads (the silo command and the telemetry setup). */
+const siloSources = ['src/cli/silo-command.ts', 'src/instrumentation/telemetry-sdk.ts', 'src/silo/silo-options.ts'].map((f) => readFileSync(f, 'utf8')).join('');
 
 const published = (service: Service) => (service.ports ?? []).map((p) => p.split(':'));
 const urlOf = (value: string | undefined) => new URL(value ?? 'missing://');
@@ -45,14 +46,16 @@ describe('compose.yaml', () => {
     expect(new Set(published(jaeger).map((p) => p[2]))).toEqual(new Set(['16686', '4317', '4318']));
   });
 
-  it('runs two silos that load the instrumentation, host the example grains and export to Jaeger', async () => {
-    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "--import", "tsx"\]/);
+  it('runs two silos with `redgrain silo` (as npm run silo does) that host the example grains and export to Jaeger', async () => {
+    const entrypoint = /ENTRYPOINT (\[.*\])/.exec(dockerfile)?.[1];
+    expect(JSON.parse(entrypoint ?? '[]')).toEqual(['node', '--import', 'tsx']);
     expect(silos.map(([name]) => name)).toEqual(['silo-1', 'silo-2']);
     const hosted = new Set<string>();
     for (const [name, silo] of silos) {
       const command = silo.command ?? [];
-      expect(command.slice(0, 3), name).toEqual(['--import', './silos/instrumentation.ts', 'silos/silo.ts']);
-      expect(existsSync('silos/instrumentation.ts')).toBe(true);
+      // The image's entrypoint and the silo's command make up the same command line as `npm run silo`.
+      expect(['node', '--import', 'tsx', ...command.slice(0, 2)].join(' '), name).toBe(scripts.silo);
+      expect(existsSync(command[0] ?? ''), `${name} runs a file that exists`).toBe(true);
       const modules = command.flatMap((arg, i) => (command[i - 1] === '--grains' ? [arg] : []));
       expect(modules.length, `${name} loads grain modules`).toBeGreaterThan(0);
       for (const module of modules) for (const type of await grainTypes(module)) hosted.add(type);

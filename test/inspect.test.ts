@@ -83,10 +83,10 @@ describe('redgrain inspect', () => {
     await slow;
   });
 
-  it('runs as the installed bin, and fails clearly on bad input', async () => {
-    const { stdout } = await runBin(process.execPath, ['bin/redgrain.js', 'inspect', 'dead-letters', '--redis', inject('redisUrl'), '--prefix', keyPrefix]);
+  it('runs as the redgrain command, and fails clearly on bad input', async () => {
+    const { stdout } = await runBin(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'dead-letters', '--redis', inject('redisUrl'), '--prefix', keyPrefix]);
     expect(stdout.trim()).toBe('No dead letters.');
-    const failure = await runBin(process.execPath, ['bin/redgrain.js', 'inspect', 'top', '--limit', 'lots', '--redis', inject('redisUrl')]).catch((error: unknown) => error as { code: number; stderr: string });
+    const failure = await runBin(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'top', '--limit', 'lots', '--redis', inject('redisUrl')]).catch((error: unknown) => error as { code: number; stderr: string });
     expect(failure).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be a positive whole number') });
   });
 });

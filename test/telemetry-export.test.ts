@@ -31,7 +31,7 @@ const attribute = (attributes: OtlpAttribute[], key: string) => attributes.find(
 
 /**
  * What a collector (Jaeger, Prometheus) would receive from silo processes set up the standard
- * way: the SDK loaded with `--import silos/instrumentation.ts` and configured by OTEL_* variables.
+ * way: `redgrain silo`, which sets the SDK up from the OTEL_* variables before the silo starts.
  */
 describe('telemetry export from silo processes', () => {
   const traces: OtlpTraces[] = [];

@@ -2,10 +2,10 @@ import { InvalidTimerError } from '../errors/errors.ts';
 
 /** When a timer fires: once `after` ms, or every `every` ms (the first tick `every` ms from now). */
 export interface TimerSchedule {
-  after?: number;
-  every?: number;
+  after?: number | undefined;
+  every?: number | undefined;
   /** Whether ticks count as activity, keeping the grain from idle collection (default false). */
-  keepAlive?: boolean;
+  keepAlive?: boolean | undefined;
 }
 
 /** A tick waiting for its turn. */

@@ -78,10 +78,10 @@ export interface MailboxQueue {
 
 export interface InspectOptions {
   /** Redis URL or ioredis options; default `REDIS_URL`, else redis://127.0.0.1:6379. */
-  redis?: RedisConnectionInput;
+  redis?: RedisConnectionInput | undefined;
   /** Key prefix of the application; default `REDGRAIN_PREFIX`, else `redgrain`. */
-  keyPrefix?: string;
-  connectTimeoutMs?: number;
+  keyPrefix?: string | undefined;
+  connectTimeoutMs?: number | undefined;
 }
 
 /**

@@ -1,12 +1,13 @@
 /**
- * The `redgrain` command line: `redgrain inspect ...`, `redgrain loadtest ...`, `redgrain
- * migrate-keys` and `redgrain silo ...` (runs silos/silo.ts). `redgrain --help` lists everything.
+ * The `redgrain` command line: `redgrain silo ...`, `redgrain inspect ...`, `redgrain loadtest ...`
+ * and `redgrain migrate-keys`. `redgrain --help` lists everything.
  */
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors/errors.ts';
 import { addInspectCommand } from './inspect-command.ts';
 import { addLoadTestCommand } from './load-test-command.ts';
 import { addMigrateKeysCommand } from './migrate-keys-command.ts';
+import { addSiloCommand } from './silo-command.ts';
 
 export async function main(
   argv: string[],
@@ -14,9 +15,10 @@ export async function main(
   err: (text: string) => void = (text) => process.stderr.write(`${text}\n`),
 ): Promise<number> {
   const program = new Command('redgrain')
-    .description('Orleans-style virtual actors on Redis: inspect a cluster, load-test a grain, migrate keys')
+    .description('Orleans-style virtual actors on Redis: run a silo, inspect a cluster, load-test a grain, migrate keys')
     .exitOverride()
     .showHelpAfterError();
+  addSiloCommand(program, out);
   addInspectCommand(program, out);
   addLoadTestCommand(program, out);
   addMigrateKeysCommand(program, out);

@@ -28,27 +28,27 @@ export function defaultKeyPrefix(): string {
 /** Options of `connect`. Every one has a default. */
 export interface ConnectOptions {
   /** Redis URL (`redis://`, `rediss://` for TLS) or ioredis options. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
-  redis?: RedisConnectionInput;
+  redis?: RedisConnectionInput | undefined;
   /** Prefix of every Redis key; silos and clients of one application share it. Default: `REDGRAIN_PREFIX`, else `redgrain`. */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Default `ask` timeout in ms (30 000). */
-  askTimeoutMs?: number;
+  askTimeoutMs?: number | undefined;
   /** How long to wait for Redis at connect before failing with RedisUnavailableError (10 000 ms). */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** How long `send` / `ask` wait for Redis before rejecting with RedisUnavailableError (10 000 ms). */
-  redisTimeoutMs?: number;
+  redisTimeoutMs?: number | undefined;
   /** Largest serialized arguments of one message, in bytes (1 MiB); larger ones reject with PayloadTooLargeError. */
-  maxPayloadBytes?: number;
+  maxPayloadBytes?: number | undefined;
   /** How long a message's outcome is kept for its idempotency key, in ms (24 h). */
-  idempotencyWindowMs?: number;
+  idempotencyWindowMs?: number | undefined;
   /** Where new activations go when this client's message is the first to reach a grain (random). */
-  placement?: PlacementStrategy;
+  placement?: PlacementStrategy | undefined;
   /**
    * Your own error classes: when a handler throws one, `ask` rejects with an instance of it (found
    * by its `name`, with its message, code and primitive fields) instead of RemoteGrainError. A grain
    * class's `static errors` are registered too when you call `getGrain` with it.
    */
-  errors?: readonly ErrorClass[];
+  errors?: readonly ErrorClass[] | undefined;
 }
 
 /**

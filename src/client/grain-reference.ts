@@ -5,23 +5,23 @@ import type { Grain, HandlerArgs, HandlerName, HandlerResult } from '../grain/gr
 /** Per-call options, set with `reference.with({ ... })`. */
 export interface CallOptions {
   /** How long `ask` waits for the reply before rejecting with AskTimeoutError (ms). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * Correlation id for the messages sent through this reference. When absent, the one in the
    * active OpenTelemetry baggage (`redgrain.correlation_id`) is used, else a new one is made.
    */
-  correlationId?: string;
+  correlationId?: string | undefined;
   /**
    * OpenTelemetry context to parent the call's span on when the active context holds no span
    * (inside a handler, references are given the turn's context already).
    */
-  traceContext?: Context;
+  traceContext?: Context | undefined;
   /**
    * Makes the call idempotent: a message with the same key to the same grain within the client's
    * `idempotencyWindowMs` is not processed again, and a duplicate `ask` gets the first call's
    * result (or error). Set it per call: `ref.with({ idempotencyKey: 'order-42' }).send(...)`.
    */
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
 }
 
 /** What a reference needs from the client that made it. */

@@ -6,7 +6,7 @@ export class RedgrainError extends Error {
   readonly code: string;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: string, message: string, options: { retryable?: boolean | undefined; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -35,6 +35,16 @@ export class GrainTypeNotRegisteredError extends RedgrainError {
 export class InvalidGrainClassError extends RedgrainError {
   constructor(message: string) {
     super('INVALID_GRAIN_CLASS', message);
+  }
+}
+
+/**
+ * A grain module given to the silo command or the load test cannot be used: it exports no Grain
+ * subclass, or it is TypeScript and no TypeScript loader (tsx) is installed.
+ */
+export class InvalidGrainModuleError extends RedgrainError {
+  constructor(modulePath: string, reason: string) {
+    super('INVALID_GRAIN_MODULE', `Grain module ${modulePath}: ${reason}`);
   }
 }
 

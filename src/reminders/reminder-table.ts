@@ -17,8 +17,8 @@ export type ReminderSchedule = (
   | { at: Date | number }
   | { after: number }
   | { every: number }
-  | { cron: string; tz?: string }
-) & { missed?: MissedTickPolicy };
+  | { cron: string; tz?: string | undefined }
+) & { missed?: MissedTickPolicy | undefined };
 
 /** A registered reminder, as `reminders()` lists it. */
 export interface ReminderInfo {

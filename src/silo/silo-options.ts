@@ -17,46 +17,46 @@ export interface SiloOptions {
   /** The grain classes this silo hosts. */
   grains: readonly GrainClass[];
   /** Redis URL or ioredis options. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
-  redis?: RedisConnectionInput;
+  redis?: RedisConnectionInput | undefined;
   /** Prefix of every Redis key. Default: `REDGRAIN_PREFIX`, else `redgrain`. */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Idle time after which an activation is deactivated (ms). A grain class may override it with `static collectionAgeMs`. Default 15 minutes. */
-  collectionAgeMs?: number;
+  collectionAgeMs?: number | undefined;
   /** This silo's id in the membership table; must be unique. Default: host-pid-random. */
-  siloId?: string;
+  siloId?: string | undefined;
   /** Where grains first reached from this silo are placed. Default random. */
-  placement?: PlacementStrategy;
+  placement?: PlacementStrategy | undefined;
   /** Message lock duration (ms); locks of longer turns are renewed. Default 30 000. */
-  lockDurationMs?: number;
+  lockDurationMs?: number | undefined;
   /** Retries of a grain whose activation fails (onActivate throws, state cannot be loaded): exponential backoff from `baseDelayMs` to `maxDelayMs`; past `maxRestarts` failures within `restartWindowMs` the grain is suspended for a window and `ask` callers get ActivationFailedError. Defaults 5 in 60 s, 100 ms to 10 s. */
-  supervision?: Partial<SupervisionSettings>;
+  supervision?: Partial<SupervisionSettings> | undefined;
   /** Attempts a message gets when its processing kills or hangs its activation, before it is dead-lettered. Default 3. */
-  maxMessageAttempts?: number;
+  maxMessageAttempts?: number | undefined;
   /**
    * Most messages a busy grain takes and commits in one step (one Redis round trip). Each message
    * is still its own turn, run alone and in order; their state changes and acknowledgements commit
    * together, and replies go out after the commit. A grain with nothing queued behind a message
    * takes just that one. 1 turns batching off. Default 16.
    */
-  turnBatchSize?: number;
+  turnBatchSize?: number | undefined;
   /** Membership heartbeat interval (ms). Default 2 000. */
-  heartbeatIntervalMs?: number;
+  heartbeatIntervalMs?: number | undefined;
   /** Heartbeats a silo may miss before the others declare it dead and take its grains over. Default 5 (10 s). */
-  missedHeartbeatsLimit?: number;
+  missedHeartbeatsLimit?: number | undefined;
   /** Default timeout of `ask` calls made by grains (ms). Default 30 000. */
-  askTimeoutMs?: number;
+  askTimeoutMs?: number | undefined;
   /** How long to wait for Redis at start, and how long grains' `send` / `ask` wait for it (ms). Default 10 000. */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** Largest serialized arguments of a message sent by a grain, in bytes. Default 1 MiB. */
-  maxPayloadBytes?: number;
+  maxPayloadBytes?: number | undefined;
   /** How long the outcome of a message a grain sends with an idempotency key is kept (ms, 24 h). */
-  idempotencyWindowMs?: number;
+  idempotencyWindowMs?: number | undefined;
   /** Log level of the built-in JSON logger. Default: `REDGRAIN_LOG_LEVEL`, else `info`. */
-  logLevel?: LogLevel;
+  logLevel?: LogLevel | undefined;
   /** A logger to use instead of the built-in one. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Your own error classes, rebuilt as themselves when a grain's `ask` gets one (see `connect`). */
-  errors?: readonly ErrorClass[];
+  errors?: readonly ErrorClass[] | undefined;
 }
 
 export interface ResolvedSiloOptions {

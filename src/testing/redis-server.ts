@@ -21,11 +21,11 @@ export interface RedisServer {
 
 export interface RedisServerOptions {
   /** Persist with AOF (`appendfsync always`), so a restart keeps every acknowledged write. */
-  appendOnly?: boolean;
+  appendOnly?: boolean | undefined;
   /** Extra `redis-server` arguments, e.g. `['--maxmemory-policy', 'allkeys-lru']`. */
-  args?: string[];
+  args?: string[] | undefined;
   /** A fixed port; default a free one. */
-  port?: number;
+  port?: number | undefined;
 }
 
 /** True when `redis-server` is on PATH. */

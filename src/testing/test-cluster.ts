@@ -6,23 +6,28 @@ import { connect, type ConnectOptions } from '../client/connect.ts';
 import type { GrainClient } from '../client/grain-client.ts';
 import { startRedisServer, type RedisServer } from './redis-server.ts';
 
-const SILO_SCRIPT = fileURLToPath(new URL('../../silos/silo.ts', import.meta.url));
-/** Sets up OpenTelemetry in each silo when its environment asks for export (OTEL_* variables). */
-const SILO_INSTRUMENTATION = new URL('../../silos/instrumentation.ts', import.meta.url).href;
+/**
+ * Each silo is the `redgrain silo` command in a child process of its own (so a test can kill or
+ * pause it by pid). From the compiled package that is dist/cli/bin.js under plain Node; from
+ * redgrain's TypeScript sources (its own tests), src/cli/bin.ts under tsx.
+ */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+const CLI = fileURLToPath(new URL(FROM_SOURCES ? '../cli/bin.ts' : '../cli/bin.js', import.meta.url));
+const SILO_COMMAND = [...(FROM_SOURCES ? ['--import', 'tsx'] : []), CLI, 'silo'];
 
 export interface TestClusterOptions {
-  /** Grain modules each silo loads (paths, as for `silos/silo.ts --grains`). */
+  /** Grain modules each silo loads (paths, as for `redgrain silo --grains`; `.ts` needs tsx installed). */
   grains: string[];
   /** How many silo processes to start. Default 2. */
-  silos?: number;
+  silos?: number | undefined;
   /** Use this Redis; default: start a private redis-server, stopped with the cluster. */
-  redisUrl?: string;
+  redisUrl?: string | undefined;
   /** Key prefix; default a fresh random one. */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /** Extra environment for the silo processes (e.g. REDGRAIN_COLLECTION_AGE_MS). */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** How long a silo may take to start or stop (ms). Default 30 000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** One silo child process. */
@@ -120,7 +125,7 @@ export class TestCluster {
    */
   async addSilo(env: Record<string, string> = {}, grains: string[] = this.options.grains): Promise<SiloProcess> {
     const timeoutMs = this.options.timeoutMs ?? 30_000;
-    const args = ['--import', 'tsx', '--import', SILO_INSTRUMENTATION, SILO_SCRIPT, ...grains.flatMap((m) => ['--grains', resolvePath(m)])];
+    const args = [...SILO_COMMAND, ...grains.flatMap((m) => ['--grains', resolvePath(m)])];
     const child = spawn(process.execPath, args, {
       env: {
         ...process.env,
@@ -163,7 +168,7 @@ export class TestCluster {
 
   /** A client of this cluster; closed by `stop()`. */
   async connect(options: ConnectOptions = {}): Promise<GrainClient> {
-    const client = await connect({ redis: this.redisUrl, keyPrefix: this.keyPrefix, ...options });
+    const client = await connect({ ...options, redis: options.redis ?? this.redisUrl, keyPrefix: options.keyPrefix ?? this.keyPrefix });
     this.#clients.push(client);
     return client;
   }

@@ -1,7 +1,8 @@
 /**
- * The OpenTelemetry SDK of a redgrain process (silos, the example), configured by the standard
- * `OTEL_*` environment variables. redgrain's own code uses only the OpenTelemetry API; this is
- * the one place an SDK is set up.
+ * The OpenTelemetry SDK of a redgrain process (the silo command, the example, an app's own
+ * process through `redgrain/instrumentation`), configured by the standard `OTEL_*` environment
+ * variables. The rest of redgrain uses only the OpenTelemetry API; this is the one place an SDK
+ * is set up.
  *
  * The SDK starts only when something asks for export, so a silo with no telemetry configured
  * pays nothing: any of `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
