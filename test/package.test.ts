@@ -37,6 +37,53 @@ function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /**
+ * `npx redgrain silo ...` in the app, in a process group of its own: npx runs the silo under a
+ * shell that does not pass signals on, so the group is signalled as one.
+ */
+class NpxSilo {
+  output = '';
+  readonly #child: ChildProcess;
+  readonly #closed: Promise<number | null>;
+
+  constructor(cwd: string, grains: string, env: NodeJS.ProcessEnv) {
+    this.#child = spawn('npx', ['redgrain', 'silo', '--grains', grains], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const collect = (chunk: Buffer) => {
+      this.output += chunk.toString();
+    };
+    this.#child.stdout?.on('data', collect);
+    this.#child.stderr?.on('data', collect);
+    // 'close' comes once every process holding its output is gone: npx and the silo itself.
+    this.#closed = new Promise((resolve) => this.#child.once('close', (code) => resolve(code)));
+  }
+
+  /** Resolves with the silo's id once it takes messages; rejects if it exits first. */
+  async started(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const id = /redgrain silo (\S+) started/.exec(this.output)?.[1];
+        if (id !== undefined) resolve(id);
+      };
+      this.#child.stdout?.on('data', check);
+      check();
+      void this.#closed.then((code) => reject(new Error(`the silo exited with code ${code}:\n${this.output}`)));
+    });
+  }
+
+  /** Resolves with the exit code once the silo process and npx are gone. */
+  get closed(): Promise<number | null> {
+    return this.#closed;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    try {
+      process.kill(-(this.#child.pid as number), signal);
+    } catch {
+      // the group is gone already
+    }
+  }
+}
+
+/**
  * A fresh app, set up as a new user would from the packed package (`npm pack` builds it first):
  * installed with npm, compiled with `tsc` under strict settings, run with plain `node` against a
  * private Redis, with a silo started by `npx redgrain silo`. TypeScript itself is the repository's
@@ -47,8 +94,12 @@ describe('the packed package in a fresh app', () => {
   const app = join(work, 'app');
   const files = guideFiles();
   let redis: RedisServer;
-  let silo: ChildProcess | undefined;
-  let siloOutput = '';
+  const silos: NpxSilo[] = [];
+  const startSilo = (grains: string) => {
+    const silo = new NpxSilo(app, grains, appEnv({ REDIS_URL: redis.url }));
+    silos.push(silo);
+    return silo;
+  };
 
   const inApp = async (command: string, args: string[], env: Record<string, string> = {}) =>
     execFileAsync(command, args, { cwd: app, env: appEnv(env), maxBuffer: 16 * 1024 * 1024 });
@@ -72,14 +123,8 @@ describe('the packed package in a fresh app', () => {
   }, 180_000);
 
   afterAll(async () => {
-    // A test that failed half-way may leave the silo's process group running.
-    if (silo?.pid !== undefined && !silo.stdout?.readableEnded) {
-      try {
-        process.kill(-silo.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    // A test that failed half-way may leave a silo running.
+    for (const silo of silos) silo.signal('SIGKILL');
     await redis?.stop();
     rmSync(work, { recursive: true, force: true });
   });
@@ -134,25 +179,8 @@ export async function typing(): Promise<number> {
   });
 
   it('runs a silo with `npx redgrain silo` and the app under plain node, from ES modules and CommonJS', async () => {
-    silo = spawn('npx', ['redgrain', 'silo', '--grains', './dist/grains.js'], {
-      cwd: app,
-      env: appEnv({ REDIS_URL: redis.url }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Its own process group: npx runs the silo under a shell, and the group is stopped as one.
-      detached: true,
-    });
-    const started = new Promise<string>((resolve, reject) => {
-      silo?.stdout?.on('data', (chunk: Buffer) => {
-        siloOutput += chunk.toString();
-        const id = /redgrain silo (\S+) started/.exec(siloOutput)?.[1];
-        if (id !== undefined) resolve(id);
-      });
-      silo?.stderr?.on('data', (chunk: Buffer) => {
-        siloOutput += chunk.toString();
-      });
-      silo?.once('exit', (code) => reject(new Error(`the silo exited with code ${code}:\n${siloOutput}`)));
-    });
-    const siloId = await started;
+    const silo = startSilo('./dist/grains.js');
+    const siloId = await silo.started();
 
     const esm = await inApp('node', ['dist/app.js'], { REDIS_URL: redis.url });
     expect(esm.stdout).toBe('10\n');
@@ -174,17 +202,38 @@ export async function typing(): Promise<number> {
     expect(inspect.stdout).toContain('grain    Counter/c1\n');
     expect(inspect.stdout).toContain(`owner    ${siloId} (active), epoch 1\n`);
     expect(inspect.stdout).toMatch(/\nstate\n {2}count = 10\n/);
-    const json = JSON.parse((await inApp('npx', ['redgrain', 'inspect', 'grain', 'Counter', 'c1', '--json'], { REDIS_URL: redis.url })).stdout) as {
-      grain: string;
-      owner: { silo: string };
-      state: Record<string, unknown>;
-    };
-    expect(json).toMatchObject({ grain: 'Counter/c1', owner: { silo: siloId }, state: { count: 10 } });
 
-    // SIGTERM stops the silo gracefully; its output closes once the silo process itself is gone.
-    const closed = new Promise<void>((resolve) => silo?.once('close', () => resolve()));
-    process.kill(-(silo.pid as number), 'SIGTERM');
-    await closed;
-    expect(siloOutput).toContain(`"msg":"silo stopped","silo":"${siloId}"`);
+    // SIGTERM stops the silo gracefully.
+    silo.signal('SIGTERM');
+    await silo.closed;
+    expect(silo.output).toContain(`"msg":"silo stopped","silo":"${siloId}"`);
+  }, 120_000);
+
+  it('runs a TestCluster from redgrain/testing: its silos are the packaged `redgrain silo` under plain node', async () => {
+    const script = `import { TestCluster } from 'redgrain/testing';
+import { Counter } from './dist/grains.js';
+const cluster = await TestCluster.start({ grains: ['./dist/grains.js'], silos: 1, redisUrl: process.env.REDIS_URL });
+const client = await cluster.connect();
+console.log(await client.getGrain(Counter, 'k').ask('add', 3), cluster.silos.length);
+await cluster.stop();`;
+    const { stdout } = await inApp('node', ['--input-type=module', '-e', script], { REDIS_URL: redis.url });
+    expect(stdout).toBe('3 1\n');
+  }, 60_000);
+
+  it('loads a TypeScript grain module through tsx, only once the app installs tsx', async () => {
+    const without = startSilo('./src/grains.ts');
+    expect(await without.closed).toBe(1);
+    expect(without.output).toContain('redgrain: InvalidGrainModuleError: Grain module ./src/grains.ts: it is TypeScript and tsx is not installed');
+
+    await inApp('npm', ['install', '--save-dev', `tsx@${ourPackage.devDependencies.tsx}`, '--prefer-offline', '--no-audit', '--no-fund']);
+    const silo = startSilo('./src/grains.ts');
+    const siloId = await silo.started();
+    const esm = await inApp('node', ['dist/app.js'], { REDIS_URL: redis.url });
+    expect(esm.stdout).toBe('20\n'); // the first test's silo left the count at 10
+    const inspect = await inApp('npx', ['redgrain', 'inspect', 'grain', 'Counter', 'c1'], { REDIS_URL: redis.url });
+    expect(inspect.stdout).toContain(`owner    ${siloId} (active)`);
+    silo.signal('SIGTERM');
+    await silo.closed;
+    expect(silo.output).toContain(`"msg":"silo stopped","silo":"${siloId}"`);
   }, 120_000);
 });
