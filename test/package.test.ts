@@ -44,6 +44,7 @@ class NpxSilo {
   output = '';
   readonly #child: ChildProcess;
   readonly #closed: Promise<number | null>;
+  #gone = false;
 
   constructor(cwd: string, grains: string, env: NodeJS.ProcessEnv) {
     this.#child = spawn('npx', ['redgrain', 'silo', '--grains', grains], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -53,7 +54,12 @@ class NpxSilo {
     this.#child.stdout?.on('data', collect);
     this.#child.stderr?.on('data', collect);
     // 'close' comes once every process holding its output is gone: npx and the silo itself.
-    this.#closed = new Promise((resolve) => this.#child.once('close', (code) => resolve(code)));
+    this.#closed = new Promise((resolve) =>
+      this.#child.once('close', (code) => {
+        this.#gone = true;
+        resolve(code);
+      }),
+    );
   }
 
   /** Resolves with the silo's id once it takes messages; rejects if it exits first. */
@@ -74,7 +80,9 @@ class NpxSilo {
     return this.#closed;
   }
 
+  /** Signals the process group (npx, its shell and the silo), unless all of it is gone. */
   signal(signal: NodeJS.Signals): void {
+    if (this.#gone) return;
     try {
       process.kill(-(this.#child.pid as number), signal);
     } catch {
