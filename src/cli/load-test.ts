@@ -12,7 +12,7 @@ import { Silo } from '../silo/silo.ts';
 
 /** What to load, how hard, and for how long. */
 export interface LoadTestPlan {
-  /** Module exporting the grain class (a path, as for `silos/silo.ts --grains`). */
+  /** Module exporting the grain class (a path, as for `redgrain silo --grains`). */
   module: string;
   /** The grain type to target (its `static type`); default: the module's only grain class. */
   type?: string;
