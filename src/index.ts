@@ -32,6 +32,7 @@ export {
   type MessageView,
   type QueueDepth,
   type SiloView,
+  type SiloViewStatus,
 } from './cli/cluster-inspector.ts';
 export { Attr as TelemetryAttributes, Metrics as MetricNames, SpanNames, CORRELATION_BAGGAGE_KEY } from './telemetry/semantics.ts';
 export { topicMatches } from './pubsub/topic-pattern.ts';

@@ -74,7 +74,7 @@ describe('redgrain inspect', () => {
     expect(Object.keys(grain.state.entries)).toEqual(['first']);
 
     const top = await inspectJson<{ grain: string; waiting: number; owner: string }[]>('top', '--limit', '1');
-    expect(top).toEqual([{ grain: 'Ledger/busy', type: 'Ledger', key: 'busy', waiting: 3, owner: silo.id }]);
+    expect(top).toEqual([{ grain: 'Ledger/busy', type: 'Ledger', key: 'busy', waiting: 3, owner: silo.id, ownerStatus: 'active' }]);
     const { text } = await inspect('grain', 'Ledger', 'busy');
     expect(text).toContain(`owner    ${silo.id} (active), epoch ${grain.owner.epoch}`);
     expect(text).toContain('mailbox  3 waiting, 1 in progress, 1 failed, 0 delayed');

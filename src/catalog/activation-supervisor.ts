@@ -8,13 +8,6 @@ export interface SupervisionSettings {
   maxDelayMs: number;
 }
 
-export const DEFAULT_SUPERVISION: SupervisionSettings = {
-  maxRestarts: 5,
-  restartWindowMs: 60_000,
-  baseDelayMs: 100,
-  maxDelayMs: 10_000,
-};
-
 interface FailureRecord {
   failures: number;
   windowStart: number;

@@ -5,19 +5,27 @@ import { deserialize } from '../messaging/serializer.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { DeadLetterStore, type DeadLetter } from '../mailbox/dead-letters.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
-import type { SiloStatus } from '../membership/silo-record.ts';
+import { takesWakeUps, type SiloStatus } from '../membership/silo-record.ts';
+import { parseWakeEntry } from '../catalog/catalog.ts';
+import { GrainTypeNotRegisteredError } from '../errors/errors.ts';
 import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
 import { readyWithin } from '../redis/runtime.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { registerScripts, type ScriptCommands } from '../redis/scripts.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS, defaultKeyPrefix, defaultRedis } from '../client/connect.ts';
+import { OPTIONS, resolveOption, resolveRedis } from '../config/options-schema.ts';
 
 /** How many waiting and failed messages a grain view lists. */
 const MESSAGES_SHOWN = 10;
 
+/**
+ * A silo's status as the inspector shows it: the membership status, or `suspect` for a silo
+ * that should be alive but has missed more than two heartbeats and is not declared dead yet.
+ */
+export type SiloViewStatus = SiloStatus | 'suspect';
+
 export interface SiloView {
   id: string;
-  status: SiloStatus;
+  status: SiloViewStatus;
   host: string;
   pid: number;
   types: string[];
@@ -65,6 +73,8 @@ export interface QueueDepth {
   key: string;
   waiting: number;
   owner: string | undefined;
+  /** The owner's membership status (`dead` when it died holding the grain), if it has a record. */
+  ownerStatus: SiloStatus | undefined;
 }
 
 /** A grain mailbox as BullMQ sees it: what a queue dashboard (bull-board) needs to open it. */
@@ -82,6 +92,26 @@ export interface InspectOptions {
   /** Key prefix of the application; default `REDGRAIN_PREFIX`, else `redgrain`. */
   keyPrefix?: string | undefined;
   connectTimeoutMs?: number | undefined;
+}
+
+
+/**
+ * The Redis connection and keys of a command-line tool: each of `options` given, else its
+ * environment variable (`REDIS_URL`, `REDGRAIN_PREFIX`, ...), else its default; ready within the
+ * connect timeout or closed and thrown.
+ */
+export async function openToolConnection(options: InspectOptions, name: string): Promise<{ redis: Redis & ScriptCommands; keys: RedisKeys }> {
+  const env = process.env;
+  const keys = new RedisKeys(resolveOption('keyPrefix', options.keyPrefix, env, 'keyPrefix'));
+  const connectTimeoutMs = resolveOption('connectTimeoutMs', options.connectTimeoutMs, env, 'connectTimeoutMs');
+  const redis = registerScripts(openRedis(resolveRedis(options.redis, env, 'redis'), name));
+  try {
+    await readyWithin(redis, connectTimeoutMs);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  return { redis, keys };
 }
 
 /**
@@ -103,25 +133,18 @@ export class ClusterInspector {
   }
 
   static async open(options: InspectOptions = {}): Promise<ClusterInspector> {
-    const keys = new RedisKeys(options.keyPrefix ?? defaultKeyPrefix());
-    const redis = registerScripts(openRedis(options.redis ?? defaultRedis(), 'redgrain:inspect'));
-    try {
-      await readyWithin(redis, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    } catch (error) {
-      redis.disconnect();
-      throw error;
-    }
+    const { redis, keys } = await openToolConnection(options, 'redgrain:inspect');
     return new ClusterInspector(redis, keys);
   }
 
   /** Every silo in the membership table, active ones first. */
   async silos(): Promise<SiloView[]> {
     const [records, now] = await Promise.all([this.#membership.readAll(), this.#now()]);
-    const order: Record<SiloStatus, number> = { active: 0, joining: 1, stopping: 2, left: 3, dead: 4 };
+    const order: Record<SiloViewStatus, number> = { active: 0, joining: 1, stopping: 2, suspect: 3, left: 4, dead: 5 };
     return records
       .map((r) => ({
         id: r.id,
-        status: r.status,
+        status: viewStatus(r.status, now - r.heartbeatAt, r.heartbeatIntervalMs),
         host: r.host,
         pid: r.pid,
         types: r.types,
@@ -135,6 +158,10 @@ export class ClusterInspector {
   /** One grain: its owner, mailbox counts, first waiting and failed messages, and its state. */
   async grain(type: string, key: string): Promise<GrainView> {
     const id = GrainId.of(type, key);
+    // A misspelt type would otherwise show as an empty grain: say it is unknown instead.
+    if ((await this.redis.sismember(this.keys.grainTypes(), type)) === 0) {
+      throw new GrainTypeNotRegisteredError(type, await this.redis.smembers(this.keys.grainTypes()));
+    }
     const queue = this.#queue(id);
     try {
       const [directory, counts, waiting, failed, fields, reminders] = await Promise.all([
@@ -179,7 +206,10 @@ export class ClusterInspector {
     }
   }
 
-  /** The grains with the most waiting messages, among those owned by silos or parked for a type. */
+  /**
+   * The grains with the most waiting messages, among those silos hold or were woken for (in their
+   * inboxes, also of a silo that died) and those parked for a type no live silo hosts.
+   */
   async topGrains(limit = 10): Promise<QueueDepth[]> {
     const tags = await this.#knownGrainTags();
     const pipeline = this.redis.pipeline();
@@ -195,7 +225,7 @@ export class ClusterInspector {
       pipeline.hget(this.keys.directory(id), 'silo');
     }
     const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-    return ids
+    const top = ids
       .map((id, i) => ({
         grain: id.toString(),
         type: id.type,
@@ -205,6 +235,9 @@ export class ClusterInspector {
       }))
       .sort((a, b) => b.waiting - a.waiting || a.grain.localeCompare(b.grain))
       .slice(0, limit);
+    const owners = [...new Set(top.flatMap((g) => (g.owner === undefined ? [] : [g.owner])))];
+    const statuses = new Map(await Promise.all(owners.map(async (o) => [o, await this.#membership.status(o)] as const)));
+    return top.map((g) => ({ ...g, ownerStatus: g.owner === undefined ? undefined : statuses.get(g.owner) }));
   }
 
   /** Messages set aside after killing or hanging their activation, newest first. */
@@ -255,7 +288,7 @@ export class ClusterInspector {
     const tags = new Set<string>();
     for (const [error, members] of replies) {
       if (error !== null) throw error;
-      for (const tag of members as string[]) tags.add(tag.startsWith('!') ? tag.slice(1) : tag);
+      for (const entry of members as string[]) tags.add(parseWakeEntry(entry).tag);
     }
     return [...tags];
   }
@@ -286,6 +319,14 @@ export class ClusterInspector {
     const [seconds, micros] = await this.redis.time();
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
+}
+
+/** Two heartbeat intervals of silence make a silo suspect; before that a heartbeat may just be due. */
+const SUSPECT_AFTER_INTERVALS = 2;
+
+function viewStatus(status: SiloStatus, silentMs: number, heartbeatIntervalMs: number): SiloViewStatus {
+  const interval = heartbeatIntervalMs > 0 ? heartbeatIntervalMs : OPTIONS.heartbeatIntervalMs.default;
+  return takesWakeUps(status) && silentMs > SUSPECT_AFTER_INTERVALS * interval ? 'suspect' : status;
 }
 
 function messageView(job: Job): MessageView {

@@ -50,8 +50,9 @@ export function addInspectCommand(program: Command, out: (text: string) => void)
       .description(description)
       .option('-n, --limit <n>', 'how many', '20')
       .action(async (flags: CommonFlags & { limit: string }, command: Command) => {
+        const limit = positive(flags.limit, '--limit'); // refused before connecting to anything
         await withInspector(command, async (inspector, json) => {
-          const rows = await read(inspector, positive(flags.limit, '--limit'));
+          const rows = await read(inspector, limit);
           out(json ? toJson(rows) : table(rows));
         });
       });
@@ -89,7 +90,7 @@ function topTable(top: Awaited<ReturnType<ClusterInspector['topGrains']>>): stri
   return formatTable(top, [
     { heading: 'GRAIN', cell: (g) => g.grain },
     { heading: 'WAITING', cell: (g) => g.waiting, align: 'right' },
-    { heading: 'OWNER', cell: (g) => g.owner ?? '-' },
+    { heading: 'OWNER', cell: (g) => (g.owner === undefined ? '-' : g.ownerStatus === 'active' || g.ownerStatus === undefined ? g.owner : `${g.owner} (${g.ownerStatus})`) },
   ]);
 }
 

@@ -1,15 +1,13 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { DEFAULT_CONNECT_TIMEOUT_MS, defaultKeyPrefix, defaultRedis } from '../client/connect.ts';
 import { KeyMigrationRefusedError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
-import { closeRedis, openRedis } from '../redis/connection.ts';
+import { closeRedis } from '../redis/connection.ts';
 import { RedisKeys } from '../redis/keys.ts';
-import { readyWithin } from '../redis/runtime.ts';
-import { registerScripts, type ScriptCommands } from '../redis/scripts.ts';
+import type { ScriptCommands } from '../redis/scripts.ts';
 import { REMINDER_QUEUE, type ReminderJobData } from '../reminders/reminder-table.ts';
-import type { InspectOptions } from './cluster-inspector.ts';
+import { openToolConnection, type InspectOptions } from './cluster-inspector.ts';
 
 /** A silo whose heartbeat is younger than this may still be running. */
 const LIVE_HEARTBEAT_MS = 30_000;
@@ -52,14 +50,7 @@ export class KeyMigration {
   ) {}
 
   static async open(options: InspectOptions = {}): Promise<KeyMigration> {
-    const keys = new RedisKeys(options.keyPrefix ?? defaultKeyPrefix());
-    const redis = registerScripts(openRedis(options.redis ?? defaultRedis(), 'redgrain:migrate-keys'));
-    try {
-      await readyWithin(redis, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    } catch (error) {
-      redis.disconnect();
-      throw error;
-    }
+    const { redis, keys } = await openToolConnection(options, 'redgrain:migrate-keys');
     return new KeyMigration(redis, keys);
   }
 

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { defaultKeyPrefix } from '../client/connect.ts';
+import { OPTIONS, resolveOption, resolveRedis } from '../config/options-schema.ts';
 import { hasRedisServer, startRedisServer, type RedisServer } from '../testing/redis-server.ts';
 import { runLoadTest, type LoadTestPlan } from './load-test.ts';
 import { loadTestHtml, loadTestSummary } from './load-test-report.ts';
@@ -23,6 +23,7 @@ interface Flags {
   prefix?: string;
   json?: boolean;
   report: string | false;
+  warmup?: string;
 }
 
 /** `redgrain loadtest`: drive a grain type hard and report what it did. */
@@ -37,10 +38,11 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
     .option('-k, --keys <n>', 'distinct grain keys (1 = one hot grain)', '1')
     .option('--distribution <d>', 'how keys are picked: uniform or zipf (skewed)', 'uniform')
     .option('--mode <mode>', 'send (one-way) or ask (request/response)', 'ask')
-    .option('-r, --rate <n>', 'fixed rate, messages per second (open loop)')
-    .option('-c, --concurrency <n>', 'fixed concurrency: calls in flight (closed loop)')
-    .option('-d, --duration <time>', 'how long: 30s, 2m, 500ms')
-    .option('-n, --messages <n>', 'how many messages')
+    .option('-r, --rate <n>', 'fixed rate, messages per second (open loop); this or --concurrency is required')
+    .option('-c, --concurrency <n>', 'fixed concurrency: calls in flight (closed loop); this or --rate is required')
+    .option('-d, --duration <time>', 'how long: 30s, 2m, 500ms; this or --messages is required')
+    .option('-n, --messages <n>', 'how many messages; this or --duration is required')
+    .option('--warmup <time|n>', 'left out of the latency and throughput figures: a time (5s) or a number of messages (default: the first 10% of the run; 0 for none)')
     .option('-s, --silos <n>', 'silos to start in this process (0: use the silos already running)', '1')
     .option('--redis <url>', 'Redis URL (default REDIS_URL; with silos started here and none set, a private redis-server)')
     .option('--prefix <prefix>', 'key prefix (default REDGRAIN_PREFIX, else redgrain; a fresh one when silos start here)')
@@ -49,15 +51,23 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
     .option('--no-report', 'write no HTML report')
     .action(async (flags: Flags) => {
       const silos = wholeNumber(flags.silos, '--silos');
+      const env = process.env;
       let server: RedisServer | undefined;
-      let redis = flags.redis ?? process.env.REDIS_URL;
-      if (redis === undefined || redis === '') {
+      let url = flags.redis ?? env[OPTIONS.redis.env];
+      if (url === undefined || url === '') {
         if (silos === 0) throw new Error('--silos 0 uses running silos: give --redis (or REDIS_URL)');
         if (!hasRedisServer()) throw new Error('No --redis / REDIS_URL given and redis-server is not installed to start a private one');
         server = await startRedisServer();
-        redis = server.url;
+        url = server.url;
       }
       try {
+        const redis = resolveRedis(server?.url ?? flags.redis, env, '--redis');
+        // Silos started here get a prefix of their own, deleted whole after the run; a prefix
+        // someone gave may hold other grains, so only this run's grains are deleted there.
+        const ownPrefix = flags.prefix === undefined && silos > 0;
+        const keyPrefix = ownPrefix ? `loadtest-${Date.now().toString(36)}` : resolveOption('keyPrefix', flags.prefix, env, '--prefix');
+        const messages = flags.messages === undefined ? undefined : Number(flags.messages);
+        const durationMs = flags.duration === undefined ? undefined : parseDuration(flags.duration);
         const plan: LoadTestPlan = {
           module: flags.module,
           method: flags.method,
@@ -67,12 +77,14 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
           mode: oneOf(flags.mode, ['send', 'ask'], '--mode'),
           silos,
           redis,
-          keyPrefix: flags.prefix ?? (silos > 0 ? `loadtest-${Date.now().toString(36)}` : defaultKeyPrefix()),
+          keyPrefix,
+          cleanup: server !== undefined ? 'none' : ownPrefix ? 'prefix' : silos > 0 ? 'grains' : 'none',
           ...(flags.type === undefined ? {} : { type: flags.type }),
           ...(flags.rate === undefined ? {} : { rate: Number(flags.rate) }),
           ...(flags.concurrency === undefined ? {} : { concurrency: Number(flags.concurrency) }),
-          ...(flags.duration === undefined ? {} : { durationMs: parseDuration(flags.duration) }),
-          ...(flags.messages === undefined ? {} : { messages: Number(flags.messages) }),
+          ...(durationMs === undefined ? {} : { durationMs }),
+          ...(messages === undefined ? {} : { messages }),
+          ...warmup(flags.warmup, durationMs, messages),
         };
         const interactive = flags.json !== true && process.stderr.isTTY;
         const bar = new SingleBar(
@@ -121,10 +133,23 @@ function oneOf<T extends string>(text: string, allowed: readonly T[], flag: stri
   return text as T;
 }
 
+/**
+ * The warm-up: `--warmup 5s` (a time), `--warmup 200` (messages), or by default the first 10% of
+ * the run (of its duration, or of its messages).
+ */
+function warmup(text: string | undefined, durationMs: number | undefined, messages: number | undefined): { warmupMs?: number; warmupMessages?: number } {
+  if (text === undefined) {
+    if (durationMs !== undefined) return { warmupMs: durationMs / 10 };
+    return messages === undefined ? {} : { warmupMessages: Math.floor(messages / 10) };
+  }
+  if (/^\d+$/.test(text.trim())) return { warmupMessages: Number(text) };
+  return { warmupMs: parseDuration(text, '--warmup') };
+}
+
 /** `30s`, `2m`, `500ms`, or a number of seconds. */
-export function parseDuration(text: string): number {
+export function parseDuration(text: string, flag = '--duration'): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (match === null) throw new Error(`--duration must look like 30s, 2m or 500ms, got "${text}"`);
+  if (match === null) throw new Error(`${flag} must look like 30s, 2m or 500ms, got "${text}"`);
   const n = Number(match[1]);
   return match[2] === 'ms' ? n : match[2] === 'm' ? n * 60_000 : n * 1_000;
 }

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { build } from 'hdr-histogram-js';
 import type { Redis } from 'ioredis';
 import { connect } from '../client/connect.ts';
+import type { GrainClient } from '../client/grain-client.ts';
 import { deserialize } from '../messaging/serializer.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { Grain, GrainClass } from '../grain/grain.ts';
 import { grainClassesOf } from '../grain/grain-module.ts';
-import { closeRedis, openRedis } from '../redis/connection.ts';
+import { redactedText, redactUrl } from '../config/options-schema.ts';
+import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { Silo } from '../silo/silo.ts';
 
@@ -29,8 +31,19 @@ export interface LoadTestPlan {
   messages?: number;
   /** Silos to start in this process; 0 uses silos already running on `redis`. */
   silos: number;
-  redis: string;
+  redis: RedisConnectionInput;
   keyPrefix: string;
+  /**
+   * The warm-up left out of the latency and throughput figures (it stays in the timeline): the
+   * messages sent in the first `warmupMs`, or the first `warmupMessages`. Neither: none.
+   */
+  warmupMs?: number;
+  warmupMessages?: number;
+  /**
+   * What to delete from Redis after the run: every key under the prefix (a prefix made for this
+   * run), the keys of the grains this run created (a prefix others may use), or nothing.
+   */
+  cleanup: 'prefix' | 'grains' | 'none';
 }
 
 /** One second of the run. */
@@ -44,16 +57,23 @@ export interface LoadTestSecond {
 }
 
 export interface LoadTestResult {
-  plan: Omit<LoadTestPlan, 'args'> & { args: string };
+  /** The plan, with the Redis location shown without its password. */
+  plan: Omit<LoadTestPlan, 'args' | 'redis'> & { args: string; redis: string };
   durationMs: number;
   attempted: number;
   acknowledged: number;
+  /** The warm-up left out of `latencyMs` and `throughputPerSecond`: its messages and its length. */
+  warmup: { messages: number; ms: number };
+  /** Acknowledged messages after the warm-up: what `latencyMs` and `throughputPerSecond` measure. */
+  measured: number;
   throughputPerSecond: number;
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
   errorsByType: Record<string, number>;
   timeline: LoadTestSecond[];
   /** Whether each acknowledged message was processed exactly once (checked only with silos started here). */
   exactlyOnce: { checked: boolean; processed?: number; expected?: number; lost?: number; duplicated?: number; pending?: number; note?: string };
+  /** What the run deleted from Redis afterwards. */
+  cleanup: { removedKeys: number; note: string };
 }
 
 export interface LoadTestProgress {
@@ -79,12 +99,40 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
   const target = await loadGrainClass(plan.module, plan.type);
   const counted = plan.silos > 0 ? countingSubclass(target, plan.method) : undefined;
   const silos: Silo[] = [];
-  for (let i = 0; i < plan.silos; i++) {
-    silos.push(await Silo.start({ redis: plan.redis, keyPrefix: plan.keyPrefix, grains: [counted as GrainClass], logLevel: 'error' }));
-  }
-  const client = await connect({ redis: plan.redis, keyPrefix: plan.keyPrefix, askTimeoutMs: 60_000 });
   const sampler = openRedis(plan.redis, 'redgrain:loadtest:sampler');
   const run = randomUUID().slice(0, 8);
+  let client: GrainClient | undefined;
+  let outcome: Omit<LoadTestResult, 'cleanup'>;
+  try {
+    for (let i = 0; i < plan.silos; i++) {
+      silos.push(await Silo.start({ redis: plan.redis, keyPrefix: plan.keyPrefix, grains: [counted as GrainClass], logLevel: 'error' }));
+    }
+    client = await connect({ redis: plan.redis, keyPrefix: plan.keyPrefix, askTimeoutMs: 60_000 });
+    outcome = await drive(plan, target, client, sampler, run, counted !== undefined, onProgress);
+  } finally {
+    // Whatever happened, the silos stop and the run's keys go: a failed run leaves nothing behind.
+    await client?.close().catch(() => undefined);
+    for (const silo of silos) await silo.stop().catch(() => undefined);
+  }
+  let cleanup: LoadTestResult['cleanup'];
+  try {
+    cleanup = await removeRunKeys(sampler, plan, run, silos.map((s) => s.id));
+  } finally {
+    await closeRedis(sampler);
+  }
+  return { ...outcome, cleanup };
+}
+
+/** Sends the plan's messages and measures them; the exactly-once check when `check` is set. */
+async function drive(
+  plan: LoadTestPlan,
+  target: GrainClass,
+  client: GrainClient,
+  sampler: Redis,
+  run: string,
+  check: boolean,
+  onProgress: (p: LoadTestProgress) => void,
+): Promise<Omit<LoadTestResult, 'cleanup'>> {
   const keys = Array.from({ length: plan.keys }, (_, i) => (plan.keys === 1 ? `lt-${run}-hot` : `lt-${run}-${i}`));
   const ids = keys.map((key) => GrainId.of(target.type, key));
   const pick = plan.distribution === 'zipf' ? zipfPicker(plan.keys) : () => Math.floor(Math.random() * plan.keys);
@@ -97,13 +145,18 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
   let secondErrors = 0;
   let attempted = 0;
   let acknowledged = 0;
+  let warmupMessages = 0;
+  /** When the first message after the warm-up was due: the measured window starts there. */
+  let measuredFrom: number | undefined;
   let errors = 0;
   let depth = 0;
   const started = performance.now();
   const deadline = plan.durationMs === undefined ? Infinity : started + plan.durationMs;
   const budget = plan.messages ?? Infinity;
 
-  const sendOne = async (intendedAt: number): Promise<void> => {
+  const sendOne = async (intendedAt: number, sequence: number): Promise<void> => {
+    const warm = (plan.warmupMessages !== undefined && sequence < plan.warmupMessages) || (plan.warmupMs !== undefined && intendedAt - started < plan.warmupMs);
+    if (!warm) measuredFrom = Math.min(measuredFrom ?? intendedAt, intendedAt);
     const index = pick();
     const ref = client.getGrain(target, keys[index] as string) as unknown as {
       send(m: string, ...a: unknown[]): Promise<void>;
@@ -113,7 +166,8 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
       if (plan.mode === 'ask') await ref.ask(plan.method, ...plan.args);
       else await ref.send(plan.method, ...plan.args);
       const micros = Math.max(1, Math.round((performance.now() - intendedAt) * 1000));
-      histogram.recordValue(micros);
+      if (warm) warmupMessages += 1;
+      else histogram.recordValue(micros);
       perSecond.recordValue(micros);
       acknowledged += 1;
       acknowledgedPerKey[index] = (acknowledgedPerKey[index] ?? 0) + 1;
@@ -156,7 +210,7 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
         const wait = intendedAt - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         attempted += 1;
-        const p = sendOne(intendedAt).finally(() => inFlight.delete(p));
+        const p = sendOne(intendedAt, attempted - 1).finally(() => inFlight.delete(p));
         inFlight.add(p);
         if (inFlight.size > 10_000) await Promise.race(inFlight);
       }
@@ -165,7 +219,7 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
       const workers = Array.from({ length: plan.concurrency ?? 1 }, async () => {
         while (attempted < budget && performance.now() < deadline) {
           attempted += 1;
-          await sendOne(performance.now());
+          await sendOne(performance.now(), attempted - 1);
         }
       });
       await Promise.all(workers);
@@ -176,24 +230,67 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
   const durationMs = performance.now() - started;
 
   let exactlyOnce: LoadTestResult['exactlyOnce'] = { checked: false, note: 'not checked: the silos were not started by this run' };
-  if (counted !== undefined) {
+  if (check) {
     exactlyOnce = await checkExactlyOnce(sampler, new RedisKeys(plan.keyPrefix), ids, acknowledgedPerKey, plan.mode);
   }
-  await client.close();
-  await closeRedis(sampler);
-  for (const silo of silos) await silo.stop();
 
   const value = (p: number) => (histogram.totalCount === 0 ? 0 : histogram.getValueAtPercentile(p) / 1000);
+  const measured = histogram.totalCount;
+  const measuredMs = measuredFrom === undefined ? 0 : durationMs - (measuredFrom - started);
   return {
-    plan: { ...plan, type: target.type, args: JSON.stringify(plan.args) },
+    plan: { ...plan, type: target.type, args: JSON.stringify(plan.args), redis: describeRedis(plan.redis) },
     durationMs,
     attempted,
     acknowledged,
-    throughputPerSecond: acknowledged / (durationMs / 1_000),
+    warmup: { messages: warmupMessages, ms: measuredFrom === undefined ? durationMs : measuredFrom - started },
+    measured,
+    throughputPerSecond: measuredMs <= 0 ? 0 : measured / (measuredMs / 1_000),
     latencyMs: { p50: value(50), p90: value(90), p99: value(99), p999: value(99.9), max: histogram.maxValue / 1000, mean: histogram.mean / 1000 },
     errorsByType,
     timeline,
     exactlyOnce,
+  };
+}
+
+/** Where the run went, for its report: a URL without its password, or host:port. */
+function describeRedis(input: RedisConnectionInput): string {
+  if (typeof input === 'string') return redactUrl(input);
+  const { host, port, path } = input;
+  return path ?? (host === undefined && port === undefined ? redactedText(input) : `${input.tls === undefined ? 'redis' : 'rediss'}://${host ?? '127.0.0.1'}:${port ?? 6379}`);
+}
+
+/**
+ * Deletes what the run left in Redis. A prefix made for the run goes whole; under a prefix others
+ * may use, only the keys of this run's grains (their names carry the run id) and of the silos it
+ * started. Keys are found with SCAN over the prefix: the one place redgrain scans, as it deletes
+ * a run's own keys and nothing else reads them.
+ */
+async function removeRunKeys(redis: Redis, plan: LoadTestPlan, run: string, siloIds: string[]): Promise<LoadTestResult['cleanup']> {
+  if (plan.cleanup === 'none') {
+    return {
+      removedKeys: 0,
+      note:
+        plan.silos === 0
+          ? `the grains of this run (keys lt-${run}-*) stay with the running silos under prefix ${plan.keyPrefix}, which deactivate them when idle`
+          : 'nothing to remove: the private redis-server is stopped',
+    };
+  }
+  const patterns =
+    plan.cleanup === 'prefix'
+      ? [`${plan.keyPrefix}:*`]
+      : [`${plan.keyPrefix}:*lt-${run}-*`, ...siloIds.map((id) => `${plan.keyPrefix}:s:{${id}}:*`)];
+  let removedKeys = 0;
+  for (const match of patterns) {
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1_000);
+      cursor = next;
+      if (found.length > 0) removedKeys += await redis.unlink(...found);
+    } while (cursor !== '0');
+  }
+  return {
+    removedKeys,
+    note: plan.cleanup === 'prefix' ? `removed every key under the run's prefix ${plan.keyPrefix}` : `removed the keys of this run's grains and silos under prefix ${plan.keyPrefix}`,
   };
 }
 
@@ -314,5 +411,7 @@ function validatePlan(plan: LoadTestPlan): void {
   if (plan.messages !== undefined && !(Number.isInteger(plan.messages) && plan.messages > 0)) problems.push('--messages must be a positive whole number');
   if (!Number.isInteger(plan.silos) || plan.silos < 0) problems.push('--silos must be a whole number (0 uses running silos)');
   if (!Array.isArray(plan.args)) problems.push('--args must be a JSON array');
+  if (plan.warmupMs !== undefined && !(plan.warmupMs >= 0)) problems.push('--warmup must not be negative');
+  if (plan.warmupMessages !== undefined && !(Number.isInteger(plan.warmupMessages) && plan.warmupMessages >= 0)) problems.push('--warmup must be a whole number of messages');
   if (problems.length > 0) throw new TypeError(problems.join('; '));
 }

@@ -2,7 +2,7 @@
  * The `redgrain` command line: `redgrain silo ...`, `redgrain inspect ...`, `redgrain loadtest ...`
  * and `redgrain migrate-keys`. `redgrain --help` lists everything.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help } from 'commander';
 import { describeError } from '../errors/errors.ts';
 import { addInspectCommand } from './inspect-command.ts';
 import { addLoadTestCommand } from './load-test-command.ts';
@@ -17,7 +17,10 @@ export async function main(
   const program = new Command('redgrain')
     .description('Orleans-style virtual actors on Redis: run a silo, inspect a cluster, load-test a grain, migrate keys')
     .exitOverride()
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (text) => out(text.trimEnd()), writeErr: (text) => err(text.trimEnd()) })
+    // Commander's help does not say which options are required; ours does.
+    .configureHelp({ optionDescription: (option) => `${option.mandatory ? '(required) ' : ''}${new Help().optionDescription(option)}` });
   addSiloCommand(program, out);
   addInspectCommand(program, out);
   addLoadTestCommand(program, out);
@@ -27,7 +30,8 @@ export async function main(
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    err(`redgrain: ${describeError(error)}`);
+    // One line a person can act on: the message, not the class name or a stack.
+    err(`redgrain: ${error instanceof Error ? error.message : describeError(error)}`);
     return 1;
   }
 }

@@ -3,12 +3,8 @@ import { InvalidGrainModuleError } from '../errors/errors.ts';
 import { grainClassesOf } from '../grain/grain-module.ts';
 import type { GrainClass } from '../grain/grain.ts';
 import { startEventLoopWatchdog } from '../silo/event-loop-watchdog.ts';
-import type { SiloOptions } from '../silo/silo-options.ts';
+import { siloProcessSettings } from '../config/options-schema.ts';
 import { Silo } from '../silo/silo.ts';
-import type { LogLevel } from '../telemetry/logger.ts';
-
-/** Default event-loop watchdog deadline of a silo process. */
-const DEFAULT_WATCHDOG_MS = 60_000;
 
 /**
  * `redgrain silo --grains <module> [--grains <module> ...]`: runs this process as one silo hosting
@@ -42,9 +38,10 @@ async function runSilo(modules: string[], out: (text: string) => void): Promise<
       if (found.length === 0) throw new InvalidGrainModuleError(module, 'it exports no Grain subclass with a static type');
       grains.push(...found);
     }
-    const config = siloConfigFromEnv(process.env);
-    watchdogMs = config.watchdogMs;
-    silo = await Silo.start({ grains: [...new Set(grains)], ...config.options });
+    // Every REDGRAIN_* variable is read and checked by the options schema (Silo.start reads the
+    // silo's; the watchdog deadline is the process's own); a malformed one stops the start here.
+    watchdogMs = siloProcessSettings(process.env).watchdogMs;
+    silo = await Silo.start({ grains: [...new Set(grains)] });
   } catch (error) {
     await stopTelemetry();
     throw error;
@@ -80,28 +77,3 @@ async function runSilo(modules: string[], out: (text: string) => void): Promise<
   process.on('SIGINT', onSignal);
 }
 
-/** The silo process's options from its environment, and its watchdog deadline. */
-function siloConfigFromEnv(env: NodeJS.ProcessEnv): { options: Partial<SiloOptions>; watchdogMs: number } {
-  const options: Partial<SiloOptions> = {
-    ...(env.REDGRAIN_SILO_ID ? { siloId: env.REDGRAIN_SILO_ID } : {}),
-    ...numberFromEnv('collectionAgeMs', 'REDGRAIN_COLLECTION_AGE_MS'),
-    ...numberFromEnv('lockDurationMs', 'REDGRAIN_LOCK_DURATION_MS'),
-    ...numberFromEnv('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS'),
-    ...numberFromEnv('missedHeartbeatsLimit', 'REDGRAIN_MISSED_HEARTBEATS_LIMIT'),
-    ...numberFromEnv('maxMessageAttempts', 'REDGRAIN_MAX_MESSAGE_ATTEMPTS'),
-    ...numberFromEnv('turnBatchSize', 'REDGRAIN_TURN_BATCH_SIZE'),
-    ...numberFromEnv('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS'),
-    ...(env.REDGRAIN_LOG_LEVEL ? { logLevel: env.REDGRAIN_LOG_LEVEL as LogLevel } : {}),
-  };
-  const watchdogMs = Number(env.REDGRAIN_WATCHDOG_MS ?? DEFAULT_WATCHDOG_MS);
-  if (!Number.isFinite(watchdogMs) || watchdogMs < 0) throw new Error(`REDGRAIN_WATCHDOG_MS must be a number of ms, got "${env.REDGRAIN_WATCHDOG_MS}"`);
-  return { options, watchdogMs };
-}
-
-function numberFromEnv(option: string, variable: string): Record<string, number> {
-  const text = process.env[variable];
-  if (text === undefined || text === '') return {};
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${variable} must be a positive number, got "${text}"`);
-  return { [option]: value };
-}

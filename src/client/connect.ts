@@ -1,31 +1,25 @@
-import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
-import { closeRedis, DEFAULT_REDIS_URL, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import { OPTIONS, resolveOption, resolveRedis, type Environment } from '../config/options-schema.ts';
+import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
 import { openRuntime } from '../redis/runtime.ts';
-import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
+import type { PlacementStrategy } from '../placement/placement.ts';
 import { ErrorClassRegistry } from '../errors/error-converter.ts';
 import type { ErrorClass } from '../grain/grain.ts';
 import { GrainClient } from './grain-client.ts';
 
-export const DEFAULT_ASK_TIMEOUT_MS = 30_000;
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-export const DEFAULT_REDIS_TIMEOUT_MS = 10_000;
-export const DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576;
-export const DEFAULT_LOCK_DURATION_MS = 30_000;
+export const DEFAULT_ASK_TIMEOUT_MS = OPTIONS.askTimeoutMs.default;
+export const DEFAULT_CONNECT_TIMEOUT_MS = OPTIONS.connectTimeoutMs.default;
+export const DEFAULT_REDIS_TIMEOUT_MS = OPTIONS.redisTimeoutMs.default;
+export const DEFAULT_MAX_PAYLOAD_BYTES = OPTIONS.maxPayloadBytes.default;
+export const DEFAULT_LOCK_DURATION_MS = OPTIONS.lockDurationMs.default;
 export const DEFAULT_MEMBERSHIP_REFRESH_MS = 1_000;
 /** How long the outcome of a message sent with an idempotency key is kept: 24 hours. */
-export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 86_400_000;
+export const DEFAULT_IDEMPOTENCY_WINDOW_MS = OPTIONS.idempotencyWindowMs.default;
 
-/** `REDIS_URL` when set (and not empty), else redis://127.0.0.1:6379. */
-export function defaultRedis(): string {
-  return process.env.REDIS_URL || DEFAULT_REDIS_URL;
-}
-
-/** `REDGRAIN_PREFIX` when set (and not empty), else `redgrain`. */
-export function defaultKeyPrefix(): string {
-  return process.env.REDGRAIN_PREFIX || DEFAULT_KEY_PREFIX;
-}
-
-/** Options of `connect`. Every one has a default. */
+/**
+ * Options of `connect`. Every one has a default, and each one not given is read from its
+ * environment variable when set (`REDIS_URL`, `REDGRAIN_PREFIX`, `REDGRAIN_ASK_TIMEOUT_MS`, ...;
+ * see src/config/options-schema.ts).
+ */
 export interface ConnectOptions {
   /** Redis URL (`redis://`, `rediss://` for TLS) or ioredis options. Default: `REDIS_URL`, else redis://127.0.0.1:6379. */
   redis?: RedisConnectionInput | undefined;
@@ -61,17 +55,18 @@ export interface ConnectOptions {
  * ```
  */
 export async function connect(options: ConnectOptions = {}): Promise<GrainClient> {
-  const input = options.redis ?? defaultRedis();
+  const resolved = resolveConnectOptions(options);
+  const input = resolved.redis;
   const errorClasses = new ErrorClassRegistry();
   errorClasses.register(options.errors);
   const runtime = await openRuntime({
     input,
-    keyPrefix: options.keyPrefix ?? defaultKeyPrefix(),
+    keyPrefix: resolved.keyPrefix,
     connectionName: 'redgrain:client',
-    placement: options.placement ?? randomPlacement,
+    placement: resolved.placement,
     localSiloId: undefined,
     lockDurationMs: DEFAULT_LOCK_DURATION_MS,
-    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    connectTimeoutMs: resolved.connectTimeoutMs,
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
   });
   return new GrainClient({
@@ -82,18 +77,31 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     membership: runtime.membership,
     deadLetters: runtime.deadLetters,
     subscriptions: runtime.subscriptions,
-    askTimeoutMs: options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
-    redisTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
-    maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
-    idempotencyWindowMs: positiveOption('idempotencyWindowMs', options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
+    askTimeoutMs: resolved.askTimeoutMs,
+    redisTimeoutMs: resolved.redisTimeoutMs,
+    maxPayloadBytes: resolved.maxPayloadBytes,
+    idempotencyWindowMs: resolved.idempotencyWindowMs,
     errorClasses,
     openSubscriber: () => openRedis(input, 'redgrain:client:replies', 'subscriber'),
     dispose: () => closeRedis(runtime.redis),
   });
 }
 
-/** Checks a numeric option: a positive, finite number. */
-export function positiveOption(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number, got ${String(value)}`);
-  return value;
+/**
+ * `connect`'s options resolved through the options schema: each given in code, else its
+ * environment variable, else its default. A refused value throws InvalidOptionError naming it.
+ */
+export function resolveConnectOptions(options: ConnectOptions, env: Environment = process.env) {
+  const get = <N extends 'keyPrefix' | 'askTimeoutMs' | 'connectTimeoutMs' | 'redisTimeoutMs' | 'maxPayloadBytes' | 'idempotencyWindowMs' | 'placement'>(name: N) =>
+    resolveOption(name, options[name], env, `connect option ${name}`);
+  return {
+    redis: resolveRedis(options.redis, env, 'connect option redis'),
+    keyPrefix: get('keyPrefix'),
+    askTimeoutMs: get('askTimeoutMs'),
+    connectTimeoutMs: get('connectTimeoutMs'),
+    redisTimeoutMs: get('redisTimeoutMs'),
+    maxPayloadBytes: get('maxPayloadBytes'),
+    idempotencyWindowMs: get('idempotencyWindowMs'),
+    placement: get('placement'),
+  };
 }

@@ -33,6 +33,7 @@ import {
   type ReplyMessage,
 } from '../messaging/envelope.ts';
 import { errorToData, type ErrorClassRegistry } from '../errors/error-converter.ts';
+import { MAX_TIMER_MS } from '../config/options-schema.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
 import { matchSegments, patternSegments, topicSegments } from '../pubsub/topic-pattern.ts';
 import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
@@ -48,9 +49,6 @@ interface Call {
   idempotencyKey: string | undefined;
   trace: CallTrace;
 }
-
-/** Longest timer Node keeps (about 24.8 days); a longer `ask` timeout would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How many subscribers a publish enqueues for at once. */
 const PUBLISH_CONCURRENCY = 64;
@@ -190,13 +188,13 @@ export class GrainClient implements MessageSender {
   #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): Call {
     const { idempotencyKey, correlationId: given, timeoutMs } = options;
     if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
-      throw new InvalidOptionError('idempotencyKey', `a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${preview(idempotencyKey)}`);
+      throw new InvalidOptionError('idempotencyKey', preview(idempotencyKey), `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
     }
     if (given !== undefined && !isCorrelationId(given)) {
-      throw new InvalidOptionError('correlationId', `a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters, got ${preview(given)}`);
+      throw new InvalidOptionError('correlationId', preview(given), `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`);
     }
     if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
-      throw new InvalidOptionError('timeoutMs', `a positive number of milliseconds up to ${MAX_TIMER_MS}, got ${preview(timeoutMs)}`);
+      throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a positive number of milliseconds up to ${MAX_TIMER_MS}`);
     }
     const parent = callerContext(options.traceContext);
     const correlationId = given ?? correlationFromContext(parent) ?? newCorrelationId();
@@ -385,10 +383,8 @@ export class GrainClient implements MessageSender {
       try {
         await waitReadyWithin(redis, redisTimeoutMs);
       } catch (error) {
-        throw new RedisUnavailableError(
-          `Cannot send ${grain.toString()}.${method}: Redis not reachable within ${redisTimeoutMs} ms; the message was not enqueued`,
-          error,
-        );
+        const why = error instanceof RedisUnavailableError ? error.message : `Redis not reachable within ${redisTimeoutMs} ms`;
+        throw new RedisUnavailableError(`Cannot send ${grain.toString()}.${method}: ${why}; the message was not enqueued`, error);
       }
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {

@@ -82,7 +82,7 @@ export class ErrorClassRegistry {
   register(classes: readonly unknown[] | undefined): void {
     for (const cls of classes ?? []) {
       if (typeof cls !== 'function' || !(cls.prototype instanceof Error)) {
-        throw new InvalidOptionError('errors', `an error class (a class extending Error), got ${describe(cls)}`);
+        throw new InvalidOptionError('errors', describe(cls), 'must hold error classes (classes extending Error)');
       }
       const name = (cls as { name: string }).name;
       if (FRAMEWORK_ERRORS.has(name) || [...FRAMEWORK_ERRORS.values()].some((framework) => framework.name === name)) continue;

@@ -23,11 +23,31 @@ export class KeyMigrationRefusedError extends RedgrainError {
 
 /** The grain type was never registered by any silo sharing this key prefix. */
 export class GrainTypeNotRegisteredError extends RedgrainError {
-  constructor(readonly grainType: string) {
+  /** `known`, when given, lists the registered types, so a misspelt name is easy to spot. */
+  constructor(
+    readonly grainType: string,
+    known?: readonly string[],
+  ) {
     super(
       'GRAIN_TYPE_NOT_REGISTERED',
-      `Grain type "${grainType}" is not registered: no silo with this key prefix has ever hosted it`,
+      `Grain type "${grainType}" is not registered: no silo with this key prefix has ever hosted it` +
+        (known === undefined ? '' : ` (registered types: ${known.length === 0 ? 'none' : [...known].sort().join(', ')})`),
     );
+  }
+}
+
+/**
+ * A configuration value was refused: an option passed in code, an environment variable, a
+ * command-line flag, or a call option (`idempotencyKey`, `timeoutMs`, `correlationId`). `option` names it as the user wrote it (`idempotencyWindowMs`,
+ * `REDGRAIN_LOG_LEVEL`), so the message points at the line to fix.
+ */
+export class InvalidOptionError extends RedgrainError {
+  constructor(
+    readonly option: string,
+    readonly value: string,
+    readonly reason: string,
+  ) {
+    super('INVALID_OPTION', `${option} is ${value}: ${reason}`);
   }
 }
 
@@ -183,13 +203,6 @@ export class MessageDeadLetteredError extends RedgrainError {
       'DEAD_LETTERED',
       `${grain}.${method} was dead-lettered after ${attempts} attempts: its processing kept killing or hanging the activation`,
     );
-  }
-}
-
-/** An option, a call option or a configuration value is malformed; the message names it. */
-export class InvalidOptionError extends RedgrainError {
-  constructor(option: string, expected: string) {
-    super('INVALID_OPTION', `Invalid ${option}: expected ${expected}`);
   }
 }
 

@@ -12,6 +12,8 @@ export interface SiloRecord {
   startedAt: number;
   heartbeatAt: number;
   activations: number;
+  /** The silo's heartbeat interval (ms), so readers can tell a late heartbeat from a normal one; 0 when unknown. */
+  heartbeatIntervalMs: number;
 }
 
 /** Silos that take wake-ups for the grains they own. */
@@ -29,6 +31,7 @@ export function recordToHash(record: SiloRecord): Record<string, string> {
     startedAt: String(record.startedAt),
     heartbeatAt: String(record.heartbeatAt),
     activations: String(record.activations),
+    heartbeatIntervalMs: String(record.heartbeatIntervalMs),
   };
 }
 
@@ -43,5 +46,6 @@ export function recordFromHash(hash: Record<string, string>): SiloRecord | undef
     startedAt: Number(hash.startedAt ?? 0),
     heartbeatAt: Number(hash.heartbeatAt ?? 0),
     activations: Number(hash.activations ?? 0),
+    heartbeatIntervalMs: Number(hash.heartbeatIntervalMs ?? 0),
   };
 }

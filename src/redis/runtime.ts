@@ -58,27 +58,40 @@ export async function openRuntime(options: RuntimeOptions): Promise<RedisRuntime
   }
 }
 
-/** Waits for a connection, failing with RedisUnavailableError instead of retrying for ever. */
+/**
+ * Waits for a new connection, failing with RedisUnavailableError instead of retrying for ever.
+ * Causes that waiting does not heal (connection refused, unknown host, TLS verification, wrong
+ * credentials) fail at once; the message names host:port and the cause, never the password.
+ */
 export async function readyWithin(redis: Redis, timeoutMs: number): Promise<void> {
   try {
-    await waitReadyWithin(redis, timeoutMs);
+    await waitReadyWithin(redis, timeoutMs, true);
   } catch (error) {
     redis.disconnect();
     throw error;
   }
 }
 
-/** Waits up to `timeoutMs` for the connection to be ready; it keeps reconnecting either way. */
-export async function waitReadyWithin(redis: Redis, timeoutMs: number): Promise<void> {
+/**
+ * Waits up to `timeoutMs` for the connection to be ready; it keeps reconnecting either way.
+ * With `failFast`, a cause that waiting does not heal fails at once (for a connection being
+ * opened); without it only wrong credentials do (a running client waits out a restart of Redis).
+ */
+export async function waitReadyWithin(redis: Redis, timeoutMs: number, failFast = false): Promise<void> {
   if (redis.status === 'ready') return;
+  const address = redisAddress(redis);
   let timer: NodeJS.Timeout | undefined;
   let onError: ((error: Error) => void) | undefined;
+  let last: RedisFailure | undefined;
   const failure = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisUnavailableError(`Redis not reachable within ${timeoutMs} ms`)), timeoutMs);
-    // Wrong credentials do not heal by waiting: fail at once, saying so.
+    timer = setTimeout(() => {
+      const why = last === undefined ? 'no answer' : `last error: ${last.cause}`;
+      reject(new RedisUnavailableError(`Redis at ${address} not reachable within ${timeoutMs} ms (${why})`, last?.error));
+    }, timeoutMs);
     onError = (error: Error) => {
-      if (/WRONGPASS|NOAUTH|NOPERM|invalid password/i.test(error.message)) {
-        reject(new RedisUnavailableError(`Redis refused the credentials: ${error.message}`, error));
+      last = explainRedisError(error);
+      if (last.kind === 'credentials' || (failFast && last.kind === 'final')) {
+        reject(new RedisUnavailableError(`Redis at ${address} is unavailable: ${last.cause}`, error));
       }
     };
     redis.on('error', onError);
@@ -86,9 +99,65 @@ export async function waitReadyWithin(redis: Redis, timeoutMs: number): Promise<
   try {
     await Promise.race([waitReady(redis), failure]);
   } catch (error) {
-    throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(describeError(error), error);
+    throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`Redis at ${address}: ${describeError(error)}`, error);
   } finally {
     clearTimeout(timer);
     if (onError !== undefined) redis.off('error', onError);
   }
+}
+
+/** host:port (or the socket path) a connection goes to, for messages: never the password. */
+export function redisAddress(redis: Redis): string {
+  const { path, host, port } = redis.options;
+  if (path !== undefined && path !== '') return path;
+  const name = host ?? '127.0.0.1';
+  return `${name.includes(':') ? `[${name}]` : name}:${port ?? 6379}`;
+}
+
+/** A connection error read for a person: what went wrong, and whether waiting can heal it. */
+export interface RedisFailure {
+  error: Error;
+  cause: string;
+  /** `credentials` and `final` do not heal by waiting; `transient` may. */
+  kind: 'credentials' | 'final' | 'transient';
+}
+
+/** TLS errors that mean the server's certificate could not be verified against the trusted CAs. */
+const TLS_VERIFICATION_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+export function explainRedisError(error: Error): RedisFailure {
+  const code = (error as NodeJS.ErrnoException).code;
+  const text = error.message || code || error.name;
+  if (/^(WRONGPASS|ERR invalid password)/.test(text) || /invalid username-password/i.test(text)) {
+    return { error, kind: 'credentials', cause: `it refused the credentials (${text})` };
+  }
+  if (/^NOAUTH/.test(text)) {
+    // Only the code: Redis 7's NOAUTH reply to HELLO is a paragraph about the HELLO command.
+    return { error, kind: 'credentials', cause: 'it needs a user and password (NOAUTH); put them in the URL: redis://user:password@host:port' };
+  }
+  if (/^NOPERM/.test(text)) {
+    return { error, kind: 'credentials', cause: `the user lacks a permission redgrain needs (${text}); see the README's Security section` };
+  }
+  if (code === 'ECONNREFUSED') return { error, kind: 'final', cause: 'connection refused (ECONNREFUSED): nothing listens there' };
+  if (code === 'ENOTFOUND') return { error, kind: 'final', cause: `host not found (ENOTFOUND: ${text})` };
+  if (code !== undefined && TLS_VERIFICATION_CODES.has(code)) {
+    return {
+      error,
+      kind: 'final',
+      cause: `TLS verification failed (${code}: ${text}); trust the CA that signed the server certificate with REDIS_TLS_CA_FILE or tls: { ca } in the redis options`,
+    };
+  }
+  return { error, kind: 'transient', cause: code !== undefined && !text.includes(code) ? `${code}: ${text}` : text };
 }

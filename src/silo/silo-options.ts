@@ -1,16 +1,16 @@
-import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_IDEMPOTENCY_WINDOW_MS, positiveOption, DEFAULT_LOCK_DURATION_MS, DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
-import { DEFAULT_SUPERVISION, type SupervisionSettings } from '../catalog/activation-supervisor.ts';
+import { DEFAULT_MEMBERSHIP_REFRESH_MS } from '../client/connect.ts';
+import type { SupervisionSettings } from '../catalog/activation-supervisor.ts';
+import { OPTIONS, resolveOption, resolveRedis, type Environment, type SILO_OPTIONS } from '../config/options-schema.ts';
 import type { ErrorClass, GrainClass } from '../grain/grain.ts';
-import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
-import { DEFAULT_REDIS_URL, type RedisConnectionInput } from '../redis/connection.ts';
-import { DEFAULT_KEY_PREFIX } from '../redis/keys.ts';
-import { parseLogLevel, type Logger, type LogLevel } from '../telemetry/logger.ts';
+import type { PlacementStrategy } from '../placement/placement.ts';
+import type { RedisConnectionInput } from '../redis/connection.ts';
+import type { Logger, LogLevel } from '../telemetry/logger.ts';
 
-export const DEFAULT_COLLECTION_AGE_MS = 15 * 60_000;
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000;
-export const DEFAULT_MISSED_HEARTBEATS_LIMIT = 5;
-export const DEFAULT_MAX_MESSAGE_ATTEMPTS = 3;
-export const DEFAULT_TURN_BATCH_SIZE = 16;
+export const DEFAULT_COLLECTION_AGE_MS = OPTIONS.collectionAgeMs.default;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = OPTIONS.heartbeatIntervalMs.default;
+export const DEFAULT_MISSED_HEARTBEATS_LIMIT = OPTIONS.missedHeartbeatsLimit.default;
+export const DEFAULT_MAX_MESSAGE_ATTEMPTS = OPTIONS.maxMessageAttempts.default;
+export const DEFAULT_TURN_BATCH_SIZE = OPTIONS.turnBatchSize.default;
 
 /** Options of `Silo.start`. Only `grains` is required. */
 export interface SiloOptions {
@@ -82,51 +82,34 @@ export interface ResolvedSiloOptions {
   errors: readonly ErrorClass[];
 }
 
-export function resolveSiloOptions(options: SiloOptions): ResolvedSiloOptions {
-  if (!Array.isArray(options.grains) || options.grains.length === 0) {
-    throw new TypeError('Silo.start needs at least one grain class in options.grains');
-  }
-  if (options.siloId !== undefined && !/^[A-Za-z0-9._-]{1,100}$/.test(options.siloId)) {
-    throw new TypeError(`Silo id ${JSON.stringify(options.siloId)} must be 1-100 letters, digits, '.', '_' or '-'`);
-  }
+/**
+ * Resolves `Silo.start`'s options through the options schema: each option given in code, else its
+ * environment variable, else its default. A refused value throws InvalidOptionError naming it.
+ */
+export function resolveSiloOptions(options: SiloOptions, env: Environment = process.env): ResolvedSiloOptions {
+  const given = (options ?? {}) as Partial<SiloOptions>;
+  const get = <N extends (typeof SILO_OPTIONS)[number]>(name: N) => resolveOption(name, given[name as keyof SiloOptions], env, `Silo option ${name}`);
+  const siloId = get('siloId');
   return {
-    grains: options.grains,
-    redis: options.redis ?? (process.env.REDIS_URL || DEFAULT_REDIS_URL),
-    keyPrefix: options.keyPrefix ?? (process.env.REDGRAIN_PREFIX || DEFAULT_KEY_PREFIX),
-    collectionAgeMs: positive('collectionAgeMs', options.collectionAgeMs ?? DEFAULT_COLLECTION_AGE_MS),
-    siloId: options.siloId,
-    placement: options.placement ?? randomPlacement,
-    lockDurationMs: positive('lockDurationMs', options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS),
-    supervision: resolveSupervision(options.supervision ?? {}),
-    maxMessageAttempts: positive('maxMessageAttempts', options.maxMessageAttempts ?? DEFAULT_MAX_MESSAGE_ATTEMPTS),
-    turnBatchSize: batchSize(options.turnBatchSize ?? DEFAULT_TURN_BATCH_SIZE),
-    heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
-    missedHeartbeatsLimit: positive('missedHeartbeatsLimit', options.missedHeartbeatsLimit ?? DEFAULT_MISSED_HEARTBEATS_LIMIT),
-    askTimeoutMs: positive('askTimeoutMs', options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS),
-    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
-    maxPayloadBytes: positive('maxPayloadBytes', options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES),
-    idempotencyWindowMs: positive('idempotencyWindowMs', options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
+    grains: get('grains') as readonly GrainClass[],
+    redis: resolveRedis(given.redis, env, 'Silo option redis'),
+    keyPrefix: get('keyPrefix'),
+    collectionAgeMs: get('collectionAgeMs'),
+    siloId: siloId === '' ? undefined : siloId,
+    placement: get('placement'),
+    lockDurationMs: get('lockDurationMs'),
+    supervision: get('supervision'),
+    maxMessageAttempts: get('maxMessageAttempts'),
+    turnBatchSize: get('turnBatchSize'),
+    heartbeatIntervalMs: get('heartbeatIntervalMs'),
+    missedHeartbeatsLimit: get('missedHeartbeatsLimit'),
+    askTimeoutMs: get('askTimeoutMs'),
+    connectTimeoutMs: get('connectTimeoutMs'),
+    maxPayloadBytes: get('maxPayloadBytes'),
+    idempotencyWindowMs: get('idempotencyWindowMs'),
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
-    logLevel: options.logLevel ?? parseLogLevel(process.env.REDGRAIN_LOG_LEVEL, 'info'),
-    logger: options.logger,
-    errors: options.errors ?? [],
+    logLevel: get('logLevel'),
+    logger: get('logger'),
+    errors: given.errors ?? [],
   };
-}
-
-function positive(name: string, value: number): number {
-  return positiveOption(`Silo option ${name}`, value);
-}
-
-/** A batch of 1 to 1,000 messages: a MULTI of more holds Redis for too long. */
-function batchSize(value: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > 1_000) {
-    throw new TypeError(`Silo option turnBatchSize must be an integer from 1 to 1000, got ${String(value)}`);
-  }
-  return value;
-}
-
-function resolveSupervision(given: Partial<SupervisionSettings>): SupervisionSettings {
-  const merged = { ...DEFAULT_SUPERVISION, ...given };
-  for (const [name, value] of Object.entries(merged)) positive(`supervision.${name}`, value);
-  return merged;
 }

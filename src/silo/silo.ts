@@ -244,6 +244,7 @@ export class Silo {
       startedAt: this.#startedAt,
       heartbeatAt: Date.now(),
       activations: this.catalog.size,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
     };
   }
 

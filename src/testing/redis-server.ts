@@ -26,6 +26,11 @@ export interface RedisServerOptions {
   args?: string[] | undefined;
   /** A fixed port; default a free one. */
   port?: number | undefined;
+  /**
+   * Serve TLS only, on the port (no plain-text port), with this certificate and key; clients are
+   * not asked for certificates. The URL is then `rediss://127.0.0.1:<port>`.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string } | undefined;
 }
 
 /** True when `redis-server` is on PATH. */
@@ -54,8 +59,18 @@ export async function freePort(): Promise<number> {
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'redgrain-redis-'));
+  const listen = options.tls === undefined
+    ? ['--port', String(port)]
+    : [
+        '--port', '0',
+        '--tls-port', String(port),
+        '--tls-cert-file', options.tls.certFile,
+        '--tls-key-file', options.tls.keyFile,
+        '--tls-ca-cert-file', options.tls.caFile,
+        '--tls-auth-clients', 'no',
+      ];
   const args = [
-    '--port', String(port),
+    ...listen,
     '--bind', '127.0.0.1',
     '--dir', dir,
     '--save', '',
@@ -66,7 +81,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   ];
   let child = await launch(args);
   const server: RedisServer = {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     port,
     get pid() {
       return child.pid ?? -1;
