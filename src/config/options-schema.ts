@@ -25,6 +25,8 @@ export interface OptionSpec<T> {
   readonly check: (value: unknown) => T;
   /** Parses the environment variable's text; throws a reason when it is refused. */
   readonly parse?: (text: string) => T;
+  /** The silo command's flag for it, for an option given on the command line rather than in the environment. */
+  readonly flag?: string;
   /** Whether the value may be shown in an error message (false for anything holding a password). */
   readonly secret?: boolean;
   /** The README's "meaning" column, in short. */
@@ -201,6 +203,7 @@ export const OPTIONS = {
   } satisfies OptionSpec<LogLevel>,
   grains: {
     name: 'grains',
+    flag: '--grains <module>',
     default: (): never => refuse('is required: give at least one grain class'),
     defaultText: '(required)',
     check: (value: unknown) => {
