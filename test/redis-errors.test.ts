@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, RedisUnavailableError, Silo } from 'redgrain';
+import { freePort, startRedisServer, type RedisServer } from 'redgrain/testing';
+import { Counter } from '../grains/counter.ts';
+
+/** Connects and returns the error, and how long it took to come. */
+async function failure(start: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = Date.now();
+  const error = await start().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { error, ms: Date.now() - started };
+}
+
+/** "Redis unreachable", as a new user meets it: it names where and why, and does not make you wait. */
+describe('Redis unreachable at start', () => {
+  let server: RedisServer;
+
+  beforeAll(async () => {
+    server = await startRedisServer({ args: ['--requirepass', 'right-password'] });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('a refused connection fails at once, naming host:port and ECONNREFUSED (connect and Silo.start)', async () => {
+    const port = await freePort(); // nothing listens there
+    const client = await failure(() => connect({ redis: `redis://127.0.0.1:${port}`, connectTimeoutMs: 10_000 }));
+    expect(client.error).toBeInstanceOf(RedisUnavailableError);
+    expect((client.error as Error).message).toBe(`Redis at 127.0.0.1:${port} is unavailable: connection refused (ECONNREFUSED): nothing listens there`);
+    expect(client.ms).toBeLessThan(1_000);
+    const silo = await failure(() => Silo.start({ redis: `redis://127.0.0.1:${port}`, grains: [Counter], connectTimeoutMs: 10_000 }));
+    expect((silo.error as Error).message).toBe((client.error as Error).message);
+    expect(silo.ms).toBeLessThan(1_000);
+  });
+
+  it('an unknown host fails at once, naming it and ENOTFOUND', async () => {
+    const { error, ms } = await failure(() => connect({ redis: 'redis://redis.example.invalid:6390', connectTimeoutMs: 10_000 }));
+    expect((error as Error).message).toBe(
+      'Redis at redis.example.invalid:6390 is unavailable: host not found (ENOTFOUND: getaddrinfo ENOTFOUND redis.example.invalid)',
+    );
+    expect(ms).toBeLessThan(5_000);
+  });
+
+  it('a wrong password and a missing one fail at once, saying so, without the password', async () => {
+    const wrong = await failure(() => connect({ redis: `redis://default:not-the-password@127.0.0.1:${server.port}` }));
+    expect((wrong.error as Error).message).toBe(
+      `Redis at 127.0.0.1:${server.port} is unavailable: it refused the credentials (WRONGPASS invalid username-password pair or user is disabled.)`,
+    );
+    expect(wrong.ms).toBeLessThan(1_000);
+    const missing = await failure(() => connect({ redis: server.url }));
+    expect((missing.error as Error).message).toBe(
+      `Redis at 127.0.0.1:${server.port} is unavailable: it needs a user and password (NOAUTH); put them in the URL: redis://user:password@host:port`,
+    );
+    expect(missing.ms).toBeLessThan(1_000);
+    const client = await connect({ redis: `redis://default:right-password@127.0.0.1:${server.port}`, keyPrefix: 'errors' });
+    await client.close();
+  });
+
+  it('a server that never answers fails after connectTimeoutMs, naming host:port', async () => {
+    // A listening socket that accepts and never replies: the connection is made, Redis never answers.
+    const { createServer } = await import('node:net');
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const { error, ms } = await failure(() => connect({ redis: `redis://127.0.0.1:${port}`, connectTimeoutMs: 800 }));
+      expect((error as Error).message).toBe(`Redis at 127.0.0.1:${port} not reachable within 800 ms (no answer)`);
+      expect(ms).toBeGreaterThanOrEqual(790);
+      expect(ms).toBeLessThan(3_000);
+    } finally {
+      silent.close();
+    }
+  });
+});
