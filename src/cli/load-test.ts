@@ -103,6 +103,9 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
   const run = randomUUID().slice(0, 8);
   let client: GrainClient | undefined;
   let outcome: Omit<LoadTestResult, 'cleanup'>;
+  let cleanup: LoadTestResult['cleanup'] | undefined;
+  // Under a prefix others may use, what was there before the run is not the run's to delete.
+  const before = plan.cleanup === 'grains' ? await sharedKeys(sampler, plan.keyPrefix, target.type) : undefined;
   try {
     for (let i = 0; i < plan.silos; i++) {
       silos.push(await Silo.start({ redis: plan.redis, keyPrefix: plan.keyPrefix, grains: [counted as GrainClass], logLevel: 'error' }));
@@ -113,11 +116,10 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
     // Whatever happened, the silos stop and the run's keys go: a failed run leaves nothing behind.
     await client?.close().catch(() => undefined);
     for (const silo of silos) await silo.stop().catch(() => undefined);
-  }
-  let cleanup: LoadTestResult['cleanup'];
-  try {
-    cleanup = await removeRunKeys(sampler, plan, run, silos.map((s) => s.id));
-  } finally {
+    cleanup = await removeRunKeys(sampler, plan, run, target.type, silos.map((s) => s.id), before).catch((error: unknown) => ({
+      removedKeys: 0,
+      note: `could not remove the run's keys: ${error instanceof Error ? error.message : String(error)}`,
+    }));
     await closeRedis(sampler);
   }
   return { ...outcome, cleanup };
@@ -259,13 +261,37 @@ function describeRedis(input: RedisConnectionInput): string {
   return path ?? (host === undefined && port === undefined ? redactedText(input) : `${input.tls === undefined ? 'redis' : 'rediss'}://${host ?? '127.0.0.1'}:${port ?? 6379}`);
 }
 
+/** Keys under a prefix that belong to no grain or silo (`P:types`, the reminders queue...), and whether `type` was registered. */
+interface SharedKeys {
+  names: Set<string>;
+  typeRegistered: boolean;
+}
+
+async function sharedKeys(redis: Redis, prefix: string, type: string): Promise<SharedKeys> {
+  const names = new Set((await scanKeys(redis, `${prefix}:*`)).filter((key) => !key.includes('{')));
+  const typeRegistered = (await redis.sismember(new RedisKeys(prefix).grainTypes(), type)) === 1;
+  return { names, typeRegistered };
+}
+
+async function scanKeys(redis: Redis, match: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1_000);
+    cursor = next;
+    keys.push(...found);
+  } while (cursor !== '0');
+  return keys;
+}
+
 /**
- * Deletes what the run left in Redis. A prefix made for the run goes whole; under a prefix others
- * may use, only the keys of this run's grains (their names carry the run id) and of the silos it
- * started. Keys are found with SCAN over the prefix: the one place redgrain scans, as it deletes
- * a run's own keys and nothing else reads them.
+ * Deletes what the run left in Redis. A prefix made for the run goes whole. Under a prefix others
+ * may use, only what the run created: the keys of its grains (their names carry the run id) and
+ * of the silos it started, the prefix-wide keys that did not exist before it, and its grain type
+ * when the run registered it. Keys are found with SCAN over the prefix, the one place redgrain
+ * scans: it deletes a run's own keys, which nothing else reads.
  */
-async function removeRunKeys(redis: Redis, plan: LoadTestPlan, run: string, siloIds: string[]): Promise<LoadTestResult['cleanup']> {
+async function removeRunKeys(redis: Redis, plan: LoadTestPlan, run: string, type: string, siloIds: string[], before: SharedKeys | undefined): Promise<LoadTestResult['cleanup']> {
   if (plan.cleanup === 'none') {
     return {
       removedKeys: 0,
@@ -275,22 +301,20 @@ async function removeRunKeys(redis: Redis, plan: LoadTestPlan, run: string, silo
           : 'nothing to remove: the private redis-server is stopped',
     };
   }
-  const patterns =
+  const doomed =
     plan.cleanup === 'prefix'
-      ? [`${plan.keyPrefix}:*`]
-      : [`${plan.keyPrefix}:*lt-${run}-*`, ...siloIds.map((id) => `${plan.keyPrefix}:s:{${id}}:*`)];
+      ? await scanKeys(redis, `${plan.keyPrefix}:*`)
+      : [
+          ...(await scanKeys(redis, `${plan.keyPrefix}:*lt-${run}-*`)),
+          ...(await Promise.all(siloIds.map((id) => scanKeys(redis, `${plan.keyPrefix}:s:{${id}}:*`)))).flat(),
+          ...(await scanKeys(redis, `${plan.keyPrefix}:*`)).filter((key) => !key.includes('{') && before?.names.has(key) === false),
+        ];
   let removedKeys = 0;
-  for (const match of patterns) {
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1_000);
-      cursor = next;
-      if (found.length > 0) removedKeys += await redis.unlink(...found);
-    } while (cursor !== '0');
-  }
+  for (let i = 0; i < doomed.length; i += 1_000) removedKeys += await redis.unlink(...doomed.slice(i, i + 1_000));
+  if (plan.cleanup === 'grains' && before?.typeRegistered === false) await redis.srem(new RedisKeys(plan.keyPrefix).grainTypes(), type);
   return {
     removedKeys,
-    note: plan.cleanup === 'prefix' ? `removed every key under the run's prefix ${plan.keyPrefix}` : `removed the keys of this run's grains and silos under prefix ${plan.keyPrefix}`,
+    note: plan.cleanup === 'prefix' ? `removed every key under the run's prefix ${plan.keyPrefix}` : `removed the keys this run created under prefix ${plan.keyPrefix}`,
   };
 }
 
