@@ -12,7 +12,10 @@ export const DEFAULT_MISSED_HEARTBEATS_LIMIT = OPTIONS.missedHeartbeatsLimit.def
 export const DEFAULT_MAX_MESSAGE_ATTEMPTS = OPTIONS.maxMessageAttempts.default;
 export const DEFAULT_TURN_BATCH_SIZE = OPTIONS.turnBatchSize.default;
 
-/** Options of `Silo.start`. Only `grains` is required. */
+/**
+ * Options of `Silo.start`. Only `grains` is required; each other option not given is read from its
+ * environment variable when set (`REDGRAIN_TURN_BATCH_SIZE`, ...; see src/config/options-schema.ts).
+ */
 export interface SiloOptions {
   /** The grain classes this silo hosts. */
   grains: readonly GrainClass[];
