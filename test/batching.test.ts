@@ -81,7 +81,9 @@ describe('batched turns', () => {
 
   it('refuses a turnBatchSize that is not an integer from 1 to 1000', async () => {
     for (const turnBatchSize of [0, 1.5, 1_001, Number.NaN]) {
-      await expect(Silo.start({ redis: server.url, grains: [Ledger], turnBatchSize })).rejects.toThrow(/turnBatchSize must be an integer from 1 to 1000/);
+      await expect(Silo.start({ redis: server.url, grains: [Ledger], turnBatchSize })).rejects.toThrow(
+        `Silo option turnBatchSize is ${turnBatchSize}: must be a whole number of messages, from 1 to 1000`,
+      );
     }
   });
 });
