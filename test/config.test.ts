@@ -11,12 +11,12 @@ const run = promisify(execFile);
 describe('configuration at start', () => {
   it('the silo process refuses REDGRAIN_LOG_LEVEL=WARN and a fractional window, naming the variable, before it starts', async () => {
     const silo = (env: Record<string, string>) =>
-      run(process.execPath, ['--import', 'tsx', 'silos/silo.ts', '--grains', 'grains/counter.ts'], {
+      run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'silo', '--grains', 'grains/counter.ts'], {
         env: { ...process.env, REDIS_URL: inject('redisUrl'), REDGRAIN_PREFIX: freshPrefix('config'), ...env },
       }).catch((error: unknown) => error as { code: number; stdout: string; stderr: string });
     const [level, window] = await Promise.all([silo({ REDGRAIN_LOG_LEVEL: 'WARN' }), silo({ REDGRAIN_IDEMPOTENCY_WINDOW_MS: '0.5' })]);
-    expect(level).toMatchObject({ code: 1, stdout: '', stderr: 'REDGRAIN_LOG_LEVEL is "WARN": must be one of debug, info, warn, error, silent (lower case)\n' });
-    expect(window).toMatchObject({ code: 1, stdout: '', stderr: 'REDGRAIN_IDEMPOTENCY_WINDOW_MS is "0.5": must be a whole number of ms, at least 1\n' });
+    expect(level).toMatchObject({ code: 1, stdout: '', stderr: 'redgrain: REDGRAIN_LOG_LEVEL is "WARN": must be one of debug, info, warn, error, silent (lower case)\n' });
+    expect(window).toMatchObject({ code: 1, stdout: '', stderr: 'redgrain: REDGRAIN_IDEMPOTENCY_WINDOW_MS is "0.5": must be a whole number of ms, at least 1\n' });
   });
 
   it('Silo.start and connect refuse malformed options before opening a connection', async () => {

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect } from 'redgrain';
+import { connect, InvalidOptionError } from 'redgrain';
 import { Ledger } from './grains/test-grains.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -58,9 +58,13 @@ describe('idempotency keys', () => {
 
   it('refuses a bad key and a bad window', async () => {
     const ledger = cluster.client.getGrain(Ledger, 'bad');
-    await expect(ledger.with({ idempotencyKey: '' }).send('credit', 'x', 1)).rejects.toThrow(/Invalid idempotencyKey: expected a non-empty string/);
+    await expect(ledger.with({ idempotencyKey: '' }).send('credit', 'x', 1)).rejects.toThrow(
+      new InvalidOptionError('idempotencyKey', '""', 'must be a non-empty string of at most 512 characters'),
+    );
     await expect(ledger.with({ idempotencyKey: 'k'.repeat(513) }).send('credit', 'x', 1)).rejects.toThrow(/at most 512/);
-    await expect(connect({ redis: inject('redisUrl'), keyPrefix, idempotencyWindowMs: 0 })).rejects.toThrow(/idempotencyWindowMs/);
+    await expect(connect({ redis: inject('redisUrl'), keyPrefix, idempotencyWindowMs: 0 })).rejects.toThrow(
+      new InvalidOptionError('connect option idempotencyWindowMs', '0', 'must be a whole number of ms, at least 1'),
+    );
     log.expectQuiet([/handler failed/]);
   });
 });

@@ -123,7 +123,7 @@ describe('Redis over TLS', () => {
   });
 
   it('reads REDIS_TLS_CA_FILE for a rediss:// REDIS_URL (here in the redgrain command)', async () => {
-    const { stdout } = await run(process.execPath, ['bin/redgrain.js', 'inspect', 'silos', '--prefix', 'tls'], {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'silos', '--prefix', 'tls'], {
       env: { ...process.env, REDIS_URL: server.url, REDIS_TLS_CA_FILE: tls.caFile },
     });
     expect(stdout).toBe('No silos in the membership table (wrong --prefix or --redis?).\n');
@@ -138,7 +138,7 @@ describe('Redis over TLS', () => {
       `Redis at 127.0.0.1:${server.port} is unavailable: TLS verification failed (SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain); ` +
         'trust the CA that signed the server certificate with REDIS_TLS_CA_FILE or tls: { ca } in the redis options',
     );
-    const cli = await run(process.execPath, ['bin/redgrain.js', 'inspect', 'silos', '--redis', server.url]).catch((e: unknown) => e as { code: number; stderr: string });
+    const cli = await run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'silos', '--redis', server.url]).catch((e: unknown) => e as { code: number; stderr: string });
     expect(cli).toMatchObject({ code: 1, stderr: `redgrain: ${(error as Error).message}\n` });
   });
 });
