@@ -231,7 +231,7 @@ await cluster.stop();`;
   it('loads a TypeScript grain module through tsx, only once the app installs tsx', async () => {
     const without = startSilo('./src/grains.ts');
     expect(await without.closed).toBe(1);
-    expect(without.output).toContain('redgrain: InvalidGrainModuleError: Grain module ./src/grains.ts: it is TypeScript and tsx is not installed');
+    expect(without.output).toContain('redgrain: Grain module ./src/grains.ts: it is TypeScript and tsx is not installed: `npm install --save-dev tsx`, or pass the compiled JavaScript module');
 
     await inApp('npm', ['install', '--save-dev', `tsx@${ourPackage.devDependencies.tsx}`, '--prefer-offline', '--no-audit', '--no-fund']);
     const silo = startSilo('./src/grains.ts');
