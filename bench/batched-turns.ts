@@ -73,7 +73,9 @@ try {
     await queue.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'm', data: { i } })));
     const backend = root.forQueue(name) as RedisQueueBackend;
     const key = (type: string) => backend.toKey(type);
-    const takeKeys = ['wait', 'active', 'prioritized', 'events', 'stalled', 'limiter', 'delayed', 'paused', 'meta', 'pc', 'marker'].map(key);
+    const takeKeys = ['wait', 'active', 'prioritized', 'events', 'stalled', 'limiter', 'delayed', 'paused', 'meta', 'pc', 'marker'].map(
+      key,
+    );
     let count = 0;
     let expected = 0;
     let tokenSeq = 0;
@@ -85,9 +87,17 @@ try {
       for (let i = 0; i < batch; i++) {
         const token = `t${++tokenSeq}`;
         tokens.push(token);
-        take.moveToActive(...takeKeys, key(''), Date.now(), packer.pack({ token, lockDuration: 30_000, limiter: undefined, name: undefined }));
+        take.moveToActive(
+          ...takeKeys,
+          key(''),
+          Date.now(),
+          packer.pack({ token, lockDuration: 30_000, limiter: undefined, name: undefined }),
+        );
       }
-      const taken = ((await take.exec()) ?? []).map(([, reply], i) => ({ next: raw2NextJobData(reply as unknown[]), token: tokens[i] as string }));
+      const taken = ((await take.exec()) ?? []).map(([, reply], i) => ({
+        next: raw2NextJobData(reply as unknown[]),
+        token: tokens[i] as string,
+      }));
       const jobs = taken.filter((t) => t.next[0] !== undefined && t.next[0] !== null);
       if (jobs.length === 0) break;
       for (const job of jobs) {
@@ -100,7 +110,13 @@ try {
       const commit = turns.multi() as ReturnType<Redis['multi']> & { moveToFinished(...a: unknown[]): unknown };
       commit.hset(`exp:state:${name}`, 'count', String(count));
       for (const job of jobs) {
-        const args = backend.moveToCompletedArgs({ id: String(job.next[1]), opts: { attempts: 1 } } as never, undefined, true, job.token, false);
+        const args = backend.moveToCompletedArgs(
+          { id: String(job.next[1]), opts: { attempts: 1 } } as never,
+          undefined,
+          true,
+          job.token,
+          false,
+        );
         commit.moveToFinished(...args);
       }
       const replies = (await commit.exec()) ?? [];
@@ -108,8 +124,10 @@ try {
       if (failed !== undefined) throw new Error(`batch ${batch}: acknowledgement refused: ${String(failed[0] ?? failed[1])}`);
     }
     const rate = N / (since(t0) / 1_000);
-    const redisUs = ((await redisCpuSeconds(redis)) - cpuBefore) * 1e6 / N;
-    say(`batches of ${batch}: ${rate.toFixed(0)} msg/s, in order, state written once per batch (${(rate / raw).toFixed(2)}× raw drain); Redis CPU ${redisUs.toFixed(0)} µs per message`);
+    const redisUs = (((await redisCpuSeconds(redis)) - cpuBefore) * 1e6) / N;
+    say(
+      `batches of ${batch}: ${rate.toFixed(0)} msg/s, in order, state written once per batch (${(rate / raw).toFixed(2)}× raw drain); Redis CPU ${redisUs.toFixed(0)} µs per message`,
+    );
     await queue.close();
   }
   turns.disconnect();

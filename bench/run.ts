@@ -20,7 +20,7 @@ const rows: { measure: string; value: string; ratio?: string }[] = [];
 const results: Record<string, number> = {};
 const record = (key: string, measure: string, value: number, unit: string, ratio?: { to: number; label: string; invert?: boolean }) => {
   results[key] = value;
-  const r = ratio === undefined ? undefined : `${((ratio.invert ? ratio.to / value : value / ratio.to)).toFixed(2)}× ${ratio.label}`;
+  const r = ratio === undefined ? undefined : `${(ratio.invert ? ratio.to / value : value / ratio.to).toFixed(2)}× ${ratio.label}`;
   rows.push({ measure, value: `${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`, ...(r === undefined ? {} : { ratio: r }) });
   process.stderr.write(`${measure}: ${value.toFixed(2)} ${unit}${r ? ` (${r})` : ''}\n`);
 };
@@ -47,10 +47,14 @@ try {
     let finished!: () => void;
     const all = new Promise<void>((resolve) => (finished = resolve));
     const start = performance.now();
-    const worker = new Worker(name, async () => {
-      await processor();
-      if (++done === N) finished();
-    }, { connection: redis, concurrency: 1 });
+    const worker = new Worker(
+      name,
+      async () => {
+        await processor();
+        if (++done === N) finished();
+      },
+      { connection: redis, concurrency: 1 },
+    );
     await all;
     const rate = N / (since(start) / 1_000);
     await worker.close();
@@ -61,15 +65,22 @@ try {
   const rawTrivial = await rawDrain(async () => undefined);
   record('rawDrainPerSec', 'raw BullMQ: one queue, concurrency 1, trivial processor', rawTrivial, 'jobs/s');
   const rawWithState = await rawDrain(() => redis.hset('bench:raw-state', 'n', '1'));
-  record('rawDrainWithHsetPerSec', 'raw BullMQ: same, processor also HSETs state', rawWithState, 'jobs/s', { to: rawTrivial, label: 'raw trivial' });
+  record('rawDrainWithHsetPerSec', 'raw BullMQ: same, processor also HSETs state', rawWithState, 'jobs/s', {
+    to: rawTrivial,
+    label: 'raw trivial',
+  });
 
   const latencyQueue = new Queue('raw-latency', { connection: redis });
   const latencies: number[] = [];
   let onProcessed: (() => void) | undefined;
-  const latencyWorker = new Worker('raw-latency', async (job) => {
-    latencies.push(performance.now() - (job.data as { t: number }).t);
-    onProcessed?.();
-  }, { connection: redis, concurrency: 1 });
+  const latencyWorker = new Worker(
+    'raw-latency',
+    async (job) => {
+      latencies.push(performance.now() - (job.data as { t: number }).t);
+      onProcessed?.();
+    },
+    { connection: redis, concurrency: 1 },
+  );
   await latencyWorker.waitUntilReady();
   for (let i = 0; i < 1_000; i++) {
     const processed = new Promise<void>((resolve) => (onProcessed = resolve));
@@ -107,14 +118,20 @@ try {
     const kp = prefix();
     const c = await connect({ redis: server.url, keyPrefix: kp });
     const { rate, silo } = await drainHot(c, kp, 1);
-    record('hotDrainUnbatchedPerSec', 'hot grain drain, batching off (turnBatchSize 1)', rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+    record('hotDrainUnbatchedPerSec', 'hot grain drain, batching off (turnBatchSize 1)', rate, 'msg/s', {
+      to: rawTrivial,
+      label: 'raw BullMQ c=1 drain',
+    });
     await silo.stop();
     await c.close();
   }
   // Batches of up to 16 (the default); the same silo and grain serve the measures after it.
   {
     const { rate, silo, hot } = await drainHot(client, keyPrefix, 16);
-    record('hotDrainPerSec', 'hot grain drain, state committed with every message (batches of ≤ 16)', rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+    record('hotDrainPerSec', 'hot grain drain, state committed with every message (batches of ≤ 16)', rate, 'msg/s', {
+      to: rawTrivial,
+      label: 'raw BullMQ c=1 drain',
+    });
 
     // send throughput (enqueue rate from one client, 64 in flight)
     const sendStart = performance.now();
@@ -138,7 +155,10 @@ try {
 
     const concStart = performance.now();
     await withConcurrency(32, N, () => hot.ask('add', 1));
-    record('askConcurrentPerSec', 'hot grain ask, 32 in flight', N / (since(concStart) / 1_000), 'asks/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+    record('askConcurrentPerSec', 'hot grain ask, 32 in flight', N / (since(concStart) / 1_000), 'asks/s', {
+      to: rawTrivial,
+      label: 'raw BullMQ c=1 drain',
+    });
 
     // ask latency at half the measured drain capacity (background sends to other grains)
     const halfRate = rate / 2;
@@ -163,8 +183,17 @@ try {
     }
     load.on = false;
     await background;
-    record('askP50AtHalfLoadMs', `ask latency p50 at half capacity (${halfRate.toFixed(0)} msg/s elsewhere)`, percentile(loaded, 50), 'ms', { to: rawP50, label: 'raw add->process p50' });
-    record('askP99AtHalfLoadMs', 'ask latency p99 at half capacity', percentile(loaded, 99), 'ms', { to: rawP99, label: 'raw add->process p99' });
+    record(
+      'askP50AtHalfLoadMs',
+      `ask latency p50 at half capacity (${halfRate.toFixed(0)} msg/s elsewhere)`,
+      percentile(loaded, 50),
+      'ms',
+      { to: rawP50, label: 'raw add->process p50' },
+    );
+    record('askP99AtHalfLoadMs', 'ask latency p99 at half capacity', percentile(loaded, 99), 'ms', {
+      to: rawP99,
+      label: 'raw add->process p99',
+    });
 
     // cold activation vs warm: time and Redis commands per ask
     const commands = async (): Promise<number> => {
@@ -203,9 +232,11 @@ try {
     const perGrain = Math.max(1, Math.floor(10_000 / grains));
     const refs = Array.from({ length: grains }, (_, i) => c.getGrain(Counter, `g${i}`));
     for (let i = 0; i < refs.length; i += 200) {
-      await Promise.all(refs.slice(i, i + 200).map(async (r) => {
-        for (let k = 0; k < perGrain; k++) await r.send('add', 1);
-      }));
+      await Promise.all(
+        refs.slice(i, i + 200).map(async (r) => {
+          for (let k = 0; k < perGrain; k++) await r.send('add', 1);
+        }),
+      );
     }
     // Every grain handles its sends and then the ask that tells us it is done: all are turns.
     const messages = grains * (perGrain + 1);
@@ -215,7 +246,10 @@ try {
     const silo = await Silo.start({ redis: server.url, grains: [Counter], keyPrefix: kp, logLevel: 'error', heartbeatIntervalMs: 60_000 });
     for (let i = 0; i < refs.length; i += 500) await Promise.all(refs.slice(i, i + 500).map((r) => r.ask('get')));
     const rate = messages / (since(start) / 1_000);
-    record(`aggregatePerSec_${grains}`, `${grains} grains × (${perGrain} sends + 1 ask): aggregate turns incl. activation`, rate, 'msg/s', { to: rawTrivial, label: 'raw BullMQ c=1 drain' });
+    record(`aggregatePerSec_${grains}`, `${grains} grains × (${perGrain} sends + 1 ask): aggregate turns incl. activation`, rate, 'msg/s', {
+      to: rawTrivial,
+      label: 'raw BullMQ c=1 drain',
+    });
     const list = (await redis.client('LIST')) as string;
     const connections = list.split('\n').filter((l) => l.includes(`name=redgrain:silo:${silo.id}`)).length;
     record(`siloConnections_${grains}`, `silo connections at ${grains} active grains`, connections, 'connections');
@@ -223,11 +257,21 @@ try {
     await sleep(5_000);
     const i1 = await redis.info('commandstats');
     const count = (info: string) => [...info.matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
-    record(`idleCommandsPerSec_${grains}`, `idle Redis commands/s at ${grains} active grains (silo beat stretched to 60 s)`, (count(i1) - count(i0) - 1) / 5, 'commands/s');
+    record(
+      `idleCommandsPerSec_${grains}`,
+      `idle Redis commands/s at ${grains} active grains (silo beat stretched to 60 s)`,
+      (count(i1) - count(i0) - 1) / 5,
+      'commands/s',
+    );
     (globalThis as { gc?: () => void }).gc?.();
     if (grains >= 1_000) {
       const perActivation = (process.memoryUsage().heapUsed - heapBefore) / grains / 1024;
-      record(`memoryPerActivationKb_${grains}`, `heap per idle activation at ${grains} grains (client and silo in one process)`, perActivation, 'KB');
+      record(
+        `memoryPerActivationKb_${grains}`,
+        `heap per idle activation at ${grains} grains (client and silo in one process)`,
+        perActivation,
+        'KB',
+      );
     }
     await c.close();
     await silo.stop();
@@ -263,14 +307,27 @@ try {
       active = checkpoint;
       const cost = await perMessageUs();
       if (checkpoint === 1) baseline = cost;
-      record(`perMessageUs_${checkpoint}`, `per-message cost (send + turn) with ${checkpoint} live activations`, cost, 'µs', { to: baseline, label: 'cost at 1 activation' });
+      record(`perMessageUs_${checkpoint}`, `per-message cost (send + turn) with ${checkpoint} live activations`, cost, 'µs', {
+        to: baseline,
+        label: 'cost at 1 activation',
+      });
     }
     const activationSeconds = since(activationStart) / 1_000;
     record('activations100k', 'activations held on one silo', silo.activationCount, 'activations');
     record('activationFailures100k', 'failed asks while activating 100,000 grains', failures, 'errors');
-    record('activationRate100k', 'activation rate to 100,000 (cold ask each, 1,000 in flight)', 100_000 / activationSeconds, 'activations/s');
+    record(
+      'activationRate100k',
+      'activation rate to 100,000 (cold ask each, 1,000 in flight)',
+      100_000 / activationSeconds,
+      'activations/s',
+    );
     (globalThis as { gc?: () => void }).gc?.();
-    record('memoryPerActivationKb_100000', 'heap per idle activation at 100,000 grains (client and silo in one process)', (process.memoryUsage().heapUsed - heapBefore) / 100_000 / 1024, 'KB');
+    record(
+      'memoryPerActivationKb_100000',
+      'heap per idle activation at 100,000 grains (client and silo in one process)',
+      (process.memoryUsage().heapUsed - heapBefore) / 100_000 / 1024,
+      'KB',
+    );
     await c.close();
     await silo.stop();
   }
@@ -280,7 +337,11 @@ try {
   await server.stop();
 }
 
-const table = ['| measure | value | ratio |', '| --- | ---: | --- |', ...rows.map((r) => `| ${r.measure} | ${r.value} | ${r.ratio ?? ''} |`)].join('\n');
+const table = [
+  '| measure | value | ratio |',
+  '| --- | ---: | --- |',
+  ...rows.map((r) => `| ${r.measure} | ${r.value} | ${r.ratio ?? ''} |`),
+].join('\n');
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/bench.json', `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2)}\n`);
 writeFileSync('bench/results/bench.md', `${table}\n`);

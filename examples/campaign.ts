@@ -19,7 +19,8 @@ import { withRedis } from './support/redis.ts';
 
 const tracing = startTelemetry('redgrain-example');
 const siloCount = Number(process.env.EXAMPLE_SILOS ?? 2);
-if (!Number.isInteger(siloCount) || siloCount < 0) throw new Error(`EXAMPLE_SILOS must be a whole number, got "${process.env.EXAMPLE_SILOS}"`);
+if (!Number.isInteger(siloCount) || siloCount < 0)
+  throw new Error(`EXAMPLE_SILOS must be a whole number, got "${process.env.EXAMPLE_SILOS}"`);
 const tracer = trace.getTracer('redgrain-example');
 
 await withRedis(async (redis) => {
@@ -49,7 +50,12 @@ await withRedis(async (redis) => {
         // `create` moves the campaign to PENDING and queues its own confirmation, which runs
         // before any message sent after this ask resolves: the next message sees WAITING_REVIEW.
         const reviewDeadlineMs = path.end === 'deadline' ? 1_000 : undefined;
-        await campaign.ask('create', { name: path.name, budget: 10_000, actor: 'alice', ...(reviewDeadlineMs === undefined ? {} : { reviewDeadlineMs }) });
+        await campaign.ask('create', {
+          name: path.name,
+          budget: 10_000,
+          actor: 'alice',
+          ...(reviewDeadlineMs === undefined ? {} : { reviewDeadlineMs }),
+        });
         if (path.end === 'approve') await campaign.ask('review', { approved: true, reviewer: 'bob' });
         if (path.end === 'reject') await campaign.ask('review', { approved: false, reviewer: 'bob', comment: 'off-brand imagery' });
         if (path.end === 'cancel') await campaign.ask('cancel', { actor: 'alice', reason: 'budget moved to Q4' });

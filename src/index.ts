@@ -1,4 +1,12 @@
-export { Grain, type GrainClass, type MailboxLimits, type HandlerArgs, type HandlerName, type HandlerResult, type StateOf } from './grain/grain.ts';
+export {
+  Grain,
+  type GrainClass,
+  type MailboxLimits,
+  type HandlerArgs,
+  type HandlerName,
+  type HandlerResult,
+  type StateOf,
+} from './grain/grain.ts';
 export { GrainId, MAX_GRAIN_KEY_LENGTH } from './grain/grain-id.ts';
 export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/connect.ts';
 export { GrainClient, type TopicListener, type TopicSubscription } from './client/grain-client.ts';

@@ -91,7 +91,9 @@ describe('bad input', () => {
       await queue.add('nope', { v: 1, m: 'nope', a: '{"json":[]}', c: 'injected', t: Date.now() });
       expect(await counter.ask('add', 1)).toBe(1); // queued behind it: the grain went on
       const failed = await queue.getFailed();
-      expect(failed.map((j) => [j.name, j.failedReason])).toEqual([['nope', 'UnknownMethodError: Grain type "Counter" has no handler "nope"']]);
+      expect(failed.map((j) => [j.name, j.failedReason])).toEqual([
+        ['nope', 'UnknownMethodError: Grain type "Counter" has no handler "nope"'],
+      ]);
     } finally {
       await queue.close();
     }
@@ -140,7 +142,12 @@ describe('Redis down', () => {
       expect(messages.at(-1)).toContain('was not enqueued');
       await server.restart();
       // Back: the counter holds the first add, plus whatever uncertain first call landed.
-      const after = await waitFor('the cluster to be back', () => counter.with({ timeoutMs: 2_000 }).ask('get').catch(() => undefined));
+      const after = await waitFor('the cluster to be back', () =>
+        counter
+          .with({ timeoutMs: 2_000 })
+          .ask('get')
+          .catch(() => undefined),
+      );
       expect(after).toBeGreaterThanOrEqual(1);
       expect(await counter.ask('add', 1)).toBe(after + 1);
     } finally {

@@ -64,7 +64,11 @@ describe('batched turns', () => {
     expect(balances).toEqual(Array.from({ length: 40 }, (_, i) => BigInt(i + 1 + (i >= 20 ? 500 : 0))));
     // The failed turn rolled back only its own changes; the duplicate ran once.
     expect(snapshot.balance).toBe(540n);
-    expect([...snapshot.entries.keys()]).toEqual([...Array.from({ length: 20 }, (_, i) => `c${i}`), 'once', ...Array.from({ length: 20 }, (_, i) => `c${i + 20}`)]);
+    expect([...snapshot.entries.keys()]).toEqual([
+      ...Array.from({ length: 20 }, (_, i) => `c${i}`),
+      'once',
+      ...Array.from({ length: 20 }, (_, i) => `c${i + 20}`),
+    ]);
     expect(snapshot.notes).toEqual([]);
     // 43 messages in far fewer round trips than messages (activation and the state read included).
     expect(multis).toBeGreaterThan(0);

@@ -63,12 +63,16 @@ describe('bounded mailboxes', () => {
     await busy('Ring', 'r1');
     const oldest = grain.ask('pass', 'a');
     oldest.catch(() => undefined);
-    await waitFor('the first message to wait', async () => ((await inspector().grain('Ring', 'r1')).mailbox.waiting === 1 ? true : undefined));
+    await waitFor('the first message to wait', async () =>
+      (await inspector().grain('Ring', 'r1')).mailbox.waiting === 1 ? true : undefined,
+    );
     await grain.send('pass', 'b');
     await grain.send('pass', 'c'); // three waiting: a is dropped
     await expect(oldest).rejects.toMatchObject({ name: 'MailboxFullError', code: 'MAILBOX_FULL', dropped: true });
     const letters = await client().deadLetters.list();
-    expect(letters).toEqual([expect.objectContaining({ grainType: 'Ring', grainKey: 'r1', method: 'pass', reason: expect.stringContaining('mailbox full') })]);
+    expect(letters).toEqual([
+      expect.objectContaining({ grainType: 'Ring', grainKey: 'r1', method: 'pass', reason: expect.stringContaining('mailbox full') }),
+    ]);
     open();
     await held;
     expect(await grain.ask('pass', 'd')).toEqual(['b', 'c', 'd']);

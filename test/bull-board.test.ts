@@ -91,7 +91,9 @@ async function listedJobs(page: Page): Promise<string[]> {
   const links = page.locator('main a[class*="jobLink"]');
   await links.first().waitFor();
   return Promise.all(
-    (await links.all()).map(async (link) => `${await link.locator('[class*="jobId"]').innerText()} ${await link.locator('[class*="jobName"]').innerText()}`),
+    (await links.all()).map(
+      async (link) => `${await link.locator('[class*="jobId"]').innerText()} ${await link.locator('[class*="jobName"]').innerText()}`,
+    ),
   );
 }
 
@@ -112,7 +114,9 @@ describe('examples/bull-board.ts in a browser', () => {
     for (const key of FAILED) {
       const office = client.getGrain(PostOffice, key);
       expect(await office.ask('deliver', `welcome-${key}`)).toBe(1);
-      await expect(office.ask('refuse', REASONS[key].replace('RangeError: refused: ', ''))).rejects.toThrow(REASONS[key].replace('RangeError: ', ''));
+      await expect(office.ask('refuse', REASONS[key].replace('RangeError: refused: ', ''))).rejects.toThrow(
+        REASONS[key].replace('RangeError: ', ''),
+      );
     }
     // x:y is busy with `hold`; two messages wait behind it.
     const busy = client.getGrain(PostOffice, HELD);

@@ -179,7 +179,9 @@ describe('Campaign review deadline', () => {
       await ignored.ask('create', { name: 'Ignored', budget: 5, actor: 'alice', reviewDeadlineMs: 1_500 });
       await reviewed.ask('create', { name: 'Reviewed', budget: 5, actor: 'alice', reviewDeadlineMs: 1_500 });
       await waitFor('both to wait for review', async () =>
-        (await ignored.ask('get')).status === 'WAITING_REVIEW' && (await reviewed.ask('get')).status === 'WAITING_REVIEW' ? true : undefined,
+        (await ignored.ask('get')).status === 'WAITING_REVIEW' && (await reviewed.ask('get')).status === 'WAITING_REVIEW'
+          ? true
+          : undefined,
       );
       expect((await inspector.grain('Campaign', 'reviewed')).reminders).toEqual([
         { name: 'review-deadline', method: 'reviewDeadlinePassed', schedule: { after: 1_500 } },

@@ -17,7 +17,11 @@ import { waitFor } from './support/wait-for.ts';
 async function redgrain(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(argv, (t) => out.push(t), (t) => err.push(t));
+  const code = await main(
+    argv,
+    (t) => out.push(t),
+    (t) => err.push(t),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -25,7 +29,13 @@ describe('redgrain inspect, as a new user meets it', () => {
   it('shows a silo that stopped heartbeating as suspect before it is declared dead, and the mailbox it left as the deepest', async () => {
     const keyPrefix = freshPrefix('cli-dead');
     const fast = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '200', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '15' }; // declared dead after 3 s of silence
-    const cluster = await TestCluster.start({ grains: ['grains/counter.ts'], silos: 1, redisUrl: inject('redisUrl'), keyPrefix, env: fast });
+    const cluster = await TestCluster.start({
+      grains: ['grains/counter.ts'],
+      silos: 1,
+      redisUrl: inject('redisUrl'),
+      keyPrefix,
+      env: fast,
+    });
     const inspect = async <T>(...args: string[]): Promise<T> => {
       const { code, out, err } = await redgrain('inspect', ...args, '--redis', inject('redisUrl'), '--prefix', keyPrefix, '--json');
       expect(err).toBe('');
@@ -58,12 +68,23 @@ describe('redgrain inspect, as a new user meets it', () => {
 
       // A silo of another type declares it dead and takes its grains over; with no Counter host
       // left the orphan waits in the type's pending list, and top still shows it.
-      monitor = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Ledger], heartbeatIntervalMs: 200, missedHeartbeatsLimit: 15, logLevel: 'silent' });
-      await waitFor('the dead silo to be declared dead', async () => {
-        const status = (await inspect<SiloView[]>('silos')).find((s) => s.id === doomed.id)?.status;
-        if (status !== undefined && statuses.at(-1) !== status) statuses.push(status);
-        return status === undefined || status === 'dead' ? true : undefined;
-      }, { timeoutMs: 30_000 });
+      monitor = await Silo.start({
+        redis: inject('redisUrl'),
+        keyPrefix,
+        grains: [Ledger],
+        heartbeatIntervalMs: 200,
+        missedHeartbeatsLimit: 15,
+        logLevel: 'silent',
+      });
+      await waitFor(
+        'the dead silo to be declared dead',
+        async () => {
+          const status = (await inspect<SiloView[]>('silos')).find((s) => s.id === doomed.id)?.status;
+          if (status !== undefined && statuses.at(-1) !== status) statuses.push(status);
+          return status === undefined || status === 'dead' ? true : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       expect(statuses.slice(0, statuses.indexOf('suspect') + 1).at(-1)).toBe('suspect');
       expect(statuses.filter((s) => s !== 'active' && s !== 'suspect' && s !== 'dead')).toEqual([]);
       const top = await inspect<QueueDepth[]>('top', '--limit', '5');
@@ -85,19 +106,42 @@ describe('redgrain inspect, as a new user meets it', () => {
 
 describe('redgrain command errors and help', () => {
   it('prints one line "redgrain: <message>" and exits 1, without an error class name', async () => {
-    expect(await redgrain('inspect', 'top', '--limit', 'lots')).toEqual({ code: 1, out: '', err: 'redgrain: --limit must be a positive whole number, got "lots"' });
+    expect(await redgrain('inspect', 'top', '--limit', 'lots')).toEqual({
+      code: 1,
+      out: '',
+      err: 'redgrain: --limit must be a positive whole number, got "lots"',
+    });
     expect(await redgrain('loadtest', '-m', 'grains/counter.ts', '--method', 'add', '--redis', inject('redisUrl'), '--no-report')).toEqual({
       code: 1,
       out: '',
       err: 'redgrain: give exactly one of --rate and --concurrency; give exactly one of --duration and --messages',
     });
-    expect(await redgrain('loadtest', '-m', 'grains/counter.ts', '--method', 'nope', '-n', '1', '-c', '1', '--redis', inject('redisUrl'), '--no-report')).toEqual({
+    expect(
+      await redgrain(
+        'loadtest',
+        '-m',
+        'grains/counter.ts',
+        '--method',
+        'nope',
+        '-n',
+        '1',
+        '-c',
+        '1',
+        '--redis',
+        inject('redisUrl'),
+        '--no-report',
+      ),
+    ).toEqual({
       code: 1,
       out: '',
       err: 'redgrain: Counter has no handler "nope"',
     });
     const prefix = await redgrain('inspect', 'silos', '--redis', inject('redisUrl'), '--prefix', 'has space');
-    expect(prefix).toEqual({ code: 1, out: '', err: 'redgrain: keyPrefix is "has space": must be 1-64 characters without braces or whitespace' });
+    expect(prefix).toEqual({
+      code: 1,
+      out: '',
+      err: 'redgrain: keyPrefix is "has space": must be 1-64 characters without braces or whitespace',
+    });
   });
 
   it('--help says which options are required', async () => {
@@ -121,7 +165,26 @@ describe('redgrain loadtest against a Redis with a password', () => {
       await admin.set('mine:keep', 'untouched');
       const report = join(dir, 'report.html');
       // A prefix made for the run: every key under it goes afterwards.
-      const own = await redgrain('loadtest', '-m', 'grains/counter.ts', '--method', 'add', '--args', '[1]', '-k', '4', '-c', '8', '-n', '400', '--redis', url, '--json', '--report', report);
+      const own = await redgrain(
+        'loadtest',
+        '-m',
+        'grains/counter.ts',
+        '--method',
+        'add',
+        '--args',
+        '[1]',
+        '-k',
+        '4',
+        '-c',
+        '8',
+        '-n',
+        '400',
+        '--redis',
+        url,
+        '--json',
+        '--report',
+        report,
+      );
       expect(own.err).toBe('');
       expect(own.code).toBe(0);
       const result = JSON.parse(own.out) as LoadTestResult;
@@ -145,7 +208,28 @@ describe('redgrain loadtest against a Redis with a password', () => {
 
       // A prefix the user gave may hold other grains: only this run's keys go.
       await admin.set('mine:grain-of-someone-else', 'x');
-      const shared = await redgrain('loadtest', '-m', 'grains/counter.ts', '--method', 'add', '--args', '[1]', '-k', '2', '-r', '200', '-n', '100', '--warmup', '30', '--redis', url, '--prefix', 'mine', '--no-report');
+      const shared = await redgrain(
+        'loadtest',
+        '-m',
+        'grains/counter.ts',
+        '--method',
+        'add',
+        '--args',
+        '[1]',
+        '-k',
+        '2',
+        '-r',
+        '200',
+        '-n',
+        '100',
+        '--warmup',
+        '30',
+        '--redis',
+        url,
+        '--prefix',
+        'mine',
+        '--no-report',
+      );
       expect(shared.code).toBe(0);
       expect(shared.out).not.toContain('lt-s3cret-pw');
       expect(shared.out).toMatch(/warm-up \(left out below\) +first 30 messages, /);

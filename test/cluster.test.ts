@@ -103,7 +103,12 @@ describe('a cluster of silo processes', () => {
 
 describe('rolling restart', () => {
   it('restarts 3 silos one by one while clients keep sending: nothing lost, nothing run twice', async () => {
-    const cluster = await TestCluster.start({ grains: [PROBE_MODULE], silos: 3, redisUrl: inject('redisUrl'), keyPrefix: freshPrefix('rolling') });
+    const cluster = await TestCluster.start({
+      grains: [PROBE_MODULE],
+      silos: 3,
+      redisUrl: inject('redisUrl'),
+      keyPrefix: freshPrefix('rolling'),
+    });
     const redis = new Redis(inject('redisUrl'));
     try {
       const clients = await Promise.all(Array.from({ length: 4 }, () => cluster.connect()));

@@ -18,7 +18,9 @@ const services = compose.services;
 const dockerfile = readFileSync('Dockerfile', 'utf8');
 const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
 /** Every environment variable a silo process reads (the silo command and the telemetry setup). */
-const siloSources = ['src/cli/silo-command.ts', 'src/instrumentation/telemetry-sdk.ts', 'src/silo/silo-options.ts'].map((f) => readFileSync(f, 'utf8')).join('');
+const siloSources = ['src/cli/silo-command.ts', 'src/instrumentation/telemetry-sdk.ts', 'src/silo/silo-options.ts']
+  .map((f) => readFileSync(f, 'utf8'))
+  .join('');
 
 const published = (service: Service) => (service.ports ?? []).map((p) => p.split(':'));
 const urlOf = (value: string | undefined) => new URL(value ?? 'missing://');

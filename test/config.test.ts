@@ -15,8 +15,16 @@ describe('configuration at start', () => {
         env: { ...process.env, REDIS_URL: inject('redisUrl'), REDGRAIN_PREFIX: freshPrefix('config'), ...env },
       }).catch((error: unknown) => error as { code: number; stdout: string; stderr: string });
     const [level, window] = await Promise.all([silo({ REDGRAIN_LOG_LEVEL: 'WARN' }), silo({ REDGRAIN_IDEMPOTENCY_WINDOW_MS: '0.5' })]);
-    expect(level).toMatchObject({ code: 1, stdout: '', stderr: 'redgrain: REDGRAIN_LOG_LEVEL is "WARN": must be one of debug, info, warn, error, silent (lower case)\n' });
-    expect(window).toMatchObject({ code: 1, stdout: '', stderr: 'redgrain: REDGRAIN_IDEMPOTENCY_WINDOW_MS is "0.5": must be a whole number of ms, at least 1\n' });
+    expect(level).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'redgrain: REDGRAIN_LOG_LEVEL is "WARN": must be one of debug, info, warn, error, silent (lower case)\n',
+    });
+    expect(window).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'redgrain: REDGRAIN_IDEMPOTENCY_WINDOW_MS is "0.5": must be a whole number of ms, at least 1\n',
+    });
   });
 
   it('Silo.start and connect refuse malformed options before opening a connection', async () => {

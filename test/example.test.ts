@@ -10,10 +10,14 @@ describe('examples/campaign.ts', () => {
       env: { ...process.env, REDIS_URL: inject('redisUrl') },
       timeout: 60_000,
     });
-    expect(stdout).toMatch(/spring-sale: APPROVED\n.*EMPTY +-> PENDING +create +by alice\n.*PENDING +-> WAITING_REVIEW +created +by system\n.*WAITING_REVIEW +-> APPROVED +review +by bob/);
+    expect(stdout).toMatch(
+      /spring-sale: APPROVED\n.*EMPTY +-> PENDING +create +by alice\n.*PENDING +-> WAITING_REVIEW +created +by system\n.*WAITING_REVIEW +-> APPROVED +review +by bob/,
+    );
     expect(stdout).toMatch(/summer-promo: REJECTED \(off-brand imagery\)/);
     expect(stdout).toMatch(/autumn-launch: CANCELLED \(budget moved to Q4\)\n(.*\n){2}.*WAITING_REVIEW +-> CANCELLED +cancel +by alice/);
-    expect(stdout).toMatch(/winter-teaser: CANCELLED \(review deadline passed \(1000 ms without a review\)\)\n(.*\n){2}.*WAITING_REVIEW +-> CANCELLED +reviewDeadlinePassed +by system/);
+    expect(stdout).toMatch(
+      /winter-teaser: CANCELLED \(review deadline passed \(1000 ms without a review\)\)\n(.*\n){2}.*WAITING_REVIEW +-> CANCELLED +reviewDeadlinePassed +by system/,
+    );
     expect(stdout).toContain('refused: Campaign in state CANCELLED does not accept "review" (code INVALID_MESSAGE_FOR_STATE)');
     expect(stdout).toMatch(/activations per silo: \S+=\d, \S+=\d/);
     expect(stderr).toBe('');

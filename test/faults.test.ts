@@ -74,14 +74,19 @@ describe('silo failures', () => {
       // One message in flight (held for 60 s on its first attempt), five queued behind it.
       await probe.send('hitSlowOnce', 'a', 0, 60_000);
       for (let seq = 1; seq <= 5; seq++) await probe.send('hit', 'a', seq);
-      await waitFor('the first attempt to start', async () => ((await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined));
+      await waitFor('the first attempt to start', async () =>
+        (await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined,
+      );
       const killedAt = Date.now();
       victim.signal('SIGKILL');
       await victim.exited;
       const finalCount = await waitFor(
         'the survivor to process every message',
         async () => {
-          const count = await probe.with({ timeoutMs: 2_000 }).ask('count').catch(() => undefined);
+          const count = await probe
+            .with({ timeoutMs: 2_000 })
+            .ask('count')
+            .catch(() => undefined);
           return count === 7 ? count : undefined;
         },
         { timeoutMs: 30_000 },
@@ -108,14 +113,20 @@ describe('silo failures', () => {
       // seq 6 hangs on its first attempt, with the messages before it in its batch run but not committed.
       const startedKey = probeKey(cluster.keyPrefix, 'started');
       await probe.send('hitSlowOnce', 'b', 0, 2_000);
-      await waitFor('seq 0 to start', async () => ((await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|0|`)) ? true : undefined));
+      await waitFor('seq 0 to start', async () =>
+        (await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|0|`)) ? true : undefined,
+      );
       for (let seq = 1; seq <= 10; seq++) {
         if (seq === 6) await probe.send('hitSlowOnce', 'b', 6, 60_000);
         else await probe.send('hit', 'b', seq);
       }
-      await waitFor('seq 6 to start', async () => ((await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|6|`)) ? true : undefined), {
-        timeoutMs: 20_000,
-      });
+      await waitFor(
+        'seq 6 to start',
+        async () => ((await redis.lrange(startedKey, 0, -1)).some((s) => s.startsWith(`${key}|b|6|`)) ? true : undefined),
+        {
+          timeoutMs: 20_000,
+        },
+      );
       victim.signal('SIGKILL');
       await victim.exited;
       const runsKey = probeKey(cluster.keyPrefix, 'runs');
@@ -124,7 +135,10 @@ describe('silo failures', () => {
       const finalCount = await waitFor(
         'the survivor to process every message',
         async () => {
-          const count = await probe.with({ timeoutMs: 2_000 }).ask('count').catch(() => undefined);
+          const count = await probe
+            .with({ timeoutMs: 2_000 })
+            .ask('count')
+            .catch(() => undefined);
           return count === 12 ? count : undefined;
         },
         { timeoutMs: 30_000 },
@@ -147,7 +161,9 @@ describe('silo failures', () => {
       const probe = client.getGrain(Probe, key);
       const { owner: zombie, other: rightful } = await placed({ cluster, redis, client }, key);
       await probe.send('hitSlowOnce', 'z', 0, 1_500);
-      await waitFor('the first attempt to start', async () => ((await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined));
+      await waitFor('the first attempt to start', async () =>
+        (await redis.llen(probeKey(cluster.keyPrefix, 'started'))) > 0 ? true : undefined,
+      );
       zombie.signal('SIGSTOP');
       // The cluster declares it dead and the other silo reruns the message and commits it.
       await waitFor('the takeover', async () => ((await ownerOf(redis, cluster.keyPrefix, key)) === rightful.id ? true : undefined));
@@ -207,47 +223,57 @@ describe('poison messages', () => {
   });
 
   it('a poison message in the middle of a batch takes none of its batch to the dead letters', async () => {
-    await withFaultCluster('poison-batch', 4, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2', REDGRAIN_TURN_BATCH_SIZE: '16' }, async ({ cluster, redis, client }) => {
-      const probe = client.getGrain(Probe, 'poisoned-batch');
-      // The first message holds the grain while the rest queue, so the poison message is taken in a
-      // batch with messages before and after it. The crash is counted against the first of that
-      // batch only (certain to have started); the rest, the poison message among them, go back
-      // uncounted and run one at a time, so the poison message is counted from its second crash.
-      // The rest are sent once the first has started: it was taken alone, then the next one is,
-      // and the four behind that (a2, the poison message, a3, a4) make one batch.
-      await probe.send('hitSlowOnce', 'a', 0, 2_000);
-      const startedKey = probeKey(cluster.keyPrefix, 'started');
-      await waitFor('the first message to start', async () => ((await redis.llen(startedKey)) > 0 ? true : undefined));
-      await probe.send('hit', 'a', 1);
-      await probe.send('hit', 'a', 2);
-      await probe.send('crash');
-      await probe.send('hit', 'a', 3);
-      await probe.send('hit', 'a', 4);
-      const letters = await poisonDeadLettered(client);
-      expect(await probe.ask('count')).toBe(5);
-      expect(letters.map((letter) => letter.method)).toEqual(['crash']);
-      expect(letters[0]?.attempts).toBe(2);
-      expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(3);
-      // Messages run before the crash in its batch ran again (not committed); all in order.
-      const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).map((r) => Number(r.split('|')[2]));
-      expect(runs.slice(-3)).toEqual([2, 3, 4]);
-      expect([...new Set(runs)]).toEqual([0, 1, 2, 3, 4]);
-    });
+    await withFaultCluster(
+      'poison-batch',
+      4,
+      { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2', REDGRAIN_TURN_BATCH_SIZE: '16' },
+      async ({ cluster, redis, client }) => {
+        const probe = client.getGrain(Probe, 'poisoned-batch');
+        // The first message holds the grain while the rest queue, so the poison message is taken in a
+        // batch with messages before and after it. The crash is counted against the first of that
+        // batch only (certain to have started); the rest, the poison message among them, go back
+        // uncounted and run one at a time, so the poison message is counted from its second crash.
+        // The rest are sent once the first has started: it was taken alone, then the next one is,
+        // and the four behind that (a2, the poison message, a3, a4) make one batch.
+        await probe.send('hitSlowOnce', 'a', 0, 2_000);
+        const startedKey = probeKey(cluster.keyPrefix, 'started');
+        await waitFor('the first message to start', async () => ((await redis.llen(startedKey)) > 0 ? true : undefined));
+        await probe.send('hit', 'a', 1);
+        await probe.send('hit', 'a', 2);
+        await probe.send('crash');
+        await probe.send('hit', 'a', 3);
+        await probe.send('hit', 'a', 4);
+        const letters = await poisonDeadLettered(client);
+        expect(await probe.ask('count')).toBe(5);
+        expect(letters.map((letter) => letter.method)).toEqual(['crash']);
+        expect(letters[0]?.attempts).toBe(2);
+        expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(3);
+        // Messages run before the crash in its batch ran again (not committed); all in order.
+        const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).map((r) => Number(r.split('|')[2]));
+        expect(runs.slice(-3)).toEqual([2, 3, 4]);
+        expect([...new Set(runs)]).toEqual([0, 1, 2, 3, 4]);
+      },
+    );
   });
 });
 
 describe('hangs', () => {
   it('a handler that blocks the event loop past the watchdog deadline gets its silo killed; the message is dead-lettered', async () => {
-    await withFaultCluster('hang', 2, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '1', REDGRAIN_WATCHDOG_MS: '1000' }, async ({ cluster, redis, client }) => {
-      const probe = client.getGrain(Probe, 'stuck');
-      const { owner: hung } = await placed({ cluster, redis, client }, 'stuck');
-      await probe.send('block', 600_000);
-      await probe.send('hit', 'a', 1);
-      await hung.exited; // killed by its own watchdog, long before the 10-minute block ends
-      expect(hung.logs).toContain('event loop blocked past the watchdog deadline');
-      const letters = await poisonDeadLettered(client);
-      expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
-      expect(await probe.ask('count')).toBe(2);
-    });
+    await withFaultCluster(
+      'hang',
+      2,
+      { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '1', REDGRAIN_WATCHDOG_MS: '1000' },
+      async ({ cluster, redis, client }) => {
+        const probe = client.getGrain(Probe, 'stuck');
+        const { owner: hung } = await placed({ cluster, redis, client }, 'stuck');
+        await probe.send('block', 600_000);
+        await probe.send('hit', 'a', 1);
+        await hung.exited; // killed by its own watchdog, long before the 10-minute block ends
+        expect(hung.logs).toContain('event loop blocked past the watchdog deadline');
+        const letters = await poisonDeadLettered(client);
+        expect(letters.map((l) => [l.method, l.attempts])).toEqual([['block', 1]]);
+        expect(await probe.ask('count')).toBe(2);
+      },
+    );
   });
 });

@@ -197,9 +197,27 @@ describe('hostile input', () => {
     let deep: unknown = 'bottom';
     for (let i = 0; i < 100_000; i++) deep = [deep];
     const rows: [string, () => unknown][] = [
-      ['a getter that throws', () => ({ get boom(): never { throw new Error('gotcha'); } })],
+      [
+        'a getter that throws',
+        () => ({
+          get boom(): never {
+            throw new Error('gotcha');
+          },
+        }),
+      ],
       ['nesting 100,000 deep', () => deep],
-      ['a Proxy whose traps throw', () => new Proxy({}, { ownKeys: () => { throw new Error('trap'); } })],
+      [
+        'a Proxy whose traps throw',
+        () =>
+          new Proxy(
+            {},
+            {
+              ownKeys: () => {
+                throw new Error('trap');
+              },
+            },
+          ),
+      ],
       ['a function', () => () => 1],
     ];
     it.each(rows)('%s: SerializationError, nothing enqueued', async (_, value) => {
@@ -258,14 +276,20 @@ describe('hostile input', () => {
 
   describe('errors handlers throw', () => {
     it('a plain error named and coded like a framework error reaches the caller as a handler error', async () => {
-      const error = await client.getGrain(Target, 'errors').ask('spoof').catch((e: unknown) => e);
+      const error = await client
+        .getGrain(Target, 'errors')
+        .ask('spoof')
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RemoteGrainError);
       expect(error).not.toBeInstanceOf(MailboxFullError);
       expect(error).toMatchObject({ name: 'MailboxFullError', code: 'HANDLER_ERROR', message: 'not really full' });
     });
 
     it('an application error class registered with the client comes back as itself, with its fields', async () => {
-      const error = await client.getGrain(Target, 'errors').ask('refuse', 42).catch((e: unknown) => e);
+      const error = await client
+        .getGrain(Target, 'errors')
+        .ask('refuse', 42)
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InsufficientFunds);
       expect(error).toMatchObject({ name: 'InsufficientFunds', message: '42 more needed', needed: 42 });
     });
@@ -274,12 +298,37 @@ describe('hostile input', () => {
   describe('raw jobs written into a mailbox', () => {
     const envelope = { v: 1, a: '{"json":[5]}', c: 'raw', t: 0 };
     const rows: [string, string, Record<string, unknown>, string][] = [
-      ['a fractional idempotency window', 'add', { ...envelope, m: 'add', i: { k: 'once', w: 1.5 } }, 'malformed message: not a redgrain envelope'],
-      ['a negative idempotency window', 'add', { ...envelope, m: 'add', i: { k: 'once', w: -5 } }, 'malformed message: not a redgrain envelope'],
+      [
+        'a fractional idempotency window',
+        'add',
+        { ...envelope, m: 'add', i: { k: 'once', w: 1.5 } },
+        'malformed message: not a redgrain envelope',
+      ],
+      [
+        'a negative idempotency window',
+        'add',
+        { ...envelope, m: 'add', i: { k: 'once', w: -5 } },
+        'malformed message: not a redgrain envelope',
+      ],
       ['a method name of 1 MB', 'add', { ...envelope, m: 'x'.repeat(1_000_000) }, 'malformed message: not a redgrain envelope'],
-      ['a correlation id of 1 MB', 'add', { ...envelope, m: 'add', c: 'c'.repeat(1_000_000) }, 'malformed message: not a redgrain envelope'],
-      ['a synchronous method', 'peek', { ...envelope, m: 'peek', a: '{"json":[]}' }, 'UnknownMethodError: Grain type "Target" has no handler "peek"'],
-      ['arguments that are not an array', 'add', { ...envelope, m: 'add', a: '{"json":5}' }, 'TypeError: message arguments must be an array'],
+      [
+        'a correlation id of 1 MB',
+        'add',
+        { ...envelope, m: 'add', c: 'c'.repeat(1_000_000) },
+        'malformed message: not a redgrain envelope',
+      ],
+      [
+        'a synchronous method',
+        'peek',
+        { ...envelope, m: 'peek', a: '{"json":[]}' },
+        'UnknownMethodError: Grain type "Target" has no handler "peek"',
+      ],
+      [
+        'arguments that are not an array',
+        'add',
+        { ...envelope, m: 'add', a: '{"json":5}' },
+        'TypeError: message arguments must be an array',
+      ],
     ];
     it.each(rows)('%s: failed with its reason, the handler does not run, the grain goes on', async (_, name, data, reason) => {
       const key = `raw-${name}-${rows.findIndex((row) => row[2] === data)}`;
@@ -294,12 +343,24 @@ describe('hostile input', () => {
       const state = `${keyPrefix}:g:{Target/state}:state`;
       await redis.hset(state, 'n', 'not superjson {');
       const started = Date.now();
-      const error = await client.getGrain(Target, 'state').with({ timeoutMs: 5_000 }).ask('get').catch((e: unknown) => e);
+      const error = await client
+        .getGrain(Target, 'state')
+        .with({ timeoutMs: 5_000 })
+        .ask('get')
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ActivationFailedError);
       expect((error as Error).message).toContain('state field "n" cannot be read');
       expect(Date.now() - started).toBeLessThan(5_000);
       await redis.hset(state, 'n', '{"json":7}');
-      expect(await waitFor('the grain to activate again', () => client.getGrain(Target, 'state').with({ timeoutMs: 1_000 }).ask('get').catch(() => undefined))).toBe(7);
+      expect(
+        await waitFor('the grain to activate again', () =>
+          client
+            .getGrain(Target, 'state')
+            .with({ timeoutMs: 1_000 })
+            .ask('get')
+            .catch(() => undefined),
+        ),
+      ).toBe(7);
     });
   });
 
@@ -342,10 +403,14 @@ describe('hostile input', () => {
     it('a silo whose own record is deleted registers again within 3 heartbeats, and its types stay reachable', async () => {
       const info = `${keyPrefix}:s:{${silo.id}}:info`;
       await redis.del(info);
-      const record = await waitFor('the record to be back', async () => {
-        const hash = await redis.hgetall(info);
-        return hash.status === undefined ? undefined : hash;
-      }, { timeoutMs: 600 + 1_000 });
+      const record = await waitFor(
+        'the record to be back',
+        async () => {
+          const hash = await redis.hgetall(info);
+          return hash.status === undefined ? undefined : hash;
+        },
+        { timeoutMs: 600 + 1_000 },
+      );
       expect(record).toMatchObject({ id: silo.id, status: 'active', types: 'Target,Counter' });
       expect(await redis.sismember(`${keyPrefix}:silos`, silo.id)).toBe(1);
       expect(await client.getGrain(Target, 'after-rejoin').ask('add', 1)).toBe(1);
@@ -356,9 +421,13 @@ describe('hostile input', () => {
     it('a bogus silo record with a heartbeat that is not a number is declared dead within 3 s', async () => {
       await redis.hset(`${keyPrefix}:s:{bogus}:info`, { id: 'bogus', status: 'active', heartbeatAt: 'soon', types: 'Target' });
       await redis.sadd(`${keyPrefix}:silos`, 'bogus');
-      await waitFor('the bogus silo to be declared dead and forgotten', async () => ((await redis.sismember(`${keyPrefix}:silos`, 'bogus')) === 0 ? true : undefined), {
-        timeoutMs: 3_000,
-      });
+      await waitFor(
+        'the bogus silo to be declared dead and forgotten',
+        async () => ((await redis.sismember(`${keyPrefix}:silos`, 'bogus')) === 0 ? true : undefined),
+        {
+          timeoutMs: 3_000,
+        },
+      );
       expect(await redis.hget(`${keyPrefix}:s:{bogus}:info`, 'status')).toBe('dead');
       log.entries.length = 0;
     });

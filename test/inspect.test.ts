@@ -42,7 +42,9 @@ describe('redgrain inspect', () => {
     expect(silos[0]).toMatchObject({ id: silo.id, status: 'active', types: ['Ledger'] });
     expect(silos[0]?.heartbeatAgeMs).toBeLessThan(10_000);
     const { text } = await inspect('silos');
-    expect(text).toMatch(new RegExp(`^SILO +STATUS +HEARTBEAT +ACTIVATIONS +HOST +TYPES\\n${silo.id} +active +[\\d.]+ m?s ago +\\d+ .* Ledger$`));
+    expect(text).toMatch(
+      new RegExp(`^SILO +STATUS +HEARTBEAT +ACTIVATIONS +HOST +TYPES\\n${silo.id} +active +[\\d.]+ m?s ago +\\d+ .* Ledger$`),
+    );
   });
 
   it('shows a busy grain: owner, waiting messages in order, failed messages, state; and ranks it first', async () => {
@@ -52,7 +54,9 @@ describe('redgrain inspect', () => {
     // A slow turn holds the mailbox while three more messages wait behind it.
     const slow = ledger.ask('slow', 3_000);
     slow.catch(() => undefined); // awaited at the end; a failed assertion must not leave it unhandled
-    await waitFor('the slow turn to start', async () => ((await inspectJson<{ mailbox: { active: number } }>('grain', 'Ledger', 'busy')).mailbox.active === 1 ? true : undefined));
+    await waitFor('the slow turn to start', async () =>
+      (await inspectJson<{ mailbox: { active: number } }>('grain', 'Ledger', 'busy')).mailbox.active === 1 ? true : undefined,
+    );
     for (const id of ['w1', 'w2', 'w3']) await ledger.send('credit', id, 1);
 
     const grain = await inspectJson<{
@@ -84,9 +88,29 @@ describe('redgrain inspect', () => {
   });
 
   it('runs as the redgrain command, and fails clearly on bad input', async () => {
-    const { stdout } = await runBin(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'dead-letters', '--redis', inject('redisUrl'), '--prefix', keyPrefix]);
+    const { stdout } = await runBin(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli/bin.ts',
+      'inspect',
+      'dead-letters',
+      '--redis',
+      inject('redisUrl'),
+      '--prefix',
+      keyPrefix,
+    ]);
     expect(stdout.trim()).toBe('No dead letters.');
-    const failure = await runBin(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'top', '--limit', 'lots', '--redis', inject('redisUrl')]).catch((error: unknown) => error as { code: number; stderr: string });
+    const failure = await runBin(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli/bin.ts',
+      'inspect',
+      'top',
+      '--limit',
+      'lots',
+      '--redis',
+      inject('redisUrl'),
+    ]).catch((error: unknown) => error as { code: number; stderr: string });
     expect(failure).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be a positive whole number') });
   });
 });

@@ -16,7 +16,24 @@ async function loadtest(...args: string[]): Promise<{ code: number; result: Load
 describe('redgrain loadtest', () => {
   it('drives one hot Counter with asks and checks every message ran exactly once', async () => {
     const report = join(dir, 'hot.html');
-    const { code, result } = await loadtest('-m', 'grains/counter.ts', '--method', 'add', '--args', '[1]', '--keys', '1', '--mode', 'ask', '--concurrency', '8', '--messages', '400', '--report', report);
+    const { code, result } = await loadtest(
+      '-m',
+      'grains/counter.ts',
+      '--method',
+      'add',
+      '--args',
+      '[1]',
+      '--keys',
+      '1',
+      '--mode',
+      'ask',
+      '--concurrency',
+      '8',
+      '--messages',
+      '400',
+      '--report',
+      report,
+    );
     expect(code).toBe(0);
     expect(result.plan.type).toBe('Counter');
     expect(result.acknowledged).toBe(400);
@@ -30,7 +47,27 @@ describe('redgrain loadtest', () => {
   }, 60_000);
 
   it('spreads one-way Campaign messages over 10,000 keys at a fixed rate', async () => {
-    const { code, result } = await loadtest('-m', 'grains/campaign.ts', '--type', 'Campaign', '--method', 'get', '--keys', '10000', '--distribution', 'zipf', '--mode', 'send', '--rate', '2000', '--messages', '3000', '--silos', '2', '--no-report');
+    const { code, result } = await loadtest(
+      '-m',
+      'grains/campaign.ts',
+      '--type',
+      'Campaign',
+      '--method',
+      'get',
+      '--keys',
+      '10000',
+      '--distribution',
+      'zipf',
+      '--mode',
+      'send',
+      '--rate',
+      '2000',
+      '--messages',
+      '3000',
+      '--silos',
+      '2',
+      '--no-report',
+    );
     expect(code).toBe(0);
     expect(result.acknowledged).toBe(3000);
     expect(result.exactlyOnce).toMatchObject({ checked: true, processed: 3000, lost: 0, duplicated: 0, pending: 0 });

@@ -56,7 +56,11 @@ describe('redgrain migrate-keys', () => {
 
   const migrate = async (...args: string[]): Promise<{ code: number; text: string }> => {
     const lines: string[] = [];
-    const code = await main(['migrate-keys', '--redis', inject('redisUrl'), '--prefix', keyPrefix, ...args], (text) => lines.push(text), (text) => lines.push(text));
+    const code = await main(
+      ['migrate-keys', '--redis', inject('redisUrl'), '--prefix', keyPrefix, ...args],
+      (text) => lines.push(text),
+      (text) => lines.push(text),
+    );
     return { code, text: lines.join('\n') };
   };
   const keysUnderPrefix = async () => (await redis.keys(`${keyPrefix}:*`)).sort();
@@ -68,7 +72,11 @@ describe('redgrain migrate-keys', () => {
     await silo.stop();
     silo = undefined;
 
-    for (const [key, balance] of [['a b', 5], ['ann@example.com', 7], ['plain', 1]] as const) {
+    for (const [key, balance] of [
+      ['a b', 5],
+      ['ann@example.com', 7],
+      ['plain', 1],
+    ] as const) {
       await redis.hset(`${keyPrefix}:g:{${legacyTag(key)}}:state`, 'balance', serialize(balance, 'balance'));
     }
     const mailbox = new Queue(`{${legacyTag('a b')}}`, { connection: redis, prefix: `${keyPrefix}:q` });
@@ -83,8 +91,16 @@ describe('redgrain migrate-keys', () => {
 
     const queue = reminders();
     const tick = { m: 'ping', a: serialize([], 'args'), p: 'once' };
-    await queue.add('tick', { g: legacyTag('a b'), n: 'once', o: true, ...tick }, { jobId: `once/${legacyTag('a b')}/once`, delay: 3_600_000, attempts: 5 });
-    await queue.upsertJobScheduler(`${legacyTag('a b')}/beat`, { every: 3_600_000, startDate: Date.now() + 3_600_000 }, { name: 'tick', data: { g: legacyTag('a b'), n: 'beat', e: 3_600_000, ...tick } });
+    await queue.add(
+      'tick',
+      { g: legacyTag('a b'), n: 'once', o: true, ...tick },
+      { jobId: `once/${legacyTag('a b')}/once`, delay: 3_600_000, attempts: 5 },
+    );
+    await queue.upsertJobScheduler(
+      `${legacyTag('a b')}/beat`,
+      { every: 3_600_000, startDate: Date.now() + 3_600_000 },
+      { name: 'tick', data: { g: legacyTag('a b'), n: 'beat', e: 3_600_000, ...tick } },
+    );
     await queue.close();
     await redis.hset(
       `${keyPrefix}:g:{${legacyTag('a b')}}:reminders`,

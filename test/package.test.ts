@@ -32,7 +32,9 @@ function guideFiles(): Map<string, string> {
  * otherwise read the repository as the project the app's commands run in.
  */
 function appEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.entries(process.env).filter(([name]) => !/^(npm_package_|npm_lifecycle_|npm_config_local_prefix$|INIT_CWD$)/i.test(name));
+  const env = Object.entries(process.env).filter(
+    ([name]) => !/^(npm_package_|npm_lifecycle_|npm_config_local_prefix$|INIT_CWD$)/i.test(name),
+  );
   return { ...Object.fromEntries(env), ...extra };
 }
 
@@ -183,7 +185,11 @@ export async function typing(): Promise<number> {
     );
     // The guide's `npx tsc`, with the repository's compiler.
     await inApp(join(repo, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']);
-    expect(readdirSync(join(app, 'dist')).filter((f) => /\.c?js$/.test(f)).sort()).toEqual(['app.js', 'grains.js', 'report.cjs', 'typing.js']);
+    expect(
+      readdirSync(join(app, 'dist'))
+        .filter((f) => /\.c?js$/.test(f))
+        .sort(),
+    ).toEqual(['app.js', 'grains.js', 'report.cjs', 'typing.js']);
   });
 
   it('runs a silo with `npx redgrain silo` and the app under plain node, from ES modules and CommonJS', async () => {
@@ -194,7 +200,10 @@ export async function typing(): Promise<number> {
     expect(esm.stdout).toBe('10\n');
     const commonJs = await inApp('node', ['dist/report.cjs'], { REDIS_URL: redis.url });
     expect(commonJs.stdout).toBe('10\n');
-    const required = await inApp('node', ['-e', "const r = require('redgrain'); const t = require('redgrain/testing'); console.log(typeof r.connect, typeof r.Grain, typeof t.TestCluster)"]);
+    const required = await inApp('node', [
+      '-e',
+      "const r = require('redgrain'); const t = require('redgrain/testing'); console.log(typeof r.connect, typeof r.Grain, typeof t.TestCluster)",
+    ]);
     expect(required.stdout).toBe('function function function\n');
     // The other entries load under plain node too (the instrumentation starts no SDK unasked).
     const entries = await inApp('node', [
@@ -231,7 +240,9 @@ await cluster.stop();`;
   it('loads a TypeScript grain module through tsx, only once the app installs tsx', async () => {
     const without = startSilo('./src/grains.ts');
     expect(await without.closed).toBe(1);
-    expect(without.output).toContain('redgrain: Grain module ./src/grains.ts: it is TypeScript and tsx is not installed: `npm install --save-dev tsx`, or pass the compiled JavaScript module');
+    expect(without.output).toContain(
+      'redgrain: Grain module ./src/grains.ts: it is TypeScript and tsx is not installed: `npm install --save-dev tsx`, or pass the compiled JavaScript module',
+    );
 
     await inApp('npm', ['install', '--save-dev', `tsx@${ourPackage.devDependencies.tsx}`, '--prefer-offline', '--no-audit', '--no-fund']);
     const silo = startSilo('./src/grains.ts');

@@ -114,7 +114,10 @@ describe('publishing among 10,000 subscriptions', () => {
       // Reading every subscription would send back well over 100 KB; one publish reads a few.
       expect(read).toBeLessThan(20_000);
       const received = await waitFor('sensor 42 and the catch-all to receive it', async () => {
-        const [a, b] = await Promise.all([client.getGrain(Follower, 'f42').ask('read'), client.getGrain(Follower, 'catch-all').ask('read')]);
+        const [a, b] = await Promise.all([
+          client.getGrain(Follower, 'f42').ask('read'),
+          client.getGrain(Follower, 'catch-all').ask('read'),
+        ]);
         return a.length === 1 && b.length === 1 ? [a, b] : undefined;
       });
       expect(received.flat().map((r) => r.topic)).toEqual(['sensor.42.reading', 'sensor.42.reading']);

@@ -28,7 +28,9 @@ describe('Redis unreachable at start', () => {
     const port = await freePort(); // nothing listens there
     const client = await failure(() => connect({ redis: `redis://127.0.0.1:${port}`, connectTimeoutMs: 10_000 }));
     expect(client.error).toBeInstanceOf(RedisUnavailableError);
-    expect((client.error as Error).message).toBe(`Redis at 127.0.0.1:${port} is unavailable: connection refused (ECONNREFUSED): nothing listens there`);
+    expect((client.error as Error).message).toBe(
+      `Redis at 127.0.0.1:${port} is unavailable: connection refused (ECONNREFUSED): nothing listens there`,
+    );
     expect(client.ms).toBeLessThan(1_000);
     const silo = await failure(() => Silo.start({ redis: `redis://127.0.0.1:${port}`, grains: [Counter], connectTimeoutMs: 10_000 }));
     expect((silo.error as Error).message).toBe((client.error as Error).message);

@@ -54,7 +54,9 @@ describe('100,000 registered reminders', () => {
     const table = new ReminderTable(connection, keys, await createMailboxBackend(connection, keys, { lockDurationMs: 30_000 }));
     for (let i = 0; i < REGISTERED; i += 1_000) {
       await Promise.all(
-        Array.from({ length: 1_000 }, (_, j) => table.register(GrainId.of('Alarm', `idle-${i + j}`), 'daily', { every: 86_400_000 }, 'ring', '{"json":["daily"]}')),
+        Array.from({ length: 1_000 }, (_, j) =>
+          table.register(GrainId.of('Alarm', `idle-${i + j}`), 'daily', { every: 86_400_000 }, 'ring', '{"json":["daily"]}'),
+        ),
       );
     }
     await table.close();

@@ -80,7 +80,9 @@ describe('durable reminders', () => {
       return afterwards && gapless && inOutage(all[2] as RecordedTick[]).length >= 4 ? all : undefined;
     });
     onTestFailed(() => {
-      process.stdout.write(`outage ${downFrom}..${downUntil}\n${JSON.stringify(ticks.map((t) => t.map((x) => [x.scheduledAt, x.ranAt])))}\n`);
+      process.stdout.write(
+        `outage ${downFrom}..${downUntil}\n${JSON.stringify(ticks.map((t) => t.map((x) => [x.scheduledAt, x.ranAt])))}\n`,
+      );
     });
     const [once, skip, all] = ticks.map(inOutage) as [RecordedTick[], RecordedTick[], RecordedTick[]];
     expect(skip).toHaveLength(0);

@@ -68,7 +68,10 @@ describe('one silo, in process', () => {
   });
 
   it('a plain error keeps its name and message, with code HANDLER_ERROR', async () => {
-    const error = await client.getGrain(Ledger, 'plain').ask('failPlain', 'boom').catch((e: unknown) => e);
+    const error = await client
+      .getGrain(Ledger, 'plain')
+      .ask('failPlain', 'boom')
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'TypeError', message: 'boom', code: 'HANDLER_ERROR' });
   });
 
@@ -79,7 +82,10 @@ describe('one silo, in process', () => {
         return by;
       }
     }
-    const error = await client.getGrain(Ghost, 'g').send('add', 1).catch((e: unknown) => e);
+    const error = await client
+      .getGrain(Ghost, 'g')
+      .send('add', 1)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GrainTypeNotRegisteredError);
     expect((error as GrainTypeNotRegisteredError).message).toContain('Ghost');
     expect(await redis.keys(`${keyPrefix}:q:{Ghost*`)).toEqual([]);
@@ -88,9 +94,9 @@ describe('one silo, in process', () => {
   it('refuses bad keys and unserializable arguments with typed errors', () => {
     expect(() => client.getGrain(Counter, '')).toThrow(InvalidGrainKeyError);
     expect(() => client.getGrain(Counter, 'x'.repeat(600))).toThrow(InvalidGrainKeyError);
-    return expect(
-      client.getGrain(Ledger, 'args').send('credit', 'id', (() => 1) as unknown as number),
-    ).rejects.toBeInstanceOf(SerializationError);
+    return expect(client.getGrain(Ledger, 'args').send('credit', 'id', (() => 1) as unknown as number)).rejects.toBeInstanceOf(
+      SerializationError,
+    );
   });
 
   it('keys with separators and braces are separate grains', async () => {
@@ -122,9 +128,7 @@ describe('one silo, in process', () => {
     expect(await session.ask('visit')).toBe(1);
     const directory = `${keyPrefix}:g:{Session/s1}:dir`;
     expect(await redis.hget(directory, 'silo')).toBe(silo.id);
-    await waitFor('the idle session to be collected', async () =>
-      (await redis.hget(directory, 'silo')) === null ? true : undefined,
-    );
+    await waitFor('the idle session to be collected', async () => ((await redis.hget(directory, 'silo')) === null ? true : undefined));
     const stored = await redis.hget(`${keyPrefix}:g:{Session/s1}:state`, 'deactivatedAt');
     expect(stored).not.toBeNull();
     expect(await redis.hget(directory, 'epoch')).toBe('1');

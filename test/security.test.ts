@@ -11,8 +11,18 @@ import { generateTlsFiles, type TlsFiles } from './support/tls-certificates.ts';
 const run = promisify(execFile);
 
 /** The README's recommended ACL for an application whose key prefix is `prefix`. */
-const recommendedAcl = (prefix: string, password: string) =>
-  ['on', `>${password}`, 'resetkeys', `~${prefix}:*`, 'resetchannels', `&${prefix}:*`, '+@all', '-@admin', '-@dangerous', '+info'];
+const recommendedAcl = (prefix: string, password: string) => [
+  'on',
+  `>${password}`,
+  'resetkeys',
+  `~${prefix}:*`,
+  'resetchannels',
+  `&${prefix}:*`,
+  '+@all',
+  '-@admin',
+  '-@dangerous',
+  '+info',
+];
 
 describe('least-privilege ACL users (the README recommendation)', () => {
   let server: RedisServer;
@@ -138,7 +148,9 @@ describe('Redis over TLS', () => {
       `Redis at 127.0.0.1:${server.port} is unavailable: TLS verification failed (SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain); ` +
         'trust the CA that signed the server certificate with REDIS_TLS_CA_FILE or tls: { ca } in the redis options',
     );
-    const cli = await run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'silos', '--redis', server.url]).catch((e: unknown) => e as { code: number; stderr: string });
+    const cli = await run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'silos', '--redis', server.url]).catch(
+      (e: unknown) => e as { code: number; stderr: string },
+    );
     expect(cli).toMatchObject({ code: 1, stderr: `redgrain: ${(error as Error).message}\n` });
   });
 });

@@ -88,7 +88,9 @@ describe('telemetry export from silo processes', () => {
   const receivedSpans = () =>
     traces.flatMap((t) =>
       t.resourceSpans.flatMap((r) =>
-        r.scopeSpans.flatMap((s) => s.spans.map((span) => ({ span, scope: s.scope.name, service: attribute(r.resource.attributes, 'service.name') }))),
+        r.scopeSpans.flatMap((s) =>
+          s.spans.map((span) => ({ span, scope: s.scope.name, service: attribute(r.resource.attributes, 'service.name') })),
+        ),
       ),
     );
 
@@ -111,7 +113,9 @@ describe('telemetry export from silo processes', () => {
     await client.getGrain(ReviewQueue, REVIEW_QUEUE).ask('list');
     await waitFor('redgrain metrics at the OTLP receiver', () =>
       metrics.some((m) =>
-        m.resourceMetrics.some((r) => r.scopeMetrics.some((s) => s.scope.name === 'redgrain' && s.metrics.some((x) => x.name === 'redgrain.messages.processed'))),
+        m.resourceMetrics.some((r) =>
+          r.scopeMetrics.some((s) => s.scope.name === 'redgrain' && s.metrics.some((x) => x.name === 'redgrain.messages.processed')),
+        ),
       )
         ? true
         : undefined,
@@ -141,7 +145,11 @@ describe('telemetry export from silo processes', () => {
     expect(traceIds).toHaveLength(4);
     for (const traceId of traceIds) {
       const services = await waitFor(`the spans of trace ${traceId} from all three processes`, () => {
-        const found = new Set(receivedSpans().filter((r) => r.span.traceId === traceId).map((r) => r.service));
+        const found = new Set(
+          receivedSpans()
+            .filter((r) => r.span.traceId === traceId)
+            .map((r) => r.service),
+        );
         return found.size === 3 ? found : undefined;
       });
       expect(services).toEqual(new Set(['redgrain-example', 'campaign-silo', 'review-silo']));

@@ -44,7 +44,12 @@ class Pulse extends Grain<PulseState> {
   }
   /** A timer for a method name known only at run time: checked when set. */
   async byName(method: string) {
-    (this as unknown as { setTimer(n: string, s: object, m: string, ...a: unknown[]): void }).setTimer('named', { after: 10 }, method, 'named');
+    (this as unknown as { setTimer(n: string, s: object, m: string, ...a: unknown[]): void }).setTimer(
+      'named',
+      { after: 10 },
+      method,
+      'named',
+    );
   }
   async read() {
     return this.state;

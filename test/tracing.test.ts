@@ -41,7 +41,10 @@ describe('tracing', () => {
   const spansOf = (traceId: string) => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
   const one = (spans: ReadableSpan[], name: string, kind: SpanKind): ReadableSpan => {
     const found = spans.filter((s) => s.name === name && s.kind === kind);
-    expect(found.map((s) => s.name), `${name} (${SpanKind[kind]})`).toHaveLength(1);
+    expect(
+      found.map((s) => s.name),
+      `${name} (${SpanKind[kind]})`,
+    ).toHaveLength(1);
     return found[0] as ReadableSpan;
   };
   const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
@@ -111,18 +114,24 @@ describe('tracing', () => {
     expect(confirmation?.correlationId).toBe(correlationId);
 
     // Activations are their own traces, linked from the first turn they ran.
-    const activation = exporter.getFinishedSpans().find((s) => s.name === 'activate Campaign' && s.attributes['redgrain.grain.key'] === key);
+    const activation = exporter
+      .getFinishedSpans()
+      .find((s) => s.name === 'activate Campaign' && s.attributes['redgrain.grain.key'] === key);
     expect(activation).toBeDefined();
     expect(activation?.spanContext().traceId).not.toBe(traceId);
     expect(linked(server1)).toContain(activation?.spanContext().spanId);
-    expect(exporter.getFinishedSpans().some((s) => s.name === 'load state Campaign' && parentOf(s) === activation?.spanContext().spanId)).toBe(true);
+    expect(
+      exporter.getFinishedSpans().some((s) => s.name === 'load state Campaign' && parentOf(s) === activation?.spanContext().spanId),
+    ).toBe(true);
   });
 
   it('marks a failed ask on both sides and keeps a supplied correlation id', async () => {
     const campaign = client.getGrain(Campaign, `refused-${Date.now()}`).with({ correlationId: 'req-42' });
     await expect(campaign.ask('review', { approved: true, reviewer: 'bob' })).rejects.toThrow(/EMPTY/);
     const spans = await waitFor('both spans of the failed ask', () => {
-      const found = exporter.getFinishedSpans().filter((s) => s.name === 'Campaign/review' && s.attributes['redgrain.correlation_id'] === 'req-42');
+      const found = exporter
+        .getFinishedSpans()
+        .filter((s) => s.name === 'Campaign/review' && s.attributes['redgrain.correlation_id'] === 'req-42');
       return found.length === 2 ? found : undefined;
     });
     for (const span of spans) {

@@ -65,7 +65,8 @@ export class ActivationContext implements GrainContext {
 
   setTimer(name: string, schedule: TimerSchedule, method: string, args: unknown[]): void {
     const { status, id } = this.owner;
-    if (status !== 'activating' && status !== 'valid') throw new InvalidTimerError(`${id.toString()} is not active; timers are set from onActivate or a handler`);
+    if (status !== 'activating' && status !== 'valid')
+      throw new InvalidTimerError(`${id.toString()} is not active; timers are set from onActivate or a handler`);
     this.timers ??= new GrainTimers(this.onTimerDue);
     this.timers.set(name, schedule, this.#handler(method), args);
   }

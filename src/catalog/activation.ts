@@ -76,7 +76,15 @@ export class Activation {
     readonly type: GrainType,
     readonly host: ActivationHost,
   ) {
-    this.mailbox = new GrainMailbox(host.mailboxRoot, host.redis, host.turns, host.keys, id, `${host.siloId}:${id.tag}`, host.lockDurationMs);
+    this.mailbox = new GrainMailbox(
+      host.mailboxRoot,
+      host.redis,
+      host.turns,
+      host.keys,
+      id,
+      `${host.siloId}:${id.tag}`,
+      host.lockDurationMs,
+    );
     this.#context = new ActivationContext(this, host, this.#turnState, () => this.#tickDue());
   }
 
@@ -164,7 +172,6 @@ export class Activation {
       });
   }
 
-
   get draining(): boolean {
     return this.#draining !== undefined;
   }
@@ -217,7 +224,13 @@ export class Activation {
       if (result?.outcome.target === 'failed') markFailed(span, result.error);
       span.end();
       if (result !== undefined) {
-        this.host.metrics.turnFinished(this.id.type, tick.method, result.outcome.target === 'failed' ? 'failed' : 'completed', Date.now() - startedAt, 0);
+        this.host.metrics.turnFinished(
+          this.id.type,
+          tick.method,
+          result.outcome.target === 'failed' ? 'failed' : 'completed',
+          Date.now() - startedAt,
+          0,
+        );
       }
     }
     if (commit.kind !== 'committed') {
@@ -252,7 +265,8 @@ export class Activation {
         await otelContext.with(spanContext, () => grain.onDeactivate());
         const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
         const commit = await this.#commitOutsideMessage(changes, spanContext);
-        if (commit.kind !== 'committed') this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), reason: stepDownReason(commit) });
+        if (commit.kind !== 'committed')
+          this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), reason: stepDownReason(commit) });
       }
     } catch (error) {
       markFailed(span, error);
@@ -299,7 +313,11 @@ export class Activation {
         batch = await this.#runBatch(batch);
         if (batch.length > 0 && (this.#context.timers?.hasDue ?? false)) await this.#runTicks(batch);
       }
-    } while ((this.#wakeAgain || this.#recoverFirst || (this.#context.timers?.hasDue ?? false)) && !this.#stopFetching && this.status === 'valid');
+    } while (
+      (this.#wakeAgain || this.#recoverFirst || (this.#context.timers?.hasDue ?? false)) &&
+      !this.#stopFetching &&
+      this.status === 'valid'
+    );
   }
 
   /**
@@ -397,7 +415,13 @@ export class Activation {
     const take = this.#takeCount();
     const token = messages[0]?.token ?? '';
     const tx = this.mailbox.transaction();
-    queueCommit(tx, this, changes, ran, turns.flatMap((turn) => turn.result.idempotent ?? []));
+    queueCommit(
+      tx,
+      this,
+      changes,
+      ran,
+      turns.flatMap((turn) => turn.result.idempotent ?? []),
+    );
     turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
     this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
     let replies: [Error | null, unknown][];
@@ -488,7 +512,14 @@ export class Activation {
 
   /** What a handler runs against: `snapshot` is the state its failure rolls back to. */
   #handlerTurn(snapshot: StateSnapshot): HandlerTurn {
-    return { id: this.id, type: this.type, host: this.host, grain: this.#grain as Grain<object>, snapshot, correlationId: this.#turnState.correlationId };
+    return {
+      id: this.id,
+      type: this.type,
+      host: this.host,
+      grain: this.#grain as Grain<object>,
+      snapshot,
+      correlationId: this.#turnState.correlationId,
+    };
   }
 
   /** Drops the activation without writing anything (its silo was declared dead). */

@@ -283,7 +283,15 @@ export class Catalog {
 
   /** Tells the `ask` callers waiting on a suspended grain that it cannot be activated (once each). */
   #answerSuspended(id: GrainId, lastError: string, answered: Set<string>): void {
-    const mailbox = new GrainMailbox(this.#host.mailboxRoot, this.#host.redis, this.#host.turns, this.#host.keys, id, this.#host.siloId, this.#host.lockDurationMs);
+    const mailbox = new GrainMailbox(
+      this.#host.mailboxRoot,
+      this.#host.redis,
+      this.#host.turns,
+      this.#host.keys,
+      id,
+      this.#host.siloId,
+      this.#host.lockDurationMs,
+    );
     const reply = errorToData(new ActivationFailedError(id.toString(), lastError));
     mailbox
       .peekWaiting(1_000)
@@ -295,7 +303,9 @@ export class Catalog {
           this.#host.reply(envelope.r.c, { i: envelope.r.i, ok: false, e: reply });
         }
       })
-      .catch((error: unknown) => this.deps.log.warn('could not answer callers of a suspended grain', { grain: id.toString(), error: describeError(error) }));
+      .catch((error: unknown) =>
+        this.deps.log.warn('could not answer callers of a suspended grain', { grain: id.toString(), error: describeError(error) }),
+      );
   }
 
   #dropUnclaimed(activation: Activation): void {
@@ -344,9 +354,7 @@ export class Catalog {
   /** Passes a wake-up on to the grain's owner (or placement); rejects if that failed. */
   #forward(id: GrainId, recover: boolean, excludeSelf: boolean): Promise<void> {
     const { locator } = this.deps;
-    const forwarding = locator
-      .locate(id)
-      .then((owner) => locator.wake(id, owner, excludeSelf ? this.#host.siloId : undefined, recover));
+    const forwarding = locator.locate(id).then((owner) => locator.wake(id, owner, excludeSelf ? this.#host.siloId : undefined, recover));
     const settled = forwarding.catch((error: unknown) =>
       this.deps.log.error('could not forward a wake-up', { grain: id.toString(), error: describeError(error) }),
     );
@@ -367,9 +375,11 @@ export class Catalog {
     for (const activation of this.#activations.values()) {
       const age = activation.type.collectionAgeMs ?? this.settings.collectionAgeMs;
       if (activation.status === 'valid' && !activation.draining && now - activation.lastActiveAt >= age) {
-        activation.deactivate('idle').catch((error: unknown) =>
-          this.deps.log.error('deactivation failed', { grain: activation.id.toString(), error: describeError(error) }),
-        );
+        activation
+          .deactivate('idle')
+          .catch((error: unknown) =>
+            this.deps.log.error('deactivation failed', { grain: activation.id.toString(), error: describeError(error) }),
+          );
       }
     }
   }
@@ -380,9 +390,11 @@ export class Catalog {
     for (const activation of this.#activations.values()) {
       if (activation.held.length === 0 || now - activation.heldSince < threshold) continue;
       for (const message of activation.held) {
-        activation.mailbox.extendLock(message, this.settings.lockDurationMs).catch((error: unknown) =>
-          this.deps.log.warn('could not renew a message lock', { grain: activation.id.toString(), error: describeError(error) }),
-        );
+        activation.mailbox
+          .extendLock(message, this.settings.lockDurationMs)
+          .catch((error: unknown) =>
+            this.deps.log.warn('could not renew a message lock', { grain: activation.id.toString(), error: describeError(error) }),
+          );
       }
     }
   }

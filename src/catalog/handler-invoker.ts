@@ -40,7 +40,12 @@ export interface HandlerTurn {
  * Sets aside a message whose earlier attempts killed or hung the activation (each crash puts it
  * back at the head of the mailbox and counts an attempt), so the grain can go on.
  */
-export async function deadLetter(id: GrainId, host: ActivationHost, message: MailboxMessage, envelope: MessageEnvelope | undefined): Promise<TurnResult> {
+export async function deadLetter(
+  id: GrainId,
+  host: ActivationHost,
+  message: MailboxMessage,
+  envelope: MessageEnvelope | undefined,
+): Promise<TurnResult> {
   const attempts = message.attemptsStarted - 1;
   const method = envelope?.m ?? message.name;
   const reason = `its processing killed or hung the activation ${attempts} times`;
@@ -74,7 +79,11 @@ export async function runOnce(turn: HandlerTurn, envelope: MessageEnvelope, deci
   const key = turn.host.keys.idempotency(turn.id, envelope.i.k);
   const kept = decided.get(key) ?? (await turn.host.redis.get(key));
   if (kept !== null) {
-    turn.host.log.debug('duplicate message not processed again', { grain: turn.id.toString(), method: envelope.m, idempotencyKey: envelope.i.k });
+    turn.host.log.debug('duplicate message not processed again', {
+      grain: turn.id.toString(),
+      method: envelope.m,
+      idempotencyKey: envelope.i.k,
+    });
     const outcome = JSON.parse(kept) as IdempotentOutcome;
     return { outcome: { target: 'completed' }, changes: undefined, reply: { i: envelope.r?.i ?? '', ...outcome } };
   }
@@ -95,13 +104,17 @@ function run(turn: HandlerTurn, envelope: MessageEnvelope): Promise<TurnResult> 
       return args;
     },
     // The value goes back to an `ask` caller, and is kept for later duplicates of an idempotent message.
-    { requestId: envelope.r?.i ?? '', needValue: envelope.r !== undefined || envelope.i !== undefined, callerWaits: envelope.r !== undefined },
+    {
+      requestId: envelope.r?.i ?? '',
+      needValue: envelope.r !== undefined || envelope.i !== undefined,
+      callerWaits: envelope.r !== undefined,
+    },
   );
 }
 
 /** Runs one handler; a failure restores the state and becomes the turn's outcome. */
 export async function invoke(
-turn: HandlerTurn,
+  turn: HandlerTurn,
   method: string,
   args: () => unknown[],
   { requestId, needValue, callerWaits }: { requestId: string; needValue: boolean; callerWaits: boolean },

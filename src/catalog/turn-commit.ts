@@ -60,11 +60,7 @@ export function queueCommit(
 }
 
 /** What the fenced commit answered (commitTurns.lua); anything but `committed` wrote nothing. */
-export type CommitOutcome =
-  | { kind: 'committed' }
-  | { kind: 'fenced' }
-  | { kind: 'lockLost' }
-  | { kind: 'refused'; reason: string };
+export type CommitOutcome = { kind: 'committed' } | { kind: 'fenced' } | { kind: 'lockLost' } | { kind: 'refused'; reason: string };
 
 /** Reads the commit's reply in a MULTI: a Redis error is thrown, a refusal is returned. */
 export function readCommit([error, code]: [Error | null, unknown]): CommitOutcome {
@@ -117,5 +113,12 @@ export function endTurn({ id, host }: Committer, { trace, method, result, starte
     trace.span.end();
   }
   const errorType = result.error instanceof Error ? result.error.name : undefined;
-  host.metrics.turnFinished(id.type, method, failed ? 'failed' : 'completed', Date.now() - startedAt, startedAt - (envelope?.t ?? startedAt), errorType);
+  host.metrics.turnFinished(
+    id.type,
+    method,
+    failed ? 'failed' : 'completed',
+    Date.now() - startedAt,
+    startedAt - (envelope?.t ?? startedAt),
+    errorType,
+  );
 }

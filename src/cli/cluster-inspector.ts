@@ -94,13 +94,15 @@ export interface InspectOptions {
   connectTimeoutMs?: number | undefined;
 }
 
-
 /**
  * The Redis connection and keys of a command-line tool: each of `options` given, else its
  * environment variable (`REDIS_URL`, `REDGRAIN_PREFIX`, ...), else its default; ready within the
  * connect timeout or closed and thrown.
  */
-export async function openToolConnection(options: InspectOptions, name: string): Promise<{ redis: Redis & ScriptCommands; keys: RedisKeys }> {
+export async function openToolConnection(
+  options: InspectOptions,
+  name: string,
+): Promise<{ redis: Redis & ScriptCommands; keys: RedisKeys }> {
   const env = process.env;
   const keys = new RedisKeys(resolveOption('keyPrefix', options.keyPrefix, env, 'keyPrefix'));
   const connectTimeoutMs = resolveOption('connectTimeoutMs', options.connectTimeoutMs, env, 'connectTimeoutMs');
@@ -195,7 +197,11 @@ export class ClusterInspector {
         // Oldest first: the order the grain will handle them.
         waiting: waiting.filter(Boolean).map((job) => messageView(job)),
         failed: failed.filter(Boolean).map((job) => ({ ...messageView(job), reason: job.failedReason })),
-        state: Object.fromEntries(Object.entries(fields).sort(([a], [b]) => a.localeCompare(b)).map(([field, text]) => [field, readField(text)])),
+        state: Object.fromEntries(
+          Object.entries(fields)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([field, text]) => [field, readField(text)]),
+        ),
         reminders: Object.entries(reminders).map(([name, text]) => {
           const info = JSON.parse(text) as { method: string; schedule: unknown };
           return { name, method: info.method, schedule: info.schedule };

@@ -44,7 +44,12 @@ export function addInspectCommand(program: Command, out: (text: string) => void)
         out(json ? toJson(grain) : grainText(grain));
       });
     });
-  const listing = <T>(name: string, description: string, read: (i: ClusterInspector, limit: number) => Promise<T[]>, table: (rows: T[]) => string) =>
+  const listing = <T>(
+    name: string,
+    description: string,
+    read: (i: ClusterInspector, limit: number) => Promise<T[]>,
+    table: (rows: T[]) => string,
+  ) =>
     inspect
       .command(name)
       .description(description)
@@ -90,7 +95,11 @@ function topTable(top: Awaited<ReturnType<ClusterInspector['topGrains']>>): stri
   return formatTable(top, [
     { heading: 'GRAIN', cell: (g) => g.grain },
     { heading: 'WAITING', cell: (g) => g.waiting, align: 'right' },
-    { heading: 'OWNER', cell: (g) => (g.owner === undefined ? '-' : g.ownerStatus === 'active' || g.ownerStatus === undefined ? g.owner : `${g.owner} (${g.ownerStatus})`) },
+    {
+      heading: 'OWNER',
+      cell: (g) =>
+        g.owner === undefined ? '-' : g.ownerStatus === 'active' || g.ownerStatus === undefined ? g.owner : `${g.owner} (${g.ownerStatus})`,
+    },
   ]);
 }
 
@@ -107,7 +116,8 @@ function deadLetterTable(letters: Awaited<ReturnType<ClusterInspector['deadLette
 }
 
 function grainText(grain: GrainView): string {
-  const owner = grain.owner === undefined ? 'not active' : `${grain.owner.silo} (${grain.owner.siloStatus ?? 'gone'}), epoch ${grain.owner.epoch}`;
+  const owner =
+    grain.owner === undefined ? 'not active' : `${grain.owner.silo} (${grain.owner.siloStatus ?? 'gone'}), epoch ${grain.owner.epoch}`;
   const { waiting, active, failed, delayed } = grain.mailbox;
   const lines = [
     `grain    ${grain.grain}`,
@@ -115,21 +125,30 @@ function grainText(grain: GrainView): string {
     `mailbox  ${waiting} waiting, ${active} in progress, ${failed} failed, ${delayed} delayed`,
   ];
   if (grain.waiting.length > 0) {
-    lines.push('', 'waiting (oldest first)', formatTable(grain.waiting, [
-      { heading: 'ID', cell: (m) => m.id },
-      { heading: 'METHOD', cell: (m) => m.method },
-      { heading: 'SENT', cell: (m) => m.sentAt?.toISOString() ?? '-' },
-      { heading: 'CORRELATION', cell: (m) => m.correlationId ?? '-' },
-    ]));
+    lines.push(
+      '',
+      'waiting (oldest first)',
+      formatTable(grain.waiting, [
+        { heading: 'ID', cell: (m) => m.id },
+        { heading: 'METHOD', cell: (m) => m.method },
+        { heading: 'SENT', cell: (m) => m.sentAt?.toISOString() ?? '-' },
+        { heading: 'CORRELATION', cell: (m) => m.correlationId ?? '-' },
+      ]),
+    );
   }
   if (grain.failed.length > 0) {
-    lines.push('', 'failed (newest first)', formatTable(grain.failed, [
-      { heading: 'ID', cell: (m) => m.id },
-      { heading: 'METHOD', cell: (m) => m.method },
-      { heading: 'REASON', cell: (m) => m.reason ?? '' },
-    ]));
+    lines.push(
+      '',
+      'failed (newest first)',
+      formatTable(grain.failed, [
+        { heading: 'ID', cell: (m) => m.id },
+        { heading: 'METHOD', cell: (m) => m.method },
+        { heading: 'REASON', cell: (m) => m.reason ?? '' },
+      ]),
+    );
   }
-  for (const reminder of grain.reminders) lines.push(`reminder ${reminder.name} -> ${reminder.method} ${JSON.stringify(reminder.schedule)}`);
+  for (const reminder of grain.reminders)
+    lines.push(`reminder ${reminder.name} -> ${reminder.method} ${JSON.stringify(reminder.schedule)}`);
   const fields = Object.entries(grain.state);
   lines.push('', fields.length === 0 ? 'state    (nothing persisted)' : 'state');
   for (const [field, value] of fields) lines.push(`  ${field} = ${JSON.stringify(value, jsonReplacer)}`);

@@ -117,7 +117,9 @@ export class KeyMigration {
   async #refuseWhileSilosRun(): Promise<void> {
     const [records, [seconds, micros]] = await Promise.all([new MembershipTable(this.redis, this.keys).readAll(), this.redis.time()]);
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const live = records.filter((r) => (r.status === 'joining' || r.status === 'active' || r.status === 'stopping') && now - r.heartbeatAt < LIVE_HEARTBEAT_MS);
+    const live = records.filter(
+      (r) => (r.status === 'joining' || r.status === 'active' || r.status === 'stopping') && now - r.heartbeatAt < LIVE_HEARTBEAT_MS,
+    );
     if (live.length > 0) {
       throw new KeyMigrationRefusedError(
         `silos are running (${live.map((r) => r.id).join(', ')}); stop every silo first (a silo silent for ${LIVE_HEARTBEAT_MS / 1000} s counts as stopped)`,
@@ -153,7 +155,11 @@ export class KeyMigration {
         await this.redis.unwatch();
         return changed;
       }
-      const done = await this.redis.multi().del(key).rpush(key, ...rewritten).exec();
+      const done = await this.redis
+        .multi()
+        .del(key)
+        .rpush(key, ...rewritten)
+        .exec();
       if (done !== null) return changed;
     }
   }
@@ -161,7 +167,11 @@ export class KeyMigration {
   /** Registers each reminder that carries an old tag under its new id, then removes the old one. */
   async #moveReminders(schedulers: string[], jobs: string[], dryRun: boolean): Promise<number> {
     if (dryRun) return schedulers.length + jobs.length;
-    const queue = new Queue<ReminderJobData>(REMINDER_QUEUE, { connection: this.redis, prefix: this.keys.bullPrefix, skipMetasUpdate: true });
+    const queue = new Queue<ReminderJobData>(REMINDER_QUEUE, {
+      connection: this.redis,
+      prefix: this.keys.bullPrefix,
+      skipMetasUpdate: true,
+    });
     queue.on('error', () => undefined); // failures reject the calls themselves
     let moved = 0;
     try {
@@ -176,7 +186,11 @@ export class KeyMigration {
             : { every: scheduler.every, startDate: scheduler.next ?? Date.now() + scheduler.every };
         // The new one first: a crash in between leaves a reminder twice, never none (its ticks
         // carry their idempotency keys).
-        await queue.upsertJobScheduler(newId, repeat, { name: scheduler.name, data: { ...data, g: retag(data.g) }, opts: scheduler.template?.opts ?? {} });
+        await queue.upsertJobScheduler(newId, repeat, {
+          name: scheduler.name,
+          data: { ...data, g: retag(data.g) },
+          opts: scheduler.template?.opts ?? {},
+        });
         await queue.removeJobScheduler(id);
         moved += 1;
       }
@@ -186,7 +200,11 @@ export class KeyMigration {
         if (job === undefined || newId === undefined) continue;
         const { jobId: _old, delay: _delay, ...opts } = job.opts;
         const dueAt = job.timestamp + (job.delay ?? 0);
-        await queue.add(job.name, { ...job.data, g: retag(job.data.g) }, { ...opts, jobId: `once/${newId}`, delay: Math.max(0, dueAt - Date.now()) });
+        await queue.add(
+          job.name,
+          { ...job.data, g: retag(job.data.g) },
+          { ...opts, jobId: `once/${newId}`, delay: Math.max(0, dueAt - Date.now()) },
+        );
         await job.remove();
         moved += 1;
       }

@@ -32,7 +32,7 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
     .command('loadtest')
     .description('load-test a grain: throughput, latency percentiles, errors, mailbox depth, exactly-once check')
     .requiredOption('-m, --module <path>', 'module exporting the grain class')
-    .option('-t, --type <type>', 'grain type to target (default: the module\'s only grain class)')
+    .option('-t, --type <type>', "grain type to target (default: the module's only grain class)")
     .requiredOption('--method <name>', 'handler to call')
     .option('--args <json>', 'handler arguments as a JSON array', '[]')
     .option('-k, --keys <n>', 'distinct grain keys (1 = one hot grain)', '1')
@@ -42,7 +42,10 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
     .option('-c, --concurrency <n>', 'fixed concurrency: calls in flight (closed loop); this or --rate is required')
     .option('-d, --duration <time>', 'how long: 30s, 2m, 500ms; this or --messages is required')
     .option('-n, --messages <n>', 'how many messages; this or --duration is required')
-    .option('--warmup <time|n>', 'left out of the latency and throughput figures: a time (5s) or a number of messages (default: the first 10% of the run; 0 for none)')
+    .option(
+      '--warmup <time|n>',
+      'left out of the latency and throughput figures: a time (5s) or a number of messages (default: the first 10% of the run; 0 for none)',
+    )
     .option('-s, --silos <n>', 'silos to start in this process (0: use the silos already running)', '1')
     .option('--redis <url>', 'Redis URL (default REDIS_URL; with silos started here and none set, a private redis-server)')
     .option('--prefix <prefix>', 'key prefix (default REDGRAIN_PREFIX, else redgrain; a fresh one when silos start here)')
@@ -88,7 +91,11 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
         };
         const interactive = flags.json !== true && process.stderr.isTTY;
         const bar = new SingleBar(
-          { format: ' {bar} {percentage}% | {value}/{total} | {rate} msg/s | errors {errors} | mailbox depth {depth}', stream: process.stderr, noTTYOutput: false },
+          {
+            format: ' {bar} {percentage}% | {value}/{total} | {rate} msg/s | errors {errors} | mailbox depth {depth}',
+            stream: process.stderr,
+            noTTYOutput: false,
+          },
           Presets.shades_classic,
         );
         const total = plan.messages ?? Math.ceil((plan.durationMs ?? 0) / 1000);
@@ -96,15 +103,23 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
         const result = await runLoadTest(plan, (p) => {
           const value = plan.messages !== undefined ? p.sent : Math.floor(p.elapsedMs / 1000);
           if (interactive) bar.update(Math.min(total, value), { rate: p.ratePerSecond, errors: p.errors, depth: p.mailboxDepth });
-          else if (flags.json !== true) process.stderr.write(`${(p.elapsedMs / 1000).toFixed(0)} s: ${p.ratePerSecond} msg/s, ${p.errors} errors, mailbox depth ${p.mailboxDepth}\n`);
+          else if (flags.json !== true)
+            process.stderr.write(
+              `${(p.elapsedMs / 1000).toFixed(0)} s: ${p.ratePerSecond} msg/s, ${p.errors} errors, mailbox depth ${p.mailboxDepth}\n`,
+            );
         });
         if (interactive) {
           bar.update(total);
           bar.stop();
         }
         if (flags.report !== false) writeFileSync(flags.report, loadTestHtml(result));
-        out(flags.json === true ? JSON.stringify(result, null, 2) : `${loadTestSummary(result)}${flags.report === false ? '' : `\n\nHTML report: ${flags.report}`}`);
-        if (result.exactlyOnce.checked && ((result.exactlyOnce.lost ?? 0) > 0 || (result.exactlyOnce.duplicated ?? 0) > 0)) process.exitCode = 3;
+        out(
+          flags.json === true
+            ? JSON.stringify(result, null, 2)
+            : `${loadTestSummary(result)}${flags.report === false ? '' : `\n\nHTML report: ${flags.report}`}`,
+        );
+        if (result.exactlyOnce.checked && ((result.exactlyOnce.lost ?? 0) > 0 || (result.exactlyOnce.duplicated ?? 0) > 0))
+          process.exitCode = 3;
       } finally {
         await server?.stop();
       }
@@ -137,7 +152,11 @@ function oneOf<T extends string>(text: string, allowed: readonly T[], flag: stri
  * The warm-up: `--warmup 5s` (a time), `--warmup 200` (messages), or by default the first 10% of
  * the run (of its duration, or of its messages).
  */
-function warmup(text: string | undefined, durationMs: number | undefined, messages: number | undefined): { warmupMs?: number; warmupMessages?: number } {
+function warmup(
+  text: string | undefined,
+  durationMs: number | undefined,
+  messages: number | undefined,
+): { warmupMs?: number; warmupMessages?: number } {
   if (text === undefined) {
     if (durationMs !== undefined) return { warmupMs: durationMs / 10 };
     return messages === undefined ? {} : { warmupMessages: Math.floor(messages / 10) };

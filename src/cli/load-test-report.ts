@@ -21,7 +21,12 @@ export function loadTestSummary(result: LoadTestResult): string {
         ['throughput', `${result.throughputPerSecond.toFixed(0)} msg/s`],
         ['latency p50 / p90 / p99 / p99.9', `${l.p50.toFixed(2)} / ${l.p90.toFixed(2)} / ${l.p99.toFixed(2)} / ${l.p999.toFixed(2)} ms`],
         ['latency max / mean', `${l.max.toFixed(2)} / ${l.mean.toFixed(2)} ms`],
-        ['errors', Object.entries(result.errorsByType).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
+        [
+          'errors',
+          Object.entries(result.errorsByType)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ') || 'none',
+        ],
         ['peak mailbox depth', String(Math.max(0, ...result.timeline.map((t) => t.mailboxDepth)))],
         [
           'exactly once',
@@ -54,10 +59,15 @@ h2{margin-top:2rem;font-size:1.1rem}svg{background:#fff;border:1px solid #ddd}.l
 <h2>Throughput (acknowledged messages per second)</h2>
 ${chart(timeline, [{ label: 'msg/s', color: '#2a6fdb', value: (t) => t.sent }], 'messages / s', warmupSeconds)}
 <h2>Latency over time (ms)</h2>
-${chart(timeline, [
-  { label: 'p50', color: '#2a9d5c', value: (t) => t.p50Ms },
-  { label: 'p99', color: '#d1495b', value: (t) => t.p99Ms },
-], 'latency (ms)', warmupSeconds)}
+${chart(
+  timeline,
+  [
+    { label: 'p50', color: '#2a9d5c', value: (t) => t.p50Ms },
+    { label: 'p99', color: '#d1495b', value: (t) => t.p99Ms },
+  ],
+  'latency (ms)',
+  warmupSeconds,
+)}
 <h2>Mailbox depth (messages waiting in the target grains' mailboxes)</h2>
 ${chart(timeline, [{ label: 'waiting', color: '#8a5cd1', value: (t) => t.mailboxDepth }], 'messages waiting', warmupSeconds)}
 <h2>Raw result</h2>
@@ -98,19 +108,30 @@ function chart(timeline: LoadTestSecond[], series: Series[], yTitle: string, war
   }
   for (const v of yTicks) {
     parts.push(`<line class="grid" x1="${left}" y1="${y(v).toFixed(1)}" x2="${width - right}" y2="${y(v).toFixed(1)}" stroke="#e3e3e3"/>`);
-    parts.push(`<text class="y-tick" x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="11" text-anchor="end">${formatNumber(v)}</text>`);
+    parts.push(
+      `<text class="y-tick" x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="11" text-anchor="end">${formatNumber(v)}</text>`,
+    );
   }
   for (const second of niceTicks(seconds).filter((s) => s <= seconds)) {
-    parts.push(`<line class="grid" x1="${x(second).toFixed(1)}" y1="${top}" x2="${x(second).toFixed(1)}" y2="${top + plotH}" stroke="#f0f0f0"/>`);
-    parts.push(`<text class="x-tick" x="${x(second).toFixed(1)}" y="${top + plotH + 16}" font-size="11" text-anchor="middle">${second}</text>`);
+    parts.push(
+      `<line class="grid" x1="${x(second).toFixed(1)}" y1="${top}" x2="${x(second).toFixed(1)}" y2="${top + plotH}" stroke="#f0f0f0"/>`,
+    );
+    parts.push(
+      `<text class="x-tick" x="${x(second).toFixed(1)}" y="${top + plotH + 16}" font-size="11" text-anchor="middle">${second}</text>`,
+    );
   }
   parts.push(`<line x1="${left}" y1="${top + plotH}" x2="${width - right}" y2="${top + plotH}" stroke="#888"/>`);
   parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#888"/>`);
   parts.push(`<text x="${left + plotW / 2}" y="${height - 6}" font-size="12" text-anchor="middle">seconds since start</text>`);
-  parts.push(`<text x="14" y="${top + plotH / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${top + plotH / 2})">${yTitle}</text>`);
+  parts.push(
+    `<text x="14" y="${top + plotH / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${top + plotH / 2})">${yTitle}</text>`,
+  );
   // Each second's point sits at the end of that second.
   for (const s of series) {
-    const points = [`${x(0).toFixed(1)},${y(timeline.length === 0 ? 0 : s.value(timeline[0] as LoadTestSecond)).toFixed(1)}`, ...timeline.map((t, i) => `${x(i + 1).toFixed(1)},${y(s.value(t)).toFixed(1)}`)];
+    const points = [
+      `${x(0).toFixed(1)},${y(timeline.length === 0 ? 0 : s.value(timeline[0] as LoadTestSecond)).toFixed(1)}`,
+      ...timeline.map((t, i) => `${x(i + 1).toFixed(1)},${y(s.value(t)).toFixed(1)}`),
+    ];
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${points.join(' ')}"/>`);
   }
   const legend = series.map((s) => `<span style="color:${s.color}">■ ${s.label}</span>`).join('');
@@ -122,7 +143,7 @@ export function niceTicks(max: number): number[] {
   if (!(max > 0)) return [0, 1];
   const rough = max / 5;
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = ([1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power);
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power;
   const ticks: number[] = [];
   for (let v = 0; v < max + step; v += step) {
     ticks.push(Number(v.toPrecision(12)));

@@ -71,7 +71,15 @@ export interface LoadTestResult {
   errorsByType: Record<string, number>;
   timeline: LoadTestSecond[];
   /** Whether each acknowledged message was processed exactly once (checked only with silos started here). */
-  exactlyOnce: { checked: boolean; processed?: number; expected?: number; lost?: number; duplicated?: number; pending?: number; note?: string };
+  exactlyOnce: {
+    checked: boolean;
+    processed?: number;
+    expected?: number;
+    lost?: number;
+    duplicated?: number;
+    pending?: number;
+    note?: string;
+  };
   /** What the run deleted from Redis afterwards. */
   cleanup: { removedKeys: number; note: string };
 }
@@ -94,7 +102,10 @@ const PROCESSED_FIELD = '__loadtestProcessed';
  * silos itself, checks that every acknowledged message was processed exactly once: the target
  * handler is wrapped to count its runs in a state field, committed with each turn.
  */
-export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestProgress) => void = () => undefined): Promise<LoadTestResult> {
+export async function runLoadTest(
+  plan: LoadTestPlan,
+  onProgress: (p: LoadTestProgress) => void = () => undefined,
+): Promise<LoadTestResult> {
   validatePlan(plan);
   const target = await loadGrainClass(plan.module, plan.type);
   const counted = plan.silos > 0 ? countingSubclass(target, plan.method) : undefined;
@@ -116,7 +127,14 @@ export async function runLoadTest(plan: LoadTestPlan, onProgress: (p: LoadTestPr
     // Whatever happened, the silos stop and the run's keys go: a failed run leaves nothing behind.
     await client?.close().catch(() => undefined);
     for (const silo of silos) await silo.stop().catch(() => undefined);
-    cleanup = await removeRunKeys(sampler, plan, run, target.type, silos.map((s) => s.id), before).catch((error: unknown) => ({
+    cleanup = await removeRunKeys(
+      sampler,
+      plan,
+      run,
+      target.type,
+      silos.map((s) => s.id),
+      before,
+    ).catch((error: unknown) => ({
       removedKeys: 0,
       note: `could not remove the run's keys: ${error instanceof Error ? error.message : String(error)}`,
     }));
@@ -157,7 +175,9 @@ async function drive(
   const budget = plan.messages ?? Infinity;
 
   const sendOne = async (intendedAt: number, sequence: number): Promise<void> => {
-    const warm = (plan.warmupMessages !== undefined && sequence < plan.warmupMessages) || (plan.warmupMs !== undefined && intendedAt - started < plan.warmupMs);
+    const warm =
+      (plan.warmupMessages !== undefined && sequence < plan.warmupMessages) ||
+      (plan.warmupMs !== undefined && intendedAt - started < plan.warmupMs);
     if (!warm) measuredFrom = Math.min(measuredFrom ?? intendedAt, intendedAt);
     const index = pick();
     const ref = client.getGrain(target, keys[index] as string) as unknown as {
@@ -247,7 +267,14 @@ async function drive(
     warmup: { messages: warmupMessages, ms: measuredFrom === undefined ? durationMs : measuredFrom - started },
     measured,
     throughputPerSecond: measuredMs <= 0 ? 0 : measured / (measuredMs / 1_000),
-    latencyMs: { p50: value(50), p90: value(90), p99: value(99), p999: value(99.9), max: histogram.maxValue / 1000, mean: histogram.mean / 1000 },
+    latencyMs: {
+      p50: value(50),
+      p90: value(90),
+      p99: value(99),
+      p999: value(99.9),
+      max: histogram.maxValue / 1000,
+      mean: histogram.mean / 1000,
+    },
     errorsByType,
     timeline,
     exactlyOnce,
@@ -258,7 +285,12 @@ async function drive(
 function describeRedis(input: RedisConnectionInput): string {
   if (typeof input === 'string') return redactUrl(input);
   const { host, port, path } = input;
-  return path ?? (host === undefined && port === undefined ? redactedText(input) : `${input.tls === undefined ? 'redis' : 'rediss'}://${host ?? '127.0.0.1'}:${port ?? 6379}`);
+  return (
+    path ??
+    (host === undefined && port === undefined
+      ? redactedText(input)
+      : `${input.tls === undefined ? 'redis' : 'rediss'}://${host ?? '127.0.0.1'}:${port ?? 6379}`)
+  );
 }
 
 /** Keys under a prefix that belong to no grain or silo (`P:types`, the reminders queue...), and whether `type` was registered. */
@@ -291,7 +323,14 @@ async function scanKeys(redis: Redis, match: string): Promise<string[]> {
  * when the run registered it. Keys are found with SCAN over the prefix, the one place redgrain
  * scans: it deletes a run's own keys, which nothing else reads.
  */
-async function removeRunKeys(redis: Redis, plan: LoadTestPlan, run: string, type: string, siloIds: string[], before: SharedKeys | undefined): Promise<LoadTestResult['cleanup']> {
+async function removeRunKeys(
+  redis: Redis,
+  plan: LoadTestPlan,
+  run: string,
+  type: string,
+  siloIds: string[],
+  before: SharedKeys | undefined,
+): Promise<LoadTestResult['cleanup']> {
   if (plan.cleanup === 'none') {
     return {
       removedKeys: 0,
@@ -314,7 +353,10 @@ async function removeRunKeys(redis: Redis, plan: LoadTestPlan, run: string, type
   if (plan.cleanup === 'grains' && before?.typeRegistered === false) await redis.srem(new RedisKeys(plan.keyPrefix).grainTypes(), type);
   return {
     removedKeys,
-    note: plan.cleanup === 'prefix' ? `removed every key under the run's prefix ${plan.keyPrefix}` : `removed the keys this run created under prefix ${plan.keyPrefix}`,
+    note:
+      plan.cleanup === 'prefix'
+        ? `removed every key under the run's prefix ${plan.keyPrefix}`
+        : `removed the keys this run created under prefix ${plan.keyPrefix}`,
   };
 }
 
@@ -429,13 +471,16 @@ function validatePlan(plan: LoadTestPlan): void {
   if (!Number.isInteger(plan.keys) || plan.keys < 1) problems.push('--keys must be a whole number of at least 1');
   if ((plan.rate === undefined) === (plan.concurrency === undefined)) problems.push('give exactly one of --rate and --concurrency');
   if (plan.rate !== undefined && !(plan.rate > 0)) problems.push('--rate must be positive');
-  if (plan.concurrency !== undefined && !(Number.isInteger(plan.concurrency) && plan.concurrency > 0)) problems.push('--concurrency must be a positive whole number');
+  if (plan.concurrency !== undefined && !(Number.isInteger(plan.concurrency) && plan.concurrency > 0))
+    problems.push('--concurrency must be a positive whole number');
   if ((plan.durationMs === undefined) === (plan.messages === undefined)) problems.push('give exactly one of --duration and --messages');
   if (plan.durationMs !== undefined && !(plan.durationMs > 0)) problems.push('--duration must be positive');
-  if (plan.messages !== undefined && !(Number.isInteger(plan.messages) && plan.messages > 0)) problems.push('--messages must be a positive whole number');
+  if (plan.messages !== undefined && !(Number.isInteger(plan.messages) && plan.messages > 0))
+    problems.push('--messages must be a positive whole number');
   if (!Number.isInteger(plan.silos) || plan.silos < 0) problems.push('--silos must be a whole number (0 uses running silos)');
   if (!Array.isArray(plan.args)) problems.push('--args must be a JSON array');
   if (plan.warmupMs !== undefined && !(plan.warmupMs >= 0)) problems.push('--warmup must not be negative');
-  if (plan.warmupMessages !== undefined && !(Number.isInteger(plan.warmupMessages) && plan.warmupMessages >= 0)) problems.push('--warmup must be a whole number of messages');
+  if (plan.warmupMessages !== undefined && !(Number.isInteger(plan.warmupMessages) && plan.warmupMessages >= 0))
+    problems.push('--warmup must be a whole number of messages');
   if (problems.length > 0) throw new TypeError(problems.join('; '));
 }

@@ -76,4 +76,3 @@ async function runSilo(modules: string[], out: (text: string) => void): Promise<
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
-

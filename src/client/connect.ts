@@ -92,8 +92,18 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
  * environment variable, else its default. A refused value throws InvalidOptionError naming it.
  */
 export function resolveConnectOptions(options: ConnectOptions, env: Environment = process.env) {
-  const get = <N extends 'keyPrefix' | 'askTimeoutMs' | 'connectTimeoutMs' | 'redisTimeoutMs' | 'maxPayloadBytes' | 'idempotencyWindowMs' | 'placement'>(name: N) =>
-    resolveOption(name, options[name], env, `connect option ${name}`);
+  const get = <
+    N extends
+      | 'keyPrefix'
+      | 'askTimeoutMs'
+      | 'connectTimeoutMs'
+      | 'redisTimeoutMs'
+      | 'maxPayloadBytes'
+      | 'idempotencyWindowMs'
+      | 'placement',
+  >(
+    name: N,
+  ) => resolveOption(name, options[name], env, `connect option ${name}`);
   return {
     redis: resolveRedis(options.redis, env, 'connect option redis'),
     keyPrefix: get('keyPrefix'),

@@ -149,7 +149,15 @@ export class GrainClient implements MessageSender {
       const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
       call = this.#startCall('ask', grain, method, options);
       const reply = replies.expect(requestId, timeoutMs, () => new AskTimeoutError(grain.toString(), method, timeoutMs));
-      const delivered = this.#deliver(grain, method, this.#serializeArgs(grain, method, args), call, { c: this.id, i: requestId }, {}, place);
+      const delivered = this.#deliver(
+        grain,
+        method,
+        this.#serializeArgs(grain, method, args),
+        call,
+        { c: this.id, i: requestId },
+        {},
+        place,
+      );
       // The timeout (or a close) ends the wait even while the enqueue is still in flight; what the
       // enqueue does after that no longer concerns the caller.
       delivered.catch(() => undefined);
@@ -188,10 +196,18 @@ export class GrainClient implements MessageSender {
   #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): Call {
     const { idempotencyKey, correlationId: given, timeoutMs } = options;
     if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
-      throw new InvalidOptionError('idempotencyKey', preview(idempotencyKey), `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
+      throw new InvalidOptionError(
+        'idempotencyKey',
+        preview(idempotencyKey),
+        `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
+      );
     }
     if (given !== undefined && !isCorrelationId(given)) {
-      throw new InvalidOptionError('correlationId', preview(given), `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`);
+      throw new InvalidOptionError(
+        'correlationId',
+        preview(given),
+        `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`,
+      );
     }
     if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
       throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a positive number of milliseconds up to ${MAX_TIMER_MS}`);
@@ -231,7 +247,8 @@ export class GrainClient implements MessageSender {
     topicSegments(topic);
     const payload = serialize([topic, data], `the data published on ${topic}`);
     const bytes = Buffer.byteLength(payload);
-    if (bytes > this.runtime.maxPayloadBytes) throw new PayloadTooLargeError(`The data published on ${topic}`, bytes, this.runtime.maxPayloadBytes);
+    if (bytes > this.runtime.maxPayloadBytes)
+      throw new PayloadTooLargeError(`The data published on ${topic}`, bytes, this.runtime.maxPayloadBytes);
     const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
     const failures: unknown[] = [];
     for (let i = 0; i < subscribers.length; i += PUBLISH_CONCURRENCY) {
@@ -376,7 +393,12 @@ export class GrainClient implements MessageSender {
    * Enqueues within the Redis timeout. Waiting for a connection fails cleanly (nothing was sent);
    * a failure after the enqueue was sent leaves it uncertain, and the error says so.
    */
-  async #enqueueWithin(grain: GrainId, method: string, envelope: MessageEnvelope, place: Place = this.#order.place(grain.tag)): Promise<void> {
+  async #enqueueWithin(
+    grain: GrainId,
+    method: string,
+    envelope: MessageEnvelope,
+    place: Place = this.#order.place(grain.tag),
+  ): Promise<void> {
     try {
       const { redis, redisTimeoutMs } = this.runtime;
       const deadline = Date.now() + redisTimeoutMs;
@@ -469,8 +491,10 @@ export class GrainClient implements MessageSender {
       return queue;
     }
     const root = this.runtime.mailboxRoot;
-    queue = new Queue(name, { connection: this.runtime.redis, prefix: this.runtime.keys.bullPrefix, skipMetasUpdate: true }, () =>
-      root.forQueue(name) as RedisQueueBackend,
+    queue = new Queue(
+      name,
+      { connection: this.runtime.redis, prefix: this.runtime.keys.bullPrefix, skipMetasUpdate: true },
+      () => root.forQueue(name) as RedisQueueBackend,
     );
     queue.on('error', () => undefined); // failed enqueues reject the send itself
     this.#producers.set(name, queue);

@@ -51,7 +51,10 @@ export class ReplyListener {
       await Promise.race([
         subscribing,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new RedisUnavailableError(`Could not subscribe to ask replies within ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new RedisUnavailableError(`Could not subscribe to ask replies within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
         }),
       ]);
     } catch (error) {

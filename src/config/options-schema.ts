@@ -68,7 +68,16 @@ function numberText(check: (value: unknown) => number): (text: string) => number
 /** A numeric option: its default is a plain number. */
 type NumberSpec = OptionSpec<number> & { readonly default: number };
 
-function numberSpec(spec: { name: string; env?: string; default: number; defaultText?: string; min?: number; max?: number; unit: string; doc: string }): NumberSpec {
+function numberSpec(spec: {
+  name: string;
+  env?: string;
+  default: number;
+  defaultText?: string;
+  min?: number;
+  max?: number;
+  unit: string;
+  doc: string;
+}): NumberSpec {
   const check = wholeNumber(spec.min ?? 1, spec.max ?? Number.MAX_SAFE_INTEGER, spec.unit);
   return {
     name: spec.name,
@@ -81,7 +90,15 @@ function numberSpec(spec: { name: string; env?: string; default: number; default
 }
 
 const ms = (name: string, env: string | undefined, value: number, doc: string, defaultText?: string, max = MAX_TIMER_MS): NumberSpec =>
-  numberSpec({ name, ...(env === undefined ? {} : { env }), default: value, ...(defaultText === undefined ? {} : { defaultText }), max, unit: 'ms', doc });
+  numberSpec({
+    name,
+    ...(env === undefined ? {} : { env }),
+    default: value,
+    ...(defaultText === undefined ? {} : { defaultText }),
+    max,
+    unit: 'ms',
+    doc,
+  });
 
 function checkRedis(value: unknown): RedisConnectionInput {
   if (typeof value === 'string') {
@@ -158,9 +175,23 @@ export const OPTIONS = {
   askTimeoutMs: ms('askTimeoutMs', 'REDGRAIN_ASK_TIMEOUT_MS', 30_000, 'default timeout of `ask` calls'),
   connectTimeoutMs: ms('connectTimeoutMs', 'REDGRAIN_CONNECT_TIMEOUT_MS', 10_000, 'how long to wait for Redis at start'),
   redisTimeoutMs: ms('redisTimeoutMs', 'REDGRAIN_REDIS_TIMEOUT_MS', 10_000, 'how long `send` / `ask` wait for Redis'),
-  maxPayloadBytes: numberSpec({ name: 'maxPayloadBytes', env: 'REDGRAIN_MAX_PAYLOAD_BYTES', default: 1_048_576, max: 512 * 1_048_576, unit: 'bytes', doc: 'largest serialized arguments of one message' }),
+  maxPayloadBytes: numberSpec({
+    name: 'maxPayloadBytes',
+    env: 'REDGRAIN_MAX_PAYLOAD_BYTES',
+    default: 1_048_576,
+    max: 512 * 1_048_576,
+    unit: 'bytes',
+    doc: 'largest serialized arguments of one message',
+  }),
   // A Redis expiry (PX): Lua refuses a fractional one, so a whole number is required.
-  idempotencyWindowMs: ms('idempotencyWindowMs', 'REDGRAIN_IDEMPOTENCY_WINDOW_MS', 86_400_000, 'how long the outcome of a message sent with an idempotency key is kept', '`86400000` (24 h)', Number.MAX_SAFE_INTEGER),
+  idempotencyWindowMs: ms(
+    'idempotencyWindowMs',
+    'REDGRAIN_IDEMPOTENCY_WINDOW_MS',
+    86_400_000,
+    'how long the outcome of a message sent with an idempotency key is kept',
+    '`86400000` (24 h)',
+    Number.MAX_SAFE_INTEGER,
+  ),
   placement: {
     name: 'placement',
     default: randomPlacement,
@@ -168,13 +199,40 @@ export const OPTIONS = {
     check: checkPlacement,
     doc: 'where a grain goes when a message from here is the first to reach it',
   } satisfies OptionSpec<PlacementStrategy>,
-  collectionAgeMs: ms('collectionAgeMs', 'REDGRAIN_COLLECTION_AGE_MS', 15 * 60_000, 'idle time after which an activation is deactivated', '`900000` (15 min)'),
+  collectionAgeMs: ms(
+    'collectionAgeMs',
+    'REDGRAIN_COLLECTION_AGE_MS',
+    15 * 60_000,
+    'idle time after which an activation is deactivated',
+    '`900000` (15 min)',
+  ),
   lockDurationMs: ms('lockDurationMs', 'REDGRAIN_LOCK_DURATION_MS', 30_000, 'lock on the message being processed'),
   heartbeatIntervalMs: ms('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS', 2_000, 'membership heartbeat'),
-  missedHeartbeatsLimit: numberSpec({ name: 'missedHeartbeatsLimit', env: 'REDGRAIN_MISSED_HEARTBEATS_LIMIT', default: 5, max: 1_000, unit: 'heartbeats', doc: 'silent intervals before a silo is declared dead' }),
-  maxMessageAttempts: numberSpec({ name: 'maxMessageAttempts', env: 'REDGRAIN_MAX_MESSAGE_ATTEMPTS', default: 3, max: 1_000, unit: 'attempts', doc: 'attempts before a message becomes a dead letter' }),
+  missedHeartbeatsLimit: numberSpec({
+    name: 'missedHeartbeatsLimit',
+    env: 'REDGRAIN_MISSED_HEARTBEATS_LIMIT',
+    default: 5,
+    max: 1_000,
+    unit: 'heartbeats',
+    doc: 'silent intervals before a silo is declared dead',
+  }),
+  maxMessageAttempts: numberSpec({
+    name: 'maxMessageAttempts',
+    env: 'REDGRAIN_MAX_MESSAGE_ATTEMPTS',
+    default: 3,
+    max: 1_000,
+    unit: 'attempts',
+    doc: 'attempts before a message becomes a dead letter',
+  }),
   // A MULTI of more than 1,000 takes holds Redis for too long.
-  turnBatchSize: numberSpec({ name: 'turnBatchSize', env: 'REDGRAIN_TURN_BATCH_SIZE', default: 16, max: 1_000, unit: 'messages', doc: 'most messages a busy grain takes and commits in one round trip' }),
+  turnBatchSize: numberSpec({
+    name: 'turnBatchSize',
+    env: 'REDGRAIN_TURN_BATCH_SIZE',
+    default: 16,
+    max: 1_000,
+    unit: 'messages',
+    doc: 'most messages a busy grain takes and commits in one round trip',
+  }),
   supervision: {
     name: 'supervision',
     default: { maxRestarts: 5, restartWindowMs: 60_000, baseDelayMs: 100, maxDelayMs: 10_000 },
@@ -182,7 +240,11 @@ export const OPTIONS = {
     check: checkSupervision,
     doc: 'retries of a grain whose activation fails',
   } satisfies OptionSpec<SupervisionSettings>,
-  watchdogMs: { ...ms('', 'REDGRAIN_WATCHDOG_MS', DEFAULT_WATCHDOG_MS, 'silo process only: event-loop watchdog deadline'), check: wholeNumber(0, MAX_TIMER_MS, 'ms (0 turns it off)'), parse: numberText(wholeNumber(0, MAX_TIMER_MS, 'ms (0 turns it off)')) },
+  watchdogMs: {
+    ...ms('', 'REDGRAIN_WATCHDOG_MS', DEFAULT_WATCHDOG_MS, 'silo process only: event-loop watchdog deadline'),
+    check: wholeNumber(0, MAX_TIMER_MS, 'ms (0 turns it off)'),
+    parse: numberText(wholeNumber(0, MAX_TIMER_MS, 'ms (0 turns it off)')),
+  },
   siloId: {
     name: 'siloId',
     env: 'REDGRAIN_SILO_ID',
@@ -232,13 +294,40 @@ export type OptionName = keyof typeof OPTIONS;
 type ValueOf<N extends OptionName> = ReturnType<(typeof OPTIONS)[N]['check']>;
 
 /** The options `connect` takes, in the README's order. */
-export const CONNECT_OPTIONS = ['redis', 'keyPrefix', 'askTimeoutMs', 'connectTimeoutMs', 'redisTimeoutMs', 'maxPayloadBytes', 'idempotencyWindowMs', 'placement', 'tlsCaFile'] as const satisfies readonly OptionName[];
+export const CONNECT_OPTIONS = [
+  'redis',
+  'keyPrefix',
+  'askTimeoutMs',
+  'connectTimeoutMs',
+  'redisTimeoutMs',
+  'maxPayloadBytes',
+  'idempotencyWindowMs',
+  'placement',
+  'tlsCaFile',
+] as const satisfies readonly OptionName[];
 
 /** The options `Silo.start` takes (and the silo process settings), in the README's order. */
 export const SILO_OPTIONS = [
-  'grains', 'redis', 'keyPrefix', 'collectionAgeMs', 'lockDurationMs', 'heartbeatIntervalMs', 'missedHeartbeatsLimit',
-  'maxMessageAttempts', 'turnBatchSize', 'supervision', 'watchdogMs', 'askTimeoutMs', 'connectTimeoutMs', 'maxPayloadBytes',
-  'idempotencyWindowMs', 'siloId', 'placement', 'logLevel', 'logger', 'tlsCaFile',
+  'grains',
+  'redis',
+  'keyPrefix',
+  'collectionAgeMs',
+  'lockDurationMs',
+  'heartbeatIntervalMs',
+  'missedHeartbeatsLimit',
+  'maxMessageAttempts',
+  'turnBatchSize',
+  'supervision',
+  'watchdogMs',
+  'askTimeoutMs',
+  'connectTimeoutMs',
+  'maxPayloadBytes',
+  'idempotencyWindowMs',
+  'siloId',
+  'placement',
+  'logLevel',
+  'logger',
+  'tlsCaFile',
 ] as const satisfies readonly OptionName[];
 
 function checkSupervision(value: unknown): SupervisionSettings {
@@ -327,7 +416,11 @@ export function resolveRedis(given: unknown, env: Environment, givenAs: string):
   try {
     ca = readFileSync(caFile);
   } catch (error) {
-    throw new InvalidOptionError('REDIS_TLS_CA_FILE', JSON.stringify(caFile), `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new InvalidOptionError(
+      'REDIS_TLS_CA_FILE',
+      JSON.stringify(caFile),
+      `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   return { ...redisOptionsFromUrl(input), tls: { ca } };
 }

@@ -99,8 +99,14 @@ export class ErrorClassRegistry {
 export function errorToData(error: unknown): ErrorData {
   if (!(error instanceof Error)) return { name: 'Error', message: clip(safeString(error), MAX_MESSAGE), code: HANDLER_ERROR_CODE };
   // Read through safeString: a hostile error's name or message may be a getter, or not a string.
-  const name = clip(safeRead(() => safeString(error.name as unknown), 'Error'), MAX_NAME);
-  const message = clip(safeRead(() => safeString(error.message as unknown), ''), MAX_MESSAGE);
+  const name = clip(
+    safeRead(() => safeString(error.name as unknown), 'Error'),
+    MAX_NAME,
+  );
+  const message = clip(
+    safeRead(() => safeString(error.message as unknown), ''),
+    MAX_MESSAGE,
+  );
   const stack = safeRead<unknown>(() => error.stack, undefined);
   const ownCode = safeRead<unknown>(() => (error as { code?: unknown }).code, undefined);
   const framework = typeof ownCode === 'string' ? FRAMEWORK_ERRORS.get(ownCode) : undefined;
@@ -143,7 +149,12 @@ export function errorFromData(input: unknown, registry?: ErrorClassRegistry): Er
 }
 
 /** An instance of `cls` without running its constructor (whose parameters we cannot know). */
-function rebuild(cls: ErrorClass, base: { name: string; message: string; code: string; retryable: boolean }, details: Record<string, unknown>, remoteStack: string | undefined): Error {
+function rebuild(
+  cls: ErrorClass,
+  base: { name: string; message: string; code: string; retryable: boolean },
+  details: Record<string, unknown>,
+  remoteStack: string | undefined,
+): Error {
   const error = Object.create(cls.prototype as object) as Error;
   const here = new Error(base.message).stack;
   define(error, 'name', base.name);
@@ -189,7 +200,12 @@ function isDetail(value: unknown): value is Detail {
 }
 
 function define(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true, enumerable: key !== 'stack' && key !== 'message' && key !== 'name', configurable: true });
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: key !== 'stack' && key !== 'message' && key !== 'name',
+    configurable: true,
+  });
 }
 
 /** Reads a property of a hostile value (a getter may throw, a Proxy may trap). */

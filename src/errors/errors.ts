@@ -84,7 +84,8 @@ export class UnknownMethodError extends RedgrainError {
     readonly grainType: string,
     method: unknown,
   ) {
-    const name = typeof method === 'string' ? (method.length > 100 ? `${method.slice(0, 100)}…` : method) : `(a ${typeof method}, not a method name)`;
+    const name =
+      typeof method === 'string' ? (method.length > 100 ? `${method.slice(0, 100)}…` : method) : `(a ${typeof method}, not a method name)`;
     super('UNKNOWN_METHOD', `Grain type "${grainType}" has no handler ${JSON.stringify(name)}`);
     this.method = name;
   }
@@ -109,11 +110,9 @@ export class PayloadTooLargeError extends RedgrainError {
 /** An `ask` got no reply within its timeout. The message stays queued and may still be processed. */
 export class AskTimeoutError extends RedgrainError {
   constructor(grain: string, method: string, timeoutMs: number) {
-    super(
-      'ASK_TIMEOUT',
-      `ask ${grain}.${method} got no reply within ${timeoutMs} ms (the message stays queued and may still run)`,
-      { retryable: true },
-    );
+    super('ASK_TIMEOUT', `ask ${grain}.${method} got no reply within ${timeoutMs} ms (the message stays queued and may still run)`, {
+      retryable: true,
+    });
   }
 }
 
@@ -124,10 +123,7 @@ export class InvalidMessageForStateError extends RedgrainError {
     readonly state: string,
     readonly messageName: string,
   ) {
-    super(
-      'INVALID_MESSAGE_FOR_STATE',
-      `${grainType} in state ${state} does not accept "${messageName}"`,
-    );
+    super('INVALID_MESSAGE_FOR_STATE', `${grainType} in state ${state} does not accept "${messageName}"`);
   }
 }
 

@@ -21,9 +21,7 @@ export function grainTypeName(cls: unknown): string {
   }
   const name = (cls as { type?: unknown }).type;
   if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
-    throw new InvalidGrainClassError(
-      `Grain class ${cls.name} must declare a stable type name: static readonly type = '${cls.name}'`,
-    );
+    throw new InvalidGrainClassError(`Grain class ${cls.name} must declare a stable type name: static readonly type = '${cls.name}'`);
   }
   return name;
 }
@@ -55,7 +53,11 @@ export function handlerNames(cls: GrainClass): ReadonlySet<string> {
   const cached = handlerCache.get(cls);
   if (cached !== undefined) return cached;
   const handlers = new Set<string>();
-  for (let proto: object | null = cls.prototype; proto !== null && proto !== Grain.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto: object | null = cls.prototype;
+    proto !== null && proto !== Grain.prototype;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     for (const key of Object.getOwnPropertyNames(proto)) {
       if (LIFECYCLE.has(key) || key.startsWith('_') || key.length > MAX_METHOD_NAME_LENGTH) continue;
       const descriptor = Object.getOwnPropertyDescriptor(proto, key);

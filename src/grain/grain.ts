@@ -224,9 +224,7 @@ export type HandlerName<G> = {
 
 export type HandlerArgs<G, M extends HandlerName<G>> = G[M] extends (...args: infer A) => Promise<unknown> ? A : never;
 
-export type HandlerResult<G, M extends HandlerName<G>> = G[M] extends (...args: never[]) => Promise<infer R>
-  ? R
-  : never;
+export type HandlerResult<G, M extends HandlerName<G>> = G[M] extends (...args: never[]) => Promise<infer R> ? R : never;
 
 /**
  * A grain seen from inside (`this`) that has handler `M` taking `A`: how `setTimer` and `remind`

@@ -194,7 +194,10 @@ export class GrainMailbox {
         await this.#backend.execCommand(client, 'releaseLock', [lockKeys[i], token, 0]);
       }
     }
-    const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''), '0')) as [number, number];
+    const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''), '0')) as [
+      number,
+      number,
+    ];
     return { moved, locked };
   }
 
@@ -269,4 +272,3 @@ export class GrainMailbox {
     return { jobId: id, name: jobData.name, data, token, attemptsStarted: jobData.attemptsStarted };
   }
 }
-

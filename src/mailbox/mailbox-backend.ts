@@ -13,11 +13,7 @@ export interface MailboxSettings {
  * sibling of it (`forQueue`), so any number of grain queues share that one connection and none
  * opens a blocking connection of its own.
  */
-export async function createMailboxBackend(
-  redis: Redis,
-  keys: RedisKeys,
-  settings: MailboxSettings,
-): Promise<RedisQueueBackend> {
+export async function createMailboxBackend(redis: Redis, keys: RedisKeys, settings: MailboxSettings): Promise<RedisQueueBackend> {
   const root = createRedisBackend('root', {
     connection: redis,
     prefix: keys.bullPrefix,

@@ -132,7 +132,11 @@ export class SubscriptionTable {
 }
 
 /** Checks a grain class's implicit subscriptions against its handlers. */
-export function validateImplicitSubscriptions(type: string, handlers: ReadonlySet<string>, subscriptions: unknown): readonly ImplicitSubscription[] {
+export function validateImplicitSubscriptions(
+  type: string,
+  handlers: ReadonlySet<string>,
+  subscriptions: unknown,
+): readonly ImplicitSubscription[] {
   if (subscriptions === undefined) return [];
   if (!Array.isArray(subscriptions)) throw new InvalidGrainClassError(`${type}.implicitSubscriptions must be an array`);
   return subscriptions.map((s: Partial<ImplicitSubscription>) => {
@@ -141,7 +145,8 @@ export function validateImplicitSubscriptions(type: string, handlers: ReadonlySe
     } catch (error) {
       throw new InvalidGrainClassError(`${type}.implicitSubscriptions: ${(error as Error).message}`);
     }
-    if (!Number.isInteger(s.key) || (s.key as number) < 0) throw new InvalidGrainClassError(`${type}.implicitSubscriptions: key must be a segment index (0, 1, ...)`);
+    if (!Number.isInteger(s.key) || (s.key as number) < 0)
+      throw new InvalidGrainClassError(`${type}.implicitSubscriptions: key must be a segment index (0, 1, ...)`);
     if (typeof s.method !== 'string' || !handlers.has(s.method)) {
       throw new InvalidGrainClassError(`${type}.implicitSubscriptions: ${String(s.method)} is not a handler of ${type}`);
     }

@@ -9,7 +9,8 @@ const MAX_LENGTH = 512;
  */
 export function topicSegments(topic: string): string[] {
   const segments = splitChecked(topic, 'topic');
-  if (segments.some((s) => s === '?' || s === '*')) throw new InvalidTopicError(`A topic cannot contain wildcards: ${JSON.stringify(topic)}`);
+  if (segments.some((s) => s === '?' || s === '*'))
+    throw new InvalidTopicError(`A topic cannot contain wildcards: ${JSON.stringify(topic)}`);
   return segments;
 }
 

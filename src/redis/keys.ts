@@ -150,8 +150,6 @@ export const DEFAULT_KEY_PREFIX = 'redgrain';
 
 function assertValidPrefix(prefix: string): void {
   if (prefix.length === 0 || prefix.length > 64 || /[{}\s]/.test(prefix)) {
-    throw new TypeError(
-      `Invalid key prefix ${JSON.stringify(prefix)}: use 1-64 characters without braces or whitespace`,
-    );
+    throw new TypeError(`Invalid key prefix ${JSON.stringify(prefix)}: use 1-64 characters without braces or whitespace`);
   }
 }

@@ -145,7 +145,11 @@ export function explainRedisError(error: Error): RedisFailure {
   }
   if (/^NOAUTH/.test(text)) {
     // Only the code: Redis 7's NOAUTH reply to HELLO is a paragraph about the HELLO command.
-    return { error, kind: 'credentials', cause: 'it needs a user and password (NOAUTH); put them in the URL: redis://user:password@host:port' };
+    return {
+      error,
+      kind: 'credentials',
+      cause: 'it needs a user and password (NOAUTH); put them in the URL: redis://user:password@host:port',
+    };
   }
   if (/^NOPERM/.test(text)) {
     return { error, kind: 'credentials', cause: `the user lacks a permission redgrain needs (${text}); see the README's Security section` };

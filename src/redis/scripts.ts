@@ -36,4 +36,3 @@ export function registerScripts(redis: Redis): Redis & ScriptCommands {
   }
   return redis as Redis & ScriptCommands;
 }
-

@@ -67,7 +67,14 @@ export class ReminderService {
     );
   }
 
-  static start(input: RedisConnectionInput, name: string, keys: RedisKeys, client: GrainClient, table: ReminderTable, log: Logger): ReminderService {
+  static start(
+    input: RedisConnectionInput,
+    name: string,
+    keys: RedisKeys,
+    client: GrainClient,
+    table: ReminderTable,
+    log: Logger,
+  ): ReminderService {
     const connection = openRedis(input, name, { blockingSeconds: IDLE_WAIT_SECONDS });
     return new ReminderService(connection, client, table, log, keys);
   }

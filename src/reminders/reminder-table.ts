@@ -74,8 +74,10 @@ export class ReminderTable {
     private readonly keys: RedisKeys,
     root: RedisQueueBackend,
   ) {
-    this.#queue = new Queue(REMINDER_QUEUE, { connection: redis, prefix: keys.bullPrefix, skipMetasUpdate: true }, () =>
-      root.forQueue(REMINDER_QUEUE) as RedisQueueBackend,
+    this.#queue = new Queue(
+      REMINDER_QUEUE,
+      { connection: redis, prefix: keys.bullPrefix, skipMetasUpdate: true },
+      () => root.forQueue(REMINDER_QUEUE) as RedisQueueBackend,
     );
     this.#queue.on('error', () => undefined); // failures reject the calls themselves
   }
@@ -85,15 +87,27 @@ export class ReminderTable {
     const plan = validate(name, schedule);
     await this.forget(grain, name);
     // Listed first: a reminder in BullMQ is always listed, so `forget` finds whatever exists.
-    const info = { kind: plan.kind, method, schedule: { ...schedule, ...('at' in schedule ? { at: new Date(schedule.at).getTime() } : {}) }, registeredAt: Date.now() };
+    const info = {
+      kind: plan.kind,
+      method,
+      schedule: { ...schedule, ...('at' in schedule ? { at: new Date(schedule.at).getTime() } : {}) },
+      registeredAt: Date.now(),
+    };
     await this.redis.hset(this.keys.reminders(grain), name, JSON.stringify(info));
     const id = reminderId(grain, name);
     const data: ReminderJobData = { g: grain.tag, n: name, m: method, a: serializedArgs, p: plan.missed };
     if (plan.kind === 'once') {
-      await this.#queue.add('tick', { ...data, o: true }, { ...JOB_OPTIONS, jobId: `once/${id}`, delay: Math.max(0, plan.at - Date.now()) });
+      await this.#queue.add(
+        'tick',
+        { ...data, o: true },
+        { ...JOB_OPTIONS, jobId: `once/${id}`, delay: Math.max(0, plan.at - Date.now()) },
+      );
     } else {
       // An `every` reminder first fires one period from now (BullMQ's default would be now).
-      const repeat = plan.kind === 'every' ? { every: plan.every, startDate: Date.now() + plan.every } : { pattern: plan.cron, ...(plan.tz === undefined ? {} : { tz: plan.tz }) };
+      const repeat =
+        plan.kind === 'every'
+          ? { every: plan.every, startDate: Date.now() + plan.every }
+          : { pattern: plan.cron, ...(plan.tz === undefined ? {} : { tz: plan.tz }) };
       await this.#queue.upsertJobScheduler(id, repeat, {
         name: 'tick',
         data: { ...data, ...(plan.kind === 'every' ? { e: plan.every } : {}) },
@@ -163,11 +177,13 @@ function validate(name: string, schedule: ReminderSchedule): Plan {
     return { kind: 'once', at, missed };
   }
   if ('after' in schedule) {
-    if (!Number.isFinite(schedule.after) || schedule.after < 0) throw new InvalidTimerError(`Reminder "${name}": after must be a number of ms`);
+    if (!Number.isFinite(schedule.after) || schedule.after < 0)
+      throw new InvalidTimerError(`Reminder "${name}": after must be a number of ms`);
     return { kind: 'once', at: Date.now() + schedule.after, missed };
   }
   if ('every' in schedule) {
-    if (!Number.isFinite(schedule.every) || schedule.every < 10) throw new InvalidTimerError(`Reminder "${name}": every must be at least 10 ms`);
+    if (!Number.isFinite(schedule.every) || schedule.every < 10)
+      throw new InvalidTimerError(`Reminder "${name}": every must be at least 10 ms`);
     return { kind: 'every', every: schedule.every, missed };
   }
   if (typeof schedule.cron !== 'string' || !/^\S+(\s+\S+){4,5}$/.test(schedule.cron.trim())) {

@@ -78,7 +78,10 @@ export class InboxReader {
         // is fetched meanwhile.
         const handlingFirst = this.onWake(first);
         const rest = (await this.redis.takeInbox(inbox, taking, BATCH - 1)) as string[];
-        await this.#handle(rest.filter((entry) => entry !== first), handlingFirst);
+        await this.#handle(
+          rest.filter((entry) => entry !== first),
+          handlingFirst,
+        );
       } catch (error) {
         if (this.#stopped) return;
         this.#retake = true;

@@ -91,7 +91,8 @@ export interface ResolvedSiloOptions {
  */
 export function resolveSiloOptions(options: SiloOptions, env: Environment = process.env): ResolvedSiloOptions {
   const given = (options ?? {}) as Partial<SiloOptions>;
-  const get = <N extends (typeof SILO_OPTIONS)[number]>(name: N) => resolveOption(name, given[name as keyof SiloOptions], env, `Silo option ${name}`);
+  const get = <N extends (typeof SILO_OPTIONS)[number]>(name: N) =>
+    resolveOption(name, given[name as keyof SiloOptions], env, `Silo option ${name}`);
   const siloId = get('siloId');
   return {
     grains: get('grains') as readonly GrainClass[],

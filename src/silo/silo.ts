@@ -259,7 +259,9 @@ export class Silo {
     // after this read sees this silo on its re-check and wakes it directly.
     for (const type of types) {
       for (const tag of await popAll(this.runtime.redis, this.runtime.keys.pendingForType(type))) {
-        this.catalog.wake(tag).catch((error: unknown) => this.log.warn('could not wake a parked grain', { grain: tag, error: describeError(error) }));
+        this.catalog
+          .wake(tag)
+          .catch((error: unknown) => this.log.warn('could not wake a parked grain', { grain: tag, error: describeError(error) }));
       }
     }
     this.log.info('silo started', { types: types.join(','), keyPrefix: this.runtime.keys.prefix });

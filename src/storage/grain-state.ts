@@ -24,7 +24,10 @@ export const GrainStateCodec = {
       try {
         value = deserialize(text);
       } catch (error) {
-        throw new TypeError(`state field ${JSON.stringify(field.slice(0, 100))} cannot be read (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+        throw new TypeError(
+          `state field ${JSON.stringify(field.slice(0, 100))} cannot be read (${error instanceof Error ? error.message : String(error)})`,
+          { cause: error },
+        );
       }
       defineField(state, field, value);
       snapshot.set(field, text);

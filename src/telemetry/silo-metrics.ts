@@ -37,17 +37,43 @@ export class SiloMetrics {
   ) {
     const meter = metrics.getMeter(INSTRUMENTATION_NAME);
     this.#meter = meter;
-    this.#processed = meter.createCounter(Metrics.messagesProcessed, { description: 'Messages whose turn finished (completed or failed)', unit: '{message}' });
-    this.#failed = meter.createCounter(Metrics.messagesFailed, { description: 'Messages whose handler threw, or that were refused or dead-lettered', unit: '{message}' });
-    this.#retried = meter.createCounter(Metrics.messagesRetried, { description: 'Messages delivered again after an activation died or hung during their turn', unit: '{message}' });
+    this.#processed = meter.createCounter(Metrics.messagesProcessed, {
+      description: 'Messages whose turn finished (completed or failed)',
+      unit: '{message}',
+    });
+    this.#failed = meter.createCounter(Metrics.messagesFailed, {
+      description: 'Messages whose handler threw, or that were refused or dead-lettered',
+      unit: '{message}',
+    });
+    this.#retried = meter.createCounter(Metrics.messagesRetried, {
+      description: 'Messages delivered again after an activation died or hung during their turn',
+      unit: '{message}',
+    });
     const advice = { explicitBucketBoundaries: SECONDS_BUCKETS };
-    this.#duration = meter.createHistogram(Metrics.messageDuration, { description: 'Turn duration: handler and state commit', unit: 's', advice });
-    this.#queueWait = meter.createHistogram(Metrics.messageQueueWait, { description: 'Time from send to the start of the turn', unit: 's', advice });
+    this.#duration = meter.createHistogram(Metrics.messageDuration, {
+      description: 'Turn duration: handler and state commit',
+      unit: 's',
+      advice,
+    });
+    this.#queueWait = meter.createHistogram(Metrics.messageQueueWait, {
+      description: 'Time from send to the start of the turn',
+      unit: 's',
+      advice,
+    });
     this.#activated = meter.createCounter(Metrics.activationsActivated, { description: 'Activations created', unit: '{activation}' });
     this.#deactivated = meter.createCounter(Metrics.activationsDeactivated, { description: 'Activations ended', unit: '{activation}' });
-    this.#conflicts = meter.createCounter(Metrics.directoryConflicts, { description: 'Directory claims found held by another silo', unit: '{claim}' });
-    this.#deadLetters = meter.createCounter(Metrics.deadLetters, { description: 'Messages moved to the dead-letter stream', unit: '{message}' });
-    const live = meter.createObservableGauge(Metrics.activationsLive, { description: 'Live activations on this silo', unit: '{activation}' });
+    this.#conflicts = meter.createCounter(Metrics.directoryConflicts, {
+      description: 'Directory claims found held by another silo',
+      unit: '{claim}',
+    });
+    this.#deadLetters = meter.createCounter(Metrics.deadLetters, {
+      description: 'Messages moved to the dead-letter stream',
+      unit: '{message}',
+    });
+    const live = meter.createObservableGauge(Metrics.activationsLive, {
+      description: 'Live activations on this silo',
+      unit: '{activation}',
+    });
     const depth = meter.createObservableGauge(Metrics.mailboxDepth, {
       description: "Messages waiting in the mailboxes of this silo's activations",
       unit: '{message}',
@@ -60,7 +86,14 @@ export class SiloMetrics {
     meter.addBatchObservableCallback(this.#observe, this.#gauges);
   }
 
-  turnFinished(type: string, method: string, outcome: 'completed' | 'failed', durationMs: number, queueWaitMs: number, errorType?: string): void {
+  turnFinished(
+    type: string,
+    method: string,
+    outcome: 'completed' | 'failed',
+    durationMs: number,
+    queueWaitMs: number,
+    errorType?: string,
+  ): void {
     const attributes = { ...this.#attrs(type), [Attr.grainMethod]: method };
     this.#processed.add(1, { ...attributes, [Attr.outcome]: outcome });
     if (outcome === 'failed') this.#failed.add(1, { ...attributes, [Attr.errorType]: errorType ?? 'Error' });

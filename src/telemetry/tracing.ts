@@ -157,10 +157,19 @@ export function startTurn(
 }
 
 /** Opens a span for work of an activation outside turns (activation, deactivation, state). */
-export function startGrainSpan(name: string, grain: GrainId, siloId: string, parent: Context = ROOT_CONTEXT, attributes: Attributes = {}): Span {
+export function startGrainSpan(
+  name: string,
+  grain: GrainId,
+  siloId: string,
+  parent: Context = ROOT_CONTEXT,
+  attributes: Attributes = {},
+): Span {
   return tracer().startSpan(
     name,
-    { kind: SpanKind.INTERNAL, attributes: { [Attr.grainType]: grain.type, [Attr.grainKey]: grain.key, [Attr.siloId]: siloId, ...attributes } },
+    {
+      kind: SpanKind.INTERNAL,
+      attributes: { [Attr.grainType]: grain.type, [Attr.grainKey]: grain.key, [Attr.siloId]: siloId, ...attributes },
+    },
     parent,
   );
 }
@@ -222,6 +231,11 @@ function extract(carrier: Record<string, string> | undefined): Context {
   if (trace.getSpanContext(ctx) !== undefined) return ctx;
   const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(carrier.traceparent ?? '');
   if (match === null) return ctx;
-  const spanContext: SpanContext = { traceId: match[1] as string, spanId: match[2] as string, traceFlags: Number.parseInt(match[3] as string, 16), isRemote: true };
+  const spanContext: SpanContext = {
+    traceId: match[1] as string,
+    spanId: match[2] as string,
+    traceFlags: Number.parseInt(match[3] as string, 16),
+    isRemote: true,
+  };
   return trace.isSpanContextValid(spanContext) ? trace.setSpanContext(ctx, spanContext) : ctx;
 }

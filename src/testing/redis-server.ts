@@ -59,23 +59,35 @@ export async function freePort(): Promise<number> {
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'redgrain-redis-'));
-  const listen = options.tls === undefined
-    ? ['--port', String(port)]
-    : [
-        '--port', '0',
-        '--tls-port', String(port),
-        '--tls-cert-file', options.tls.certFile,
-        '--tls-key-file', options.tls.keyFile,
-        '--tls-ca-cert-file', options.tls.caFile,
-        '--tls-auth-clients', 'no',
-      ];
+  const listen =
+    options.tls === undefined
+      ? ['--port', String(port)]
+      : [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          options.tls.certFile,
+          '--tls-key-file',
+          options.tls.keyFile,
+          '--tls-ca-cert-file',
+          options.tls.caFile,
+          '--tls-auth-clients',
+          'no',
+        ];
   const args = [
     ...listen,
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--maxmemory-policy', 'noeviction',
-    '--appendonly', options.appendOnly ? 'yes' : 'no',
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--appendonly',
+    options.appendOnly ? 'yes' : 'no',
     ...(options.appendOnly ? ['--appendfsync', 'always'] : []),
     ...(options.args ?? []),
   ];

@@ -46,7 +46,12 @@ const GRAIN_MODULE = new URL('../grains/tally.ts', import.meta.url).pathname;
 /** Detection in 3 s: 500 ms heartbeats, 6 missed. */
 const SILENCE_MS = 3_000;
 /** Batches of 16 whatever the default: taken and released batches are where order is most at risk. */
-const ENV = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '500', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '6', REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2', REDGRAIN_TURN_BATCH_SIZE: '16' };
+const ENV = {
+  REDGRAIN_HEARTBEAT_INTERVAL_MS: '500',
+  REDGRAIN_MISSED_HEARTBEATS_LIMIT: '6',
+  REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2',
+  REDGRAIN_TURN_BATCH_SIZE: '16',
+};
 
 /**
  * Runs senders against a cluster of silo processes on a private Redis (AOF, fsync always) while
@@ -62,7 +67,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     cluster = await TestCluster.start({ grains: [GRAIN_MODULE], silos: options.silos ?? 3, redisUrl: server.url, env: ENV });
     const grainKeys = Array.from({ length: options.grains ?? 12 }, (_, i) => `tally-${i}`);
     const senders = await Promise.all(
-      Array.from({ length: options.senders ?? 4 }, async (_, i) => new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys)),
+      Array.from(
+        { length: options.senders ?? 4 },
+        async (_, i) => new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys),
+      ),
     );
     const running = senders.map((s) => s.run());
     const rounds: RoundResult[] = [];
@@ -170,7 +178,11 @@ async function verify(senders: Sender[], grainKeys: string[]): Promise<Omit<Chao
     const excused = (sender: string, seq: number): boolean => setAside.has(`${key}|${sender}|${seq}`);
     // Wait until the grain has applied everything acknowledged to it (or report what is missing).
     const state = await waitUntil(async () => {
-      const report = await client.getGrain(Tally, key).with({ timeoutMs: 5_000 }).ask('report').catch(() => undefined);
+      const report = await client
+        .getGrain(Tally, key)
+        .with({ timeoutMs: 5_000 })
+        .ask('report')
+        .catch(() => undefined);
       if (report === undefined) return undefined;
       const done = [...expected].every(([sender, n]) => (report.next[sender] ?? 0) >= n || excused(sender, n - 1));
       return done ? report : undefined;
@@ -191,7 +203,15 @@ async function verify(senders: Sender[], grainKeys: string[]): Promise<Omit<Chao
     doubles.push(...state.doubles.map((d) => `${key} ${d}`));
     retries += state.retries;
   }
-  return { acknowledged: acked, lost, deadLetteredBystanders: bystanders, doubleApplied: doubles.length, senderRetries: retries, gaps, doubles };
+  return {
+    acknowledged: acked,
+    lost,
+    deadLetteredBystanders: bystanders,
+    doubleApplied: doubles.length,
+    senderRetries: retries,
+    gaps,
+    doubles,
+  };
 }
 
 /** Kills or pauses a silo, starts a replacement, and times the takeover of the victim's grains. */
@@ -275,10 +295,14 @@ async function diagnose(redis: Redis, cluster: TestCluster, grainKeys: string[])
     const locks = await Promise.all(active.map((id) => redis.get(`${q}:${id}:lock`)));
     const wait = await redis.llen(`${q}:wait`);
     const dir = await redis.hgetall(`${p}:g:{Tally/${key}}:dir`);
-    if (active.length > 0 || wait > 0) lines.push(`${key}: wait=${wait} active=${JSON.stringify(active)} locks=${JSON.stringify(locks)} dir=${JSON.stringify(dir)}`);
+    if (active.length > 0 || wait > 0)
+      lines.push(`${key}: wait=${wait} active=${JSON.stringify(active)} locks=${JSON.stringify(locks)} dir=${JSON.stringify(dir)}`);
   }
   const silos = await redis.smembers(`${p}:silos`);
-  for (const id of silos) lines.push(`silo ${id}: ${JSON.stringify(await redis.hgetall(`${p}:s:{${id}}:info`))} inbox=${await redis.llen(`${p}:s:{${id}}:inbox`)}`);
+  for (const id of silos)
+    lines.push(
+      `silo ${id}: ${JSON.stringify(await redis.hgetall(`${p}:s:{${id}}:info`))} inbox=${await redis.llen(`${p}:s:{${id}}:inbox`)}`,
+    );
   for (const silo of cluster.silos) if (silo.isRunning) lines.push(`--- ${silo.id} logs ---\n${silo.logs.slice(-3000)}`);
   return lines.join('\n');
 }

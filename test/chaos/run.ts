@@ -52,7 +52,9 @@ console.log('| round | fault | messages | takeover ms |');
 console.log('| ---: | --- | ---: | ---: |');
 for (const r of report.rounds) console.log(`| ${r.round} | ${r.fault} | ${r.messages} | ${r.takeoverMs ?? ''} |`);
 console.log('');
-console.log('| acknowledged | lost | double-applied | sender retries | dead letters (poison + bystanders) | takeover p50 ms | takeover max ms | duration s |');
+console.log(
+  '| acknowledged | lost | double-applied | sender retries | dead letters (poison + bystanders) | takeover p50 ms | takeover max ms | duration s |',
+);
 console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 console.log(
   `| ${report.acknowledged} | ${report.lost} | ${report.doubleApplied} | ${report.senderRetries} | ${report.deadLetters} (${report.deadLetters - report.deadLetteredBystanders} + ${report.deadLetteredBystanders}) | ` +
@@ -60,6 +62,9 @@ console.log(
 );
 const out = values.out;
 mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), ...report, takeoverP50: median, takeoverMax: takeovers.at(-1) }, null, 2)}\n`);
+writeFileSync(
+  out,
+  `${JSON.stringify({ at: new Date().toISOString(), ...report, takeoverP50: median, takeoverMax: takeovers.at(-1) }, null, 2)}\n`,
+);
 console.log(`\nwritten to ${out}`);
 if (report.lost > 0 || report.doubleApplied > 0) process.exit(1);

@@ -36,9 +36,7 @@ export class LogRecorder implements Logger {
 
   /** Warnings and errors, minus the ones a test provoked on purpose. */
   problems(allowed: RegExp[] = []): LogEntry[] {
-    return this.entries.filter(
-      (e) => (e.level === 'warn' || e.level === 'error') && !allowed.some((pattern) => pattern.test(e.message)),
-    );
+    return this.entries.filter((e) => (e.level === 'warn' || e.level === 'error') && !allowed.some((pattern) => pattern.test(e.message)));
   }
 
   expectQuiet(allowed: RegExp[] = []): void {

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  GrainTypeNotRegisteredError,
-  InvalidMessageForStateError,
-  RedgrainError,
-  RemoteGrainError,
-  UnknownMethodError,
-} from 'redgrain';
+import { GrainTypeNotRegisteredError, InvalidMessageForStateError, RedgrainError, RemoteGrainError, UnknownMethodError } from 'redgrain';
 import { errorFromData, errorToData } from '../../src/errors/error-converter.ts';
 
 const roundTrip = (error: unknown) => errorFromData(JSON.parse(JSON.stringify(errorToData(error))));

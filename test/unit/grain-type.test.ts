@@ -21,7 +21,14 @@ describe('grain types', () => {
       }
     }
     expect([...describeGrainType(Derived).handlers].sort()).toEqual(['inherited', 'own']);
-    expect([...describeGrainType(Campaign).handlers].sort()).toEqual(['cancel', 'create', 'created', 'get', 'review', 'reviewDeadlinePassed']);
+    expect([...describeGrainType(Campaign).handlers].sort()).toEqual([
+      'cancel',
+      'create',
+      'created',
+      'get',
+      'review',
+      'reviewDeadlinePassed',
+    ]);
   });
 
   it('refuses classes without a type name, and two classes with one name', () => {

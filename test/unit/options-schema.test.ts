@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError, randomPlacement } from 'redgrain';
-import { CONNECT_OPTIONS, OPTIONS, SILO_OPTIONS, redactUrl, resolveRedis, siloProcessSettings, type OptionSpec } from '../../src/config/options-schema.ts';
+import {
+  CONNECT_OPTIONS,
+  OPTIONS,
+  SILO_OPTIONS,
+  redactUrl,
+  resolveRedis,
+  siloProcessSettings,
+  type OptionSpec,
+} from '../../src/config/options-schema.ts';
 import { resolveConnectOptions } from '../../src/client/connect.ts';
 import { resolveSiloOptions } from '../../src/silo/silo-options.ts';
 import { Counter } from '../../grains/counter.ts';
@@ -15,7 +23,12 @@ function tableAfter(markdown: string, heading: string): string[][] {
   const rows: string[][] = [];
   for (const line of lines.slice(first + 2)) {
     if (!line.startsWith('|')) break;
-    rows.push(line.split('|').slice(1, -1).map((cell) => cell.trim())); // no cell of these tables holds a pipe
+    rows.push(
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    ); // no cell of these tables holds a pipe
   }
   return rows;
 }
@@ -25,41 +38,65 @@ function expectedRows(names: readonly (keyof typeof OPTIONS)[]): { option: strin
   return names.map((name) => {
     const spec = OPTIONS[name] as OptionSpec<unknown>;
     const env = spec.env ?? spec.flag;
-    return { option: spec.name === '' ? '' : `\`${spec.name}\``, env: env === undefined ? '' : `\`${env}\``, defaultText: spec.defaultText };
+    return {
+      option: spec.name === '' ? '' : `\`${spec.name}\``,
+      env: env === undefined ? '' : `\`${env}\``,
+      defaultText: spec.defaultText,
+    };
   });
 }
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const byOption = (rows: { option: string; env: string }[]) => [...rows].sort((a, b) => `${a.option}${a.env}`.localeCompare(`${b.option}${b.env}`));
+const byOption = (rows: { option: string; env: string }[]) =>
+  [...rows].sort((a, b) => `${a.option}${a.env}`.localeCompare(`${b.option}${b.env}`));
 
 describe('the options schema', () => {
   it("matches the README's connect table: names, variables and defaults", () => {
     const rows = tableAfter(readme, '### `connect(options?)');
     expect(rows.map((r) => r.length)).toEqual(rows.map(() => 4));
-    const readmeRows = rows.map(([option, env, defaultText]) => ({ option: option as string, env: env as string, defaultText: defaultText as string }));
+    const readmeRows = rows.map(([option, env, defaultText]) => ({
+      option: option as string,
+      env: env as string,
+      defaultText: defaultText as string,
+    }));
     const expected = expectedRows(CONNECT_OPTIONS);
     expect(byOption(readmeRows).map((r) => [r.option, r.env])).toEqual(byOption(expected).map((r) => [r.option, r.env]));
     for (const row of expected) {
       const found = readmeRows.find((r) => r.option === row.option && r.env === row.env);
-      expect(found?.defaultText.startsWith(row.defaultText), `default of ${row.option || row.env}: README "${found?.defaultText}", schema "${row.defaultText}"`).toBe(true);
+      expect(
+        found?.defaultText.startsWith(row.defaultText),
+        `default of ${row.option || row.env}: README "${found?.defaultText}", schema "${row.defaultText}"`,
+      ).toBe(true);
     }
   });
 
   it("matches the README's Silo.start table: names, variables and defaults", () => {
     const rows = tableAfter(readme, '### `Silo.start(options)');
     expect(rows.map((r) => r.length)).toEqual(rows.map(() => 4));
-    const readmeRows = rows.map(([option, env, defaultText]) => ({ option: option as string, env: env as string, defaultText: defaultText as string }));
+    const readmeRows = rows.map(([option, env, defaultText]) => ({
+      option: option as string,
+      env: env as string,
+      defaultText: defaultText as string,
+    }));
     const expected = expectedRows(SILO_OPTIONS);
     expect(byOption(readmeRows).map((r) => [r.option, r.env])).toEqual(byOption(expected).map((r) => [r.option, r.env]));
     for (const row of expected) {
       const found = readmeRows.find((r) => r.option === row.option && r.env === row.env);
-      expect(found?.defaultText.startsWith(row.defaultText), `default of ${row.option || row.env}: README "${found?.defaultText}", schema "${row.defaultText}"`).toBe(true);
+      expect(
+        found?.defaultText.startsWith(row.defaultText),
+        `default of ${row.option || row.env}: README "${found?.defaultText}", schema "${row.defaultText}"`,
+      ).toBe(true);
     }
   });
 
   it('takes a value given in code over its variable, and the variable over the default', () => {
     const env = { REDGRAIN_ASK_TIMEOUT_MS: '2500', REDIS_URL: 'redis://10.0.0.7:6380', REDGRAIN_PREFIX: 'shop' };
-    expect(resolveConnectOptions({ askTimeoutMs: 900 }, env)).toMatchObject({ askTimeoutMs: 900, redis: 'redis://10.0.0.7:6380', keyPrefix: 'shop', redisTimeoutMs: 10_000 });
+    expect(resolveConnectOptions({ askTimeoutMs: 900 }, env)).toMatchObject({
+      askTimeoutMs: 900,
+      redis: 'redis://10.0.0.7:6380',
+      keyPrefix: 'shop',
+      redisTimeoutMs: 10_000,
+    });
     expect(resolveConnectOptions({}, env).askTimeoutMs).toBe(2500);
     expect(resolveConnectOptions({}, {})).toEqual({
       redis: 'redis://127.0.0.1:6379',
@@ -71,8 +108,17 @@ describe('the options schema', () => {
       idempotencyWindowMs: 86_400_000,
       placement: randomPlacement,
     });
-    const silo = resolveSiloOptions({ grains: [Counter] }, { REDGRAIN_TURN_BATCH_SIZE: '4', REDGRAIN_LOG_LEVEL: 'debug', REDGRAIN_SILO_ID: 'web-1', REDGRAIN_HEARTBEAT_INTERVAL_MS: '' });
-    expect(silo).toMatchObject({ turnBatchSize: 4, logLevel: 'debug', siloId: 'web-1', heartbeatIntervalMs: 2_000, collectionAgeMs: 900_000 });
+    const silo = resolveSiloOptions(
+      { grains: [Counter] },
+      { REDGRAIN_TURN_BATCH_SIZE: '4', REDGRAIN_LOG_LEVEL: 'debug', REDGRAIN_SILO_ID: 'web-1', REDGRAIN_HEARTBEAT_INTERVAL_MS: '' },
+    );
+    expect(silo).toMatchObject({
+      turnBatchSize: 4,
+      logLevel: 'debug',
+      siloId: 'web-1',
+      heartbeatIntervalMs: 2_000,
+      collectionAgeMs: 900_000,
+    });
     expect(siloProcessSettings({})).toEqual({ watchdogMs: 60_000 });
     expect(siloProcessSettings({ REDGRAIN_WATCHDOG_MS: '0' })).toEqual({ watchdogMs: 0 });
   });
@@ -81,12 +127,18 @@ describe('the options schema', () => {
     [{ REDGRAIN_LOG_LEVEL: 'WARN' }, 'REDGRAIN_LOG_LEVEL is "WARN": must be one of debug, info, warn, error, silent (lower case)'],
     [{ REDGRAIN_IDEMPOTENCY_WINDOW_MS: '1500.5' }, 'REDGRAIN_IDEMPOTENCY_WINDOW_MS is "1500.5": must be a whole number of ms, at least 1'],
     [{ REDGRAIN_TURN_BATCH_SIZE: '0' }, 'REDGRAIN_TURN_BATCH_SIZE is "0": must be a whole number of messages, from 1 to 1000'],
-    [{ REDGRAIN_HEARTBEAT_INTERVAL_MS: '-5' }, 'REDGRAIN_HEARTBEAT_INTERVAL_MS is "-5": must be a whole number of ms, from 1 to 2147483647'],
+    [
+      { REDGRAIN_HEARTBEAT_INTERVAL_MS: '-5' },
+      'REDGRAIN_HEARTBEAT_INTERVAL_MS is "-5": must be a whole number of ms, from 1 to 2147483647',
+    ],
     [{ REDGRAIN_COLLECTION_AGE_MS: '15min' }, 'REDGRAIN_COLLECTION_AGE_MS is "15min": must be a whole number of ms, from 1 to 2147483647'],
     [{ REDGRAIN_ASK_TIMEOUT_MS: '0x10' }, 'REDGRAIN_ASK_TIMEOUT_MS is "0x10": must be a whole number of ms, from 1 to 2147483647'],
-    [{ REDGRAIN_SILO_ID: 'web 1' }, 'REDGRAIN_SILO_ID is "web 1": must be 1-100 letters, digits, \'.\', \'_\' or \'-\''],
+    [{ REDGRAIN_SILO_ID: 'web 1' }, "REDGRAIN_SILO_ID is \"web 1\": must be 1-100 letters, digits, '.', '_' or '-'"],
     [{ REDGRAIN_PREFIX: 'my app' }, 'REDGRAIN_PREFIX is "my app": must be 1-64 characters without braces or whitespace'],
-    [{ REDIS_URL: 'http://u:hunter2@cache:6379' }, 'REDIS_URL is "http://u:***@cache:6379": must be a redis:// or rediss:// URL, not http://'],
+    [
+      { REDIS_URL: 'http://u:hunter2@cache:6379' },
+      'REDIS_URL is "http://u:***@cache:6379": must be a redis:// or rediss:// URL, not http://',
+    ],
   ])('refuses the malformed environment %o at start, naming the variable', (env, message) => {
     const error = (() => {
       try {
@@ -109,26 +161,44 @@ describe('the options schema', () => {
     [{ supervision: { maxRestarts: 0 } }, 'Silo option supervision is {"maxRestarts":0}: maxRestarts must be a whole number of at least 1'],
     [{ grains: [] }, 'Silo option grains is an array of 0: must hold at least one grain class'],
     [{ redis: 6379 }, 'Silo option redis is 6379: must be a Redis URL (redis://, rediss://) or ioredis options'],
-    [{ redis: 'https://app:hunter2@cache' }, 'Silo option redis is "https://app:***@cache": must be a redis:// or rediss:// URL, not https://'],
+    [
+      { redis: 'https://app:hunter2@cache' },
+      'Silo option redis is "https://app:***@cache": must be a redis:// or rediss:// URL, not https://',
+    ],
   ])('refuses the malformed option %o given in code, naming it', (options, message) => {
     expect(() => resolveSiloOptions({ grains: [Counter], ...options } as never, {})).toThrow(InvalidOptionError);
     expect(() => resolveSiloOptions({ grains: [Counter], ...options } as never, {})).toThrow(message);
   });
 
   it('refuses a fractional window passed to connect, and a bad watchdog deadline of the silo process', () => {
-    expect(() => resolveConnectOptions({ idempotencyWindowMs: 60_000.5 }, {})).toThrow('connect option idempotencyWindowMs is 60000.5: must be a whole number of ms, at least 1');
-    expect(() => siloProcessSettings({ REDGRAIN_WATCHDOG_MS: '-1' })).toThrow('REDGRAIN_WATCHDOG_MS is "-1": must be a whole number of ms (0 turns it off), from 0 to 2147483647');
+    expect(() => resolveConnectOptions({ idempotencyWindowMs: 60_000.5 }, {})).toThrow(
+      'connect option idempotencyWindowMs is 60000.5: must be a whole number of ms, at least 1',
+    );
+    expect(() => siloProcessSettings({ REDGRAIN_WATCHDOG_MS: '-1' })).toThrow(
+      'REDGRAIN_WATCHDOG_MS is "-1": must be a whole number of ms (0 turns it off), from 0 to 2147483647',
+    );
   });
 
   it('never shows a password: URLs in messages are redacted, and REDIS_TLS_CA_FILE must be readable', () => {
     expect(redactUrl('rediss://app:s3cret@cache.internal:6380/2')).toBe('rediss://app:***@cache.internal:6380/2');
     expect(redactUrl('redis://cache:6379')).toBe('redis://cache:6379');
-    expect(() => resolveRedis(undefined, { REDIS_URL: 'rediss://app:s3cret@cache:6380', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, 'redis')).toThrow(
-      'REDIS_TLS_CA_FILE is "/nonexistent/ca.pem": cannot be read (ENOENT)',
-    );
+    expect(() =>
+      resolveRedis(undefined, { REDIS_URL: 'rediss://app:s3cret@cache:6380', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, 'redis'),
+    ).toThrow('REDIS_TLS_CA_FILE is "/nonexistent/ca.pem": cannot be read (ENOENT)');
     // Without a CA file, a URL passes through unchanged; with one it becomes ioredis options.
     expect(resolveRedis(undefined, { REDIS_URL: 'rediss://app:s3cret@cache:6380/2' }, 'redis')).toBe('rediss://app:s3cret@cache:6380/2');
-    const withCa = resolveRedis('rediss://app:s3cret@cache:6380/2', { REDIS_TLS_CA_FILE: new URL('../../package.json', import.meta.url).pathname }, 'redis');
-    expect(withCa).toMatchObject({ host: 'cache', port: 6380, username: 'app', password: 's3cret', db: 2, tls: { ca: expect.any(Buffer) } });
+    const withCa = resolveRedis(
+      'rediss://app:s3cret@cache:6380/2',
+      { REDIS_TLS_CA_FILE: new URL('../../package.json', import.meta.url).pathname },
+      'redis',
+    );
+    expect(withCa).toMatchObject({
+      host: 'cache',
+      port: 6380,
+      username: 'app',
+      password: 's3cret',
+      db: 2,
+      tls: { ca: expect.any(Buffer) },
+    });
   });
 });

@@ -37,7 +37,9 @@ describe('GrainStateCodec', () => {
 
   it('keeps a field named __proto__ as data, never as a prototype', () => {
     // JSON.parse makes __proto__ an own key, as a hash field named __proto__ would be.
-    const fields = JSON.parse(`{"__proto__": ${JSON.stringify(serialize({ polluted: true }, 'p'))}, "ok": ${JSON.stringify(serialize(1, 'o'))}}`) as Record<string, string>;
+    const fields = JSON.parse(
+      `{"__proto__": ${JSON.stringify(serialize({ polluted: true }, 'p'))}, "ok": ${JSON.stringify(serialize(1, 'o'))}}`,
+    ) as Record<string, string>;
     expect(Object.keys(fields)).toContain('__proto__');
     const { state } = GrainStateCodec.fromFields(fields, {});
     expect(Object.getPrototypeOf(state)).toBe(Object.prototype);
