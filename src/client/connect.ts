@@ -58,7 +58,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
   const resolved = resolveConnectOptions(options);
   const input = resolved.redis;
   const errorClasses = new ErrorClassRegistry();
-  errorClasses.register(options.errors);
+  errorClasses.register(resolved.errors);
   const runtime = await openRuntime({
     input,
     keyPrefix: resolved.keyPrefix,
@@ -100,7 +100,8 @@ export function resolveConnectOptions(options: ConnectOptions, env: Environment 
       | 'redisTimeoutMs'
       | 'maxPayloadBytes'
       | 'idempotencyWindowMs'
-      | 'placement',
+      | 'placement'
+      | 'errors',
   >(
     name: N,
   ) => resolveOption(name, options[name], env, `connect option ${name}`);
@@ -113,5 +114,6 @@ export function resolveConnectOptions(options: ConnectOptions, env: Environment 
     maxPayloadBytes: get('maxPayloadBytes'),
     idempotencyWindowMs: get('idempotencyWindowMs'),
     placement: get('placement'),
+    errors: get('errors'),
   };
 }

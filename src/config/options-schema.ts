@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'ioredis';
 import type { SupervisionSettings } from '../catalog/activation-supervisor.ts';
 import { InvalidOptionError } from '../errors/errors.ts';
+import type { ErrorClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
 import type { RedisConnectionInput } from '../redis/connection.ts';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../telemetry/logger.ts';
@@ -288,6 +289,20 @@ export const OPTIONS = {
     },
     doc: 'your own `Logger` instead of the built-in JSON one',
   } satisfies OptionSpec<Logger | undefined>,
+  errors: {
+    name: 'errors',
+    default: [] as readonly ErrorClass[],
+    defaultText: '`[]`',
+    check: (value: unknown): readonly ErrorClass[] => {
+      if (!Array.isArray(value)) refuse('must be an array of error classes');
+      const notClass = value.find(
+        (cls: unknown) => typeof cls !== 'function' || !((cls as { prototype?: unknown }).prototype instanceof Error),
+      );
+      if (notClass !== undefined) refuse('must hold error classes (classes extending Error) only');
+      return value as readonly ErrorClass[];
+    },
+    doc: 'your own error classes: `ask` rejects with an instance of one when a handler throws it (see Errors)',
+  } satisfies OptionSpec<readonly ErrorClass[]>,
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -303,6 +318,7 @@ export const CONNECT_OPTIONS = [
   'maxPayloadBytes',
   'idempotencyWindowMs',
   'placement',
+  'errors',
   'tlsCaFile',
 ] as const satisfies readonly OptionName[];
 
@@ -327,6 +343,7 @@ export const SILO_OPTIONS = [
   'placement',
   'logLevel',
   'logger',
+  'errors',
   'tlsCaFile',
 ] as const satisfies readonly OptionName[];
 

@@ -114,6 +114,6 @@ export function resolveSiloOptions(options: SiloOptions, env: Environment = proc
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
     logLevel: get('logLevel'),
     logger: get('logger'),
-    errors: given.errors ?? [],
+    errors: get('errors'),
   };
 }
