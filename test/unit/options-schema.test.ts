@@ -161,7 +161,7 @@ describe('the options schema', () => {
     [{ logLevel: 'verbose' }, 'Silo option logLevel is "verbose": must be one of debug, info, warn, error, silent (lower case)'],
     [{ supervision: { maxRestarts: 0 } }, 'Silo option supervision is {"maxRestarts":0}: maxRestarts must be a whole number of at least 1'],
     [{ grains: [] }, 'Silo option grains is an array of 0: must hold at least one grain class'],
-    [{ errors: [class NotAnError {}] }, 'Silo option errors is an array of 1: must hold error classes (classes extending Error) only'],
+    [{ errors: [Date] }, 'Silo option errors is an array of 1: must hold error classes (classes extending Error) only'],
     [{ redis: 6379 }, 'Silo option redis is 6379: must be a Redis URL (redis://, rediss://) or ioredis options'],
     [
       { redis: 'https://app:hunter2@cache' },
