@@ -1,11 +1,13 @@
-import type { GrainReference } from '../client/grain-reference.ts';
+import { GrainReference, type CallOptions, type MessageSender } from '../client/grain-reference.ts';
 import { InvalidTimerError, UnknownMethodError } from '../errors/errors.ts';
-import type { GrainId } from '../grain/grain-id.ts';
+import { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import type { Grain, GrainClass, GrainContext } from '../grain/grain.ts';
 import type { MessageEnvelope } from '../messaging/envelope.ts';
 import { serialize } from '../messaging/serializer.ts';
-import type { ReminderInfo, ReminderSchedule, ReminderTick } from '../reminders/reminder-table.ts';
+import { dueTime, type ReminderInfo, type ReminderSchedule, type ReminderTick } from '../reminders/reminder-table.ts';
+import { topicSegments } from '../pubsub/topic-pattern.ts';
+import type { OutboxEffect, TurnEffects } from '../outbox/outbox.ts';
 import type { TurnTrace } from '../telemetry/tracing.ts';
 import type { ActivationHost } from './activation-host.ts';
 import { GrainTimers, type TimerSchedule } from './grain-timers.ts';
@@ -15,6 +17,11 @@ export interface TurnState {
   correlationId: string;
   trace: TurnTrace | undefined;
   reminderTick: MessageEnvelope['rt'];
+  /**
+   * Where the turn in progress records its effects on the rest of the cluster, committed with its
+   * state; undefined outside a turn (in `onActivate`), where they happen at once.
+   */
+  effects: TurnEffects | undefined;
 }
 
 /** The parts of an activation its grain's context reads. */
@@ -22,6 +29,10 @@ export interface ContextOwner {
   readonly id: GrainId;
   readonly type: GrainType;
   readonly status: string;
+  /** Effects committed by earlier turns and not carried out yet, oldest first. */
+  unforwarded(): Iterable<OutboxEffect>;
+  /** Resolves once the effects of earlier turns are carried out (or after a bounded wait). */
+  forwarded(): Promise<void>;
 }
 
 /**
@@ -44,11 +55,27 @@ export class ActivationContext implements GrainContext {
     return this.owner.id.key;
   }
 
+  /**
+   * A reference whose `send` is recorded in the turn's outbox (and enqueued once the turn has
+   * committed); `ask` needs its reply within the turn, so it goes out at once.
+   */
   getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {
-    const reference = this.host.client.getGrain(cls, key);
-    if (this.turn.correlationId === '') return reference;
-    return reference.with({ correlationId: this.turn.correlationId, traceContext: this.turn.trace?.context });
+    const { id } = this.host.client.getGrain(cls, key);
+    const options =
+      this.turn.correlationId === '' ? {} : { correlationId: this.turn.correlationId, traceContext: this.turn.trace?.context };
+    return new GrainReference<G>(this.#sender, id, options);
   }
+
+  readonly #sender: MessageSender = {
+    send: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> => {
+      const effects = this.turn.effects;
+      if (effects === undefined) return this.host.client.send(grain, method, args, options);
+      const prepared = this.host.client.prepareSend(grain, method, args, options);
+      return effects.add(prepared.then((e): OutboxEffect[] => [{ k: 'send', g: grain.tag, e }]));
+    },
+    ask: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> =>
+      this.host.client.ask(grain, method, args, options),
+  };
 
   get correlationId(): string {
     return this.turn.correlationId;
@@ -77,31 +104,79 @@ export class ActivationContext implements GrainContext {
 
   async remind(name: string, schedule: ReminderSchedule, method: string, args: unknown[]): Promise<void> {
     const serializedArgs = serialize(args, `the arguments of reminder "${name}"`);
-    await this.host.reminders.register(this.owner.id, name, schedule, this.#handler(method), serializedArgs);
+    const handler = this.#handler(method);
+    const effects = this.turn.effects;
+    if (effects === undefined) return this.host.reminders.register(this.owner.id, name, schedule, handler, serializedArgs);
+    const due = dueTime(name, schedule);
+    return effects.add([{ k: 'remind', n: name, s: schedule, m: handler, a: serializedArgs, ...(due === undefined ? {} : { d: due }) }]);
   }
 
-  forget(name: string): Promise<boolean> {
-    return this.host.reminders.forget(this.owner.id, name);
+  async forget(name: string): Promise<boolean> {
+    const effects = this.turn.effects;
+    if (effects === undefined) return this.host.reminders.forget(this.owner.id, name);
+    const existed = this.#pending((e) => (e.k === 'remind' && e.n === name ? true : e.k === 'forget' && e.n === name ? false : undefined));
+    await effects.add([{ k: 'forget', n: name }]);
+    return existed ?? (await this.host.reminders.has(this.owner.id, name));
   }
 
-  reminders(): Promise<ReminderInfo[]> {
+  /** The grain's reminders, once the effects of its earlier turns are carried out. */
+  async reminders(): Promise<ReminderInfo[]> {
+    await this.owner.forwarded();
     return this.host.reminders.list(this.owner.id);
   }
 
-  subscribe(pattern: string, method: string): Promise<void> {
-    return this.host.subscriptions.subscribe(this.owner.id, pattern, this.#handler(method));
+  async subscribe(pattern: string, method: string): Promise<void> {
+    const handler = this.#handler(method);
+    const effects = this.turn.effects;
+    if (effects === undefined) return this.host.subscriptions.subscribe(this.owner.id, pattern, handler);
+    this.host.subscriptions.check(pattern);
+    return effects.add([{ k: 'subscribe', p: pattern, m: handler }]);
   }
 
-  unsubscribe(pattern: string): Promise<boolean> {
-    return this.host.subscriptions.unsubscribe(this.owner.id, pattern);
+  async unsubscribe(pattern: string): Promise<boolean> {
+    const effects = this.turn.effects;
+    if (effects === undefined) return this.host.subscriptions.unsubscribe(this.owner.id, pattern);
+    const existed = this.#pending((e) =>
+      e.k === 'subscribe' && e.p === pattern ? true : e.k === 'unsubscribe' && e.p === pattern ? false : undefined,
+    );
+    await effects.add([{ k: 'unsubscribe', p: pattern }]);
+    return existed ?? (await this.host.subscriptions.has(this.owner.id, pattern));
   }
 
-  subscriptions(): Promise<{ pattern: string; method: string }[]> {
+  /** The grain's subscriptions, once the effects of its earlier turns are carried out. */
+  async subscriptions(): Promise<{ pattern: string; method: string }[]> {
+    await this.owner.forwarded();
     return this.host.subscriptions.list(this.owner.id);
   }
 
-  publish(topic: string, data: unknown): Promise<number> {
-    return this.host.client.publish(topic, data, this.turn.correlationId === '' ? {} : { correlationId: this.turn.correlationId });
+  /**
+   * Publishes from a turn: the messages to the grains subscribed now are recorded in the outbox
+   * with the payload for live listeners, and go out once the turn has committed. Resolves with the
+   * number of grain messages.
+   */
+  async publish(topic: string, data: unknown): Promise<number> {
+    const options = this.turn.correlationId === '' ? {} : { correlationId: this.turn.correlationId };
+    const effects = this.turn.effects;
+    if (effects === undefined) return this.host.client.publish(topic, data, options);
+    topicSegments(topic);
+    const prepared = this.host.client.preparePublish(topic, data, options);
+    await effects.add(
+      prepared.then(({ payload, messages }): OutboxEffect[] => [
+        ...messages.map(({ grain, envelope }): OutboxEffect => ({ k: 'send', g: grain.tag, e: envelope })),
+        { k: 'topic', t: topic, p: payload },
+      ]),
+    );
+    return (await prepared).messages.length;
+  }
+
+  /**
+   * What the effects not carried out yet (this turn's, then earlier turns') say last about
+   * something, as `decide` reads an effect; undefined when none speaks of it.
+   */
+  #pending(decide: (effect: OutboxEffect) => boolean | undefined): boolean | undefined {
+    let answer: boolean | undefined;
+    for (const effect of [...this.owner.unforwarded(), ...(this.turn.effects?.known() ?? [])]) answer = decide(effect) ?? answer;
+    return answer;
   }
 
   /** Checks that `method` is one of the grain's handlers (the compiler checks typed callers). */

@@ -12,7 +12,28 @@ import type { ActivationHost } from './activation-host.ts';
 import type { TimerTick } from './grain-timers.ts';
 import { ActivationContext, type TurnState } from './activation-context.ts';
 import { deadLetter, invoke, runOnce, type HandlerTurn, type TurnResult } from './handler-invoker.ts';
-import { endTurn, queueCommit, readCommit, startCommitSpan, stepDownReason, type BatchTurn, type CommitOutcome } from './turn-commit.ts';
+import {
+  endTurn,
+  queueCommit,
+  readCommit,
+  startCommitSpan,
+  stepDownReason,
+  type BatchTurn,
+  type CommitEffects,
+  type CommitOutcome,
+} from './turn-commit.ts';
+import { OutboxForwarder } from '../outbox/outbox-forwarder.ts';
+import {
+  decodeSeen,
+  encodeSeen,
+  isAfter,
+  numberEffects,
+  senderDigest,
+  TurnEffects,
+  type OutboxEffect,
+  type OutboxEntry,
+  type SenderMark,
+} from '../outbox/outbox.ts';
 
 /** A failure of the grain's own code or data while activating (not of Redis). */
 export class GrainActivationError extends Error {
@@ -45,7 +66,15 @@ export class Activation {
   #grain: Grain<object> | undefined;
   #snapshot: StateSnapshot = new Map();
   /** What the turn in progress carries (correlation id, trace, reminder tick). */
-  readonly #turnState: TurnState = { correlationId: '', trace: undefined, reminderTick: undefined };
+  readonly #turnState: TurnState = { correlationId: '', trace: undefined, reminderTick: undefined, effects: undefined };
+  /** Carries out the effects of committed turns. */
+  readonly #forwarder: OutboxForwarder;
+  /** Number of this activation's next effect (with the epoch, its place in the grain's outbox). */
+  #nextEffect = 1;
+  /** The last message processed from each sending grain, as far as this activation has looked. */
+  readonly #seen = new Map<string, { e: number; n: number } | undefined>();
+  /** Outbox entries an earlier activation left, read with the state. */
+  #leftover: string[] = [];
   readonly #context: ActivationContext;
   /** The activation span, linked from the first turn (activation is not caused by one message). */
   #activationLink: SpanContext | undefined;
@@ -69,7 +98,7 @@ export class Activation {
    */
   #singleTakes = 0;
   /** The state read (and the mailbox's event cap) sent right behind the claim; see `prefetch`. */
-  #prefetched: Promise<[Record<string, string>, void]> | undefined;
+  #prefetched: Promise<[Record<string, string>, void, string[]]> | undefined;
 
   constructor(
     readonly id: GrainId,
@@ -86,6 +115,21 @@ export class Activation {
       host.lockDurationMs,
     );
     this.#context = new ActivationContext(this, host, this.#turnState, () => this.#tickDue());
+    this.#forwarder = new OutboxForwarder(id, host);
+  }
+
+  /** Effects committed by this grain's turns and not carried out yet, oldest first. */
+  unforwarded(): Iterable<OutboxEffect> {
+    return this.#forwarder.pending();
+  }
+
+  async forwarded(): Promise<void> {
+    await this.#forwarder.flush(this.host.lockDurationMs);
+  }
+
+  /** Whether committed effects wait to be carried out (the grain is not idle then). */
+  get forwarding(): boolean {
+    return this.#forwarder.size > 0;
   }
 
   /**
@@ -94,8 +138,14 @@ export class Activation {
    * before being fenced out, and the activation saves a round trip. Dropped when the claim fails.
    */
   prefetch(): void {
-    this.#prefetched = Promise.all([this.host.redis.hgetall(this.host.keys.state(this.id)), this.mailbox.configure()]);
+    this.#prefetched = this.#read();
     this.#prefetched.catch(() => undefined);
+  }
+
+  /** Reads the grain's state and outbox, and caps its mailbox's event stream. */
+  #read(): Promise<[Record<string, string>, void, string[]]> {
+    const { redis, keys } = this.host;
+    return Promise.all([redis.hgetall(keys.state(this.id)), this.mailbox.configure(), redis.lrange(keys.outbox(this.id), 0, -1)]);
   }
 
   /** Forgets a prefetched read (its claim failed; a later claim needs a read after it). */
@@ -121,6 +171,9 @@ export class Activation {
     this.status = 'valid';
     this.lastActiveAt = Date.now();
     host.metrics.activated(this.id.type);
+    // What an earlier activation committed and did not carry out goes first, in order.
+    this.#forwarder.load(this.#leftover);
+    this.#leftover = [];
   }
 
   async #load(context: GrainContext, activationSpan: ReturnType<typeof startGrainSpan>): Promise<void> {
@@ -128,9 +181,9 @@ export class Activation {
     const load = startGrainSpan(SpanNames.stateLoad(this.id.type), this.id, host.siloId, contextWith(activationSpan));
     let fields: Record<string, string>;
     try {
-      const reading = this.#prefetched ?? Promise.all([host.redis.hgetall(host.keys.state(this.id)), this.mailbox.configure()]);
+      const reading = this.#prefetched ?? this.#read();
       this.#prefetched = undefined;
-      [fields] = await reading;
+      [fields, , this.#leftover] = await reading;
     } catch (error) {
       markFailed(load, error);
       throw error;
@@ -212,11 +265,18 @@ export class Activation {
     this.#turnState.trace = { span, context, traceId: span.spanContext().traceId };
     let commit: CommitOutcome = { kind: 'committed' };
     let result: TurnResult | undefined;
+    const effects = new TurnEffects();
+    this.#turnState.effects = effects;
     try {
-      result = await otelContext.with(context, () =>
-        invoke(this.#handlerTurn(this.#snapshot), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
-      );
-      if (result.changes !== undefined) commit = await this.#commitOutsideMessage(result.changes, context);
+      try {
+        result = await otelContext.with(context, () =>
+          invoke(this.#handlerTurn(this.#snapshot), tick.method, () => tick.args, { requestId: '', needValue: false, callerWaits: false }),
+        );
+      } finally {
+        this.#turnState.effects = undefined;
+      }
+      const made = await effects.settle();
+      commit = await this.#commitOutsideMessage(result.changes, context, result.outcome.target === 'failed' ? [] : made);
     } finally {
       this.#turnState.correlationId = '';
       this.#turnState.trace = undefined;
@@ -262,9 +322,15 @@ export class Activation {
     const spanContext = contextWith(span);
     try {
       if (grain !== undefined) {
-        await otelContext.with(spanContext, () => grain.onDeactivate());
+        const effects = new TurnEffects();
+        this.#turnState.effects = effects;
+        try {
+          await otelContext.with(spanContext, () => grain.onDeactivate());
+        } finally {
+          this.#turnState.effects = undefined;
+        }
         const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
-        const commit = await this.#commitOutsideMessage(changes, spanContext);
+        const commit = await this.#commitOutsideMessage(changes, spanContext, await effects.settle());
         if (commit.kind !== 'committed')
           this.host.log.warn('deactivation commit refused', { grain: this.id.toString(), reason: stepDownReason(commit) });
       }
@@ -275,6 +341,15 @@ export class Activation {
         error: describeError(error),
       });
     }
+    // The grain's committed effects go out before it lets go (bounded: with Redis down they wait
+    // in the outbox, and whoever activates the grain next carries them out).
+    if (!(await this.#forwarder.flush(this.host.lockDurationMs))) {
+      this.host.log.warn('deactivating with effects not carried out yet; they stay in the outbox', {
+        grain: this.id.toString(),
+        effects: this.#forwarder.size,
+      });
+    }
+    this.#forwarder.stop();
     try {
       await this.host.directory.release(this.id, this.host.siloId, this.epoch);
       await this.host.redis.srem(this.host.keys.siloGrains(this.host.siloId), this.id.tag);
@@ -286,20 +361,51 @@ export class Activation {
   }
 
   /**
-   * Commits state changes made outside a message (a timer tick, onDeactivate), fenced by the
-   * activation's epoch (nothing to commit counts as committed).
+   * Commits state changes and effects made outside a message (a timer tick, onDeactivate), fenced
+   * by the activation's epoch (nothing to commit counts as committed).
    */
-  async #commitOutsideMessage(changes: StateChanges, parent: Context): Promise<CommitOutcome> {
-    if (changes.set.length === 0 && changes.remove.length === 0) return { kind: 'committed' };
-    const span = startCommitSpan(this, parent, changes, 0);
+  async #commitOutsideMessage(
+    changes: StateChanges | undefined,
+    parent: Context,
+    effects: readonly OutboxEffect[],
+  ): Promise<CommitOutcome> {
+    const state = changes ?? { set: [], remove: [], snapshot: this.#snapshot };
+    if (state.set.length === 0 && state.remove.length === 0 && effects.length === 0) return { kind: 'committed' };
+    const span = startCommitSpan(this, parent, state, 0);
+    const outbox = this.#number(effects);
     try {
       const tx = this.mailbox.transaction();
-      queueCommit(tx, this, changes, [], []);
+      queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] });
       const [reply = [new Error('no reply to the commit'), undefined]] = (await tx.exec()) ?? [];
-      return readCommit(reply);
+      const outcome = readCommit(reply);
+      if (outcome.kind === 'committed') void this.#forwarder.push(outbox);
+      return outcome;
     } finally {
       span.end();
     }
+  }
+
+  /** Gives a turn's effects their places after this activation's earlier ones, ready to commit. */
+  #number(effects: readonly OutboxEffect[]): { raw: string; entry: OutboxEntry }[] {
+    if (effects.length === 0) return [];
+    const { entries, next } = numberEffects(effects, senderDigest(this.id), this.epoch, this.#nextEffect);
+    this.#nextEffect = next;
+    return entries.map((entry) => ({ raw: JSON.stringify(entry), entry }));
+  }
+
+  /**
+   * Whether a message a grain sent through its outbox was processed here already (its forwarding
+   * was redone): messages from one grain arrive in the order it sent them, so anything not after
+   * the last one processed from that grain is a duplicate. `batch` holds the batch's own, not
+   * committed yet.
+   */
+  async #seenBefore(mark: SenderMark, batch: Map<string, SenderMark>): Promise<boolean> {
+    let last: { e: number; n: number } | undefined = batch.get(mark.s);
+    if (last === undefined) {
+      if (!this.#seen.has(mark.s)) this.#seen.set(mark.s, decodeSeen(await this.host.redis.hget(this.host.keys.seen(this.id), mark.s)));
+      last = this.#seen.get(mark.s);
+    }
+    return !isAfter(mark, last);
   }
 
   async #drain(): Promise<void> {
@@ -375,6 +481,8 @@ export class Activation {
     const turns: BatchTurn[] = [];
     /** Outcomes of idempotency keys decided in this batch, not yet committed. */
     const decided = new Map<string, string>();
+    /** The last message of each sending grain processed in this batch, not committed yet. */
+    const seen = new Map<string, SenderMark>();
     let working = this.#snapshot;
     const drop = () => {
       for (const turn of turns) turn.trace?.span.end();
@@ -389,7 +497,7 @@ export class Activation {
         }
         // Stopping: commit the turns that ran and hand back, in order, those that did not start.
         if (this.status === 'deactivating') break;
-        const turn = await this.#runMessage(message, working, decided);
+        const turn = await this.#runMessage(message, working, decided, seen);
         if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
         if (this.#singleTakes > 0) this.#singleTakes -= 1;
         turns.push(turn);
@@ -414,6 +522,11 @@ export class Activation {
     const commit = last?.trace === undefined ? undefined : startCommitSpan(this, last.trace.context, changes, turns.length);
     const take = this.#takeCount();
     const token = messages[0]?.token ?? '';
+    const outbox = this.#number(turns.flatMap((turn) => turn.effects));
+    const effects: CommitEffects = {
+      outbox: outbox.map((e) => e.raw),
+      seen: [...seen].map(([sender, mark]) => [sender, encodeSeen(mark)] as const),
+    };
     const tx = this.mailbox.transaction();
     queueCommit(
       tx,
@@ -421,6 +534,7 @@ export class Activation {
       changes,
       ran,
       turns.flatMap((turn) => turn.result.idempotent ?? []),
+      effects,
     );
     turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
     this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
@@ -451,9 +565,17 @@ export class Activation {
       next = finished.next;
     }
     this.#snapshot = working;
-    for (const { envelope, result } of turns) {
-      if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
-    }
+    for (const [sender, mark] of seen) this.#seen.set(sender, mark);
+    // An `ask` answers once its batch's effects are carried out: a caller that asks, then calls a
+    // grain the handler sent to, finds the handler's message there before its own.
+    const carriedOut = this.#forwarder.push(outbox);
+    const answer = () => {
+      for (const { envelope, result } of turns) {
+        if (envelope?.r !== undefined && result.reply !== undefined) this.host.reply(envelope.r.c, result.reply);
+      }
+    };
+    if (outbox.length === 0) answer();
+    else void carriedOut.then(answer);
     if (unstarted.length > 0) {
       this.held = unstarted;
       try {
@@ -467,7 +589,12 @@ export class Activation {
   }
 
   /** Runs one message's handler against the state as the batch left it so far. */
-  async #runMessage(message: MailboxMessage, snapshot: StateSnapshot, decided: Map<string, string>): Promise<BatchTurn> {
+  async #runMessage(
+    message: MailboxMessage,
+    snapshot: StateSnapshot,
+    decided: Map<string, string>,
+    seen: Map<string, SenderMark>,
+  ): Promise<BatchTurn> {
     const startedAt = Date.now();
     this.lastActiveAt = startedAt;
     const envelope = asEnvelope(message.data);
@@ -485,7 +612,12 @@ export class Activation {
     this.#activationLink = undefined;
     if (message.attemptsStarted > 1) this.host.metrics.retried(this.id.type, method);
     let result: TurnResult;
-    if (message.attemptsStarted > this.host.maxMessageAttempts) {
+    let effects: OutboxEffect[] = [];
+    const duplicate = envelope?.o !== undefined && (await this.#seenBefore(envelope.o, seen));
+    if (duplicate) {
+      this.host.log.debug('message from a grain processed already; dropped', { grain: this.id.toString(), method: envelope.m });
+      result = { outcome: { target: 'completed' }, changes: undefined, reply: undefined };
+    } else if (message.attemptsStarted > this.host.maxMessageAttempts) {
       result = await deadLetter(this.id, this.host, message, envelope);
     } else if (envelope === undefined) {
       this.host.log.warn('refused a message that is not a redgrain envelope', {
@@ -498,6 +630,8 @@ export class Activation {
       this.#turnState.correlationId = envelope.c;
       this.#turnState.reminderTick = envelope.rt;
       this.#turnState.trace = trace;
+      const recorded = new TurnEffects();
+      this.#turnState.effects = recorded;
       try {
         const run = () => runOnce(this.#handlerTurn(snapshot), envelope, decided);
         result = trace === undefined ? await run() : await otelContext.with(trace.context, run);
@@ -505,9 +639,15 @@ export class Activation {
         this.#turnState.correlationId = '';
         this.#turnState.reminderTick = undefined;
         this.#turnState.trace = undefined;
+        this.#turnState.effects = undefined;
       }
+      const made = await recorded.settle();
+      // A handler that threw leaves no effect.
+      if (result.outcome.target !== 'failed') effects = made;
     }
-    return { message, envelope, method, trace, result, startedAt };
+    // Processed (whatever the outcome): a copy forwarded again later is a duplicate.
+    if (envelope?.o !== undefined && !duplicate) seen.set(envelope.o.s, envelope.o);
+    return { message, envelope, method, trace, result, startedAt, effects };
   }
 
   /** What a handler runs against: `snapshot` is the state its failure rolls back to. */
@@ -524,6 +664,7 @@ export class Activation {
 
   /** Drops the activation without writing anything (its silo was declared dead). */
   abandon(): void {
+    this.#forwarder.stop();
     this.#context.timers?.clearAll();
     clearTimeout(this.#recoveryRetry);
     this.#stopFetching = true;
@@ -546,6 +687,8 @@ export class Activation {
 
   #end(reason: string): void {
     this.#context.timers?.clearAll();
+    // A stepped-down activation's effects are the next owner's to carry out (it reads the outbox).
+    if (reason === 'stepped down') this.#forwarder.stop();
     clearTimeout(this.#recoveryRetry);
     if (this.status === 'invalid') return;
     this.status = 'invalid';

@@ -329,7 +329,9 @@ export class Catalog {
   async #deactivateAndHandOver(activation: Activation): Promise<void> {
     await activation.deactivate('silo stopping');
     if (this.#activations.get(activation.id.tag) === activation) this.#activations.delete(activation.id.tag);
-    if ((await activation.mailbox.waitingCount()) > 0) {
+    // Messages waiting, or effects it could not carry out before letting go: another silo takes it on.
+    const effectsLeft = (await this.#host.redis.llen(this.#host.keys.outbox(activation.id))) > 0;
+    if (effectsLeft || (await activation.mailbox.waitingCount()) > 0) {
       await this.deps.locator.wake(activation.id, undefined, this.#host.siloId);
     }
   }
@@ -374,7 +376,7 @@ export class Catalog {
     const now = Date.now();
     for (const activation of this.#activations.values()) {
       const age = activation.type.collectionAgeMs ?? this.settings.collectionAgeMs;
-      if (activation.status === 'valid' && !activation.draining && now - activation.lastActiveAt >= age) {
+      if (activation.status === 'valid' && !activation.draining && !activation.forwarding && now - activation.lastActiveAt >= age) {
         activation
           .deactivate('idle')
           .catch((error: unknown) =>

@@ -8,6 +8,7 @@ import { Attr, SpanNames } from '../telemetry/semantics.ts';
 import { markFailed, startGrainSpan, type TurnTrace } from '../telemetry/tracing.ts';
 import type { ActivationHost } from './activation-host.ts';
 import type { TurnResult } from './handler-invoker.ts';
+import type { OutboxEffect } from '../outbox/outbox.ts';
 
 /*
  * The commit side of an activation's turns: the fenced MULTI that writes a batch's state with its
@@ -22,6 +23,8 @@ export interface BatchTurn {
   trace: TurnTrace | undefined;
   result: TurnResult;
   startedAt: number;
+  /** What the turn did to the rest of the cluster, to commit with it (none when it failed). */
+  effects: OutboxEffect[];
 }
 
 /** The activation that commits: its grain, its fence (silo and epoch) and its mailbox. */
@@ -32,6 +35,14 @@ export interface Committer {
   readonly host: ActivationHost;
 }
 
+/** What a commit writes besides state: outbox entries, and the last message seen per sender. */
+export interface CommitEffects {
+  outbox: readonly string[];
+  seen: readonly (readonly [sender: string, place: string])[];
+}
+
+export const NO_EFFECTS: CommitEffects = { outbox: [], seen: [] };
+
 /** Queues the fenced state commit of `messages` (none for a commit outside a message) on `tx`. */
 export function queueCommit(
   tx: TurnTransaction,
@@ -39,12 +50,15 @@ export function queueCommit(
   changes: StateChanges,
   messages: readonly MailboxMessage[],
   records: readonly NonNullable<TurnResult['idempotent']>[],
+  effects: CommitEffects,
 ): void {
   const lockKeys = messages.map((message) => mailbox.lockKey(message));
   tx.commitTurns(
-    2 + 2 * lockKeys.length + records.length,
+    4 + 2 * lockKeys.length + records.length,
     host.keys.directory(id),
     host.keys.state(id),
+    host.keys.outbox(id),
+    host.keys.seen(id),
     ...lockKeys,
     ...messages.map((message) => mailbox.jobKey(message)),
     ...records.map((record) => record.key),
@@ -53,7 +67,11 @@ export function queueCommit(
     messages[0]?.token ?? '',
     lockKeys.length,
     changes.set.length,
+    effects.outbox.length,
+    effects.seen.length,
     ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
+    ...effects.outbox,
+    ...effects.seen.flat(),
     ...changes.set.flat(),
     ...changes.remove,
   );

@@ -50,6 +50,12 @@ interface Call {
   trace: CallTrace;
 }
 
+/** What a handler's `publish` records: the payload for live listeners, a message per subscribed grain. */
+export interface PreparedPublish {
+  payload: string;
+  messages: { grain: GrainId; envelope: MessageEnvelope }[];
+}
+
 /** How many subscribers a publish enqueues for at once. */
 const PUBLISH_CONCURRENCY = 64;
 
@@ -178,6 +184,56 @@ export class GrainClient implements MessageSender {
     }
   }
 
+  /**
+   * The message a handler's `send` records in its grain's outbox instead of enqueuing it: checked,
+   * serialized and traced like a `send` (a full bounded mailbox refuses it here), but not enqueued;
+   * `forward` enqueues it once the turn has committed.
+   */
+  async prepareSend(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<MessageEnvelope> {
+    if (this.#closed) throw new ClosedError('The client');
+    this.#checkMethod(grain, method);
+    const call = this.#startCall('send', grain, method, options);
+    try {
+      const serializedArgs = this.#serializeArgs(grain, method, args);
+      await this.#assertRegistered(grain.type);
+      await this.#refuseIfFull(grain);
+      endCall(call.trace.span);
+      return this.#envelope(method, serializedArgs, call, undefined);
+    } catch (error) {
+      endCall(call.trace.span, error);
+      throw error;
+    }
+  }
+
+  /**
+   * The messages a handler's `publish` records in its grain's outbox: one per grain subscribed
+   * now, as `publish` would enqueue them, and the payload for live listeners.
+   */
+  async preparePublish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId'>): Promise<PreparedPublish> {
+    if (this.#closed) throw new ClosedError('The client');
+    const payload = this.#publishPayload(topic, data);
+    const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
+    const messages = subscribers.map(({ grain, method }) => {
+      const call = this.#startCall('send', grain, method, options);
+      endCall(call.trace.span);
+      return { grain, envelope: this.#envelope(method, payload, call, undefined) };
+    });
+    return { payload, messages };
+  }
+
+  /**
+   * Enqueues a message an outbox recorded (see `prepareSend`) and wakes its grain. Its turn has
+   * committed, so a full bounded mailbox does not refuse it.
+   */
+  forward(grain: GrainId, envelope: MessageEnvelope): Promise<void> {
+    return this.#enqueueWithin(grain, envelope.m, envelope);
+  }
+
+  /** Publishes a payload to the processes listening to `topic` live. */
+  async publishLive(topic: string, payload: string): Promise<void> {
+    await this.runtime.redis.publish(this.runtime.keys.topicChannel(topic), payload);
+  }
+
   /** A call that failed because the client was closed under it says so, whatever failed first. */
   #closedOr(error: unknown): unknown {
     return this.#closed && !(error instanceof RedgrainError) ? new ClosedError('The client') : error;
@@ -244,11 +300,7 @@ export class GrainClient implements MessageSender {
    */
   async publish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId' | 'idempotencyKey'> = {}): Promise<number> {
     if (this.#closed) throw new ClosedError('The client');
-    topicSegments(topic);
-    const payload = serialize([topic, data], `the data published on ${topic}`);
-    const bytes = Buffer.byteLength(payload);
-    if (bytes > this.runtime.maxPayloadBytes)
-      throw new PayloadTooLargeError(`The data published on ${topic}`, bytes, this.runtime.maxPayloadBytes);
+    const payload = this.#publishPayload(topic, data);
     const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
     const failures: unknown[] = [];
     for (let i = 0; i < subscribers.length; i += PUBLISH_CONCURRENCY) {
@@ -360,6 +412,45 @@ export class GrainClient implements MessageSender {
     return serializedArgs;
   }
 
+  /** The arguments `method(topic, data)` a publish delivers, serialized and size-checked. */
+  #publishPayload(topic: string, data: unknown): string {
+    topicSegments(topic);
+    const payload = serialize([topic, data], `the data published on ${topic}`);
+    const bytes = Buffer.byteLength(payload);
+    if (bytes > this.runtime.maxPayloadBytes)
+      throw new PayloadTooLargeError(`The data published on ${topic}`, bytes, this.runtime.maxPayloadBytes);
+    return payload;
+  }
+
+  #envelope(
+    method: string,
+    serializedArgs: string,
+    call: Call,
+    replyTo: MessageEnvelope['r'],
+    extra: Pick<MessageEnvelope, 'rt'> = {},
+  ): MessageEnvelope {
+    return {
+      ...extra,
+      v: 1,
+      m: method,
+      a: serializedArgs,
+      c: call.correlationId,
+      t: Date.now(),
+      ...(replyTo === undefined ? {} : { r: replyTo }),
+      ...call.trace.envelope,
+      ...(call.idempotencyKey === undefined ? {} : { i: { k: call.idempotencyKey, w: this.runtime.idempotencyWindowMs } }),
+    };
+  }
+
+  /** A grain whose bounded mailbox rejects overflow, and is full, refuses the message. */
+  async #refuseIfFull(grain: GrainId): Promise<void> {
+    const limits = this.#limits.get(grain.type);
+    if (limits?.overflow !== 'reject') return;
+    // Checked before the enqueue: concurrent senders may together pass the bound by their number.
+    const depth = await this.runtime.redis.llen(this.runtime.keys.mailbox(grain, 'wait'));
+    if (depth >= limits.maxDepth) throw new MailboxFullError(grain.toString(), limits.maxDepth);
+  }
+
   async #deliver(
     grain: GrainId,
     method: string,
@@ -371,19 +462,9 @@ export class GrainClient implements MessageSender {
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
     await this.#assertRegistered(grain.type);
-    const envelope: MessageEnvelope = {
-      ...extra,
-      v: 1,
-      m: method,
-      a: serializedArgs,
-      c: call.correlationId,
-      t: Date.now(),
-      ...(replyTo === undefined ? {} : { r: replyTo }),
-      ...call.trace.envelope,
-      ...(call.idempotencyKey === undefined ? {} : { i: { k: call.idempotencyKey, w: this.runtime.idempotencyWindowMs } }),
-    };
+    await this.#refuseIfFull(grain);
     try {
-      await this.#enqueueWithin(grain, method, envelope, place);
+      await this.#enqueueWithin(grain, method, this.#envelope(method, serializedArgs, call, replyTo, extra), place);
     } finally {
       place.done();
     }
@@ -436,11 +517,6 @@ export class GrainClient implements MessageSender {
     const owner = locator.locate(grain);
     owner.catch(() => undefined);
     const limits = this.#limits.get(grain.type);
-    if (limits?.overflow === 'reject') {
-      // Checked before the enqueue: concurrent senders may together pass the bound by their number.
-      const depth = await this.runtime.redis.llen(this.runtime.keys.mailbox(grain, 'wait'));
-      if (depth >= limits.maxDepth) throw new MailboxFullError(grain.toString(), limits.maxDepth);
-    }
     // Issued in call order; the calls behind this one need not wait for its round trip.
     await place.turn;
     const added = this.#producer(grain).add(method, envelope);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isSenderMark, type SenderMark } from '../outbox/outbox.ts';
 
 /**
  * A message as stored in a grain's mailbox (the BullMQ job's data). The job name is the method.
@@ -25,6 +26,8 @@ export interface MessageEnvelope {
   i?: { k: string; w: number };
   /** The reminder tick this message delivers: reminder name, tick id, scheduled time (ms). */
   rt?: { n: string; id: string; at: number };
+  /** The grain that sent it from a turn, through its outbox, and the message's place among its effects. */
+  o?: SenderMark;
 }
 
 /** A message's outcome as kept for its idempotency key: what a duplicate gets. */
@@ -89,6 +92,7 @@ export function asEnvelope(data: unknown): MessageEnvelope | undefined {
   if (e.i !== undefined && (typeof e.i !== 'object' || e.i === null || !isIdempotencyKey(e.i.k) || !isRetentionMs(e.i.w))) {
     return undefined;
   }
+  if (e.o !== undefined && !isSenderMark(e.o)) return undefined;
   // Trace fields are best-effort: malformed ones are dropped, the message is still delivered.
   const badTrace = e.x !== undefined && (typeof e.x !== 'object' || e.x === null || Object.values(e.x).some((v) => typeof v !== 'string'));
   if (badTrace || (e.k !== undefined && typeof e.k !== 'string')) {

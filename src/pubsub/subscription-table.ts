@@ -48,6 +48,16 @@ export class SubscriptionTable {
   }
 
   /** Resolves with whether the grain was subscribed to `pattern`. */
+  /** Throws when `pattern` is not a valid subscription pattern. */
+  check(pattern: string): void {
+    patternSegments(pattern);
+  }
+
+  /** Whether `grain` is subscribed to `pattern`. */
+  async has(grain: GrainId, pattern: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.grainSubscriptions(grain), pattern)) === 1;
+  }
+
   async unsubscribe(grain: GrainId, pattern: string): Promise<boolean> {
     const method = await this.redis.hget(this.keys.grainSubscriptions(grain), pattern);
     if (method === null) return false;

@@ -7,6 +7,8 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:q:{<grain>}:*`       the grain's BullMQ mailbox (BullMQ prefix `P:q`, queue name `{<grain>}`)
  * - `P:g:{<grain>}:dir`     directory entry: owning silo, activation epoch
  * - `P:g:{<grain>}:state`   persisted state, one hash field per top-level state property
+ * - `P:g:{<grain>}:outbox`  effects of committed turns not carried out yet (a list)
+ * - `P:g:{<grain>}:seen`    the last message processed from each grain that sent one (sender -> place)
  * - `P:silos`               set of silo ids that ever joined and have not been swept
  * - `P:s:{<silo>}:info`     one silo's membership record
  * - `P:s:{<silo>}:inbox`    wake-ups for the grains that silo owns or should place
@@ -40,6 +42,16 @@ export class RedisKeys {
 
   state(grain: GrainId): string {
     return `${this.prefix}:g:{${grain.tag}}:state`;
+  }
+
+  /** Effects of the grain's committed turns not carried out yet, oldest first. */
+  outbox(grain: GrainId): string {
+    return `${this.prefix}:g:{${grain.tag}}:outbox`;
+  }
+
+  /** The last message the grain processed from each grain that sent it one (sender digest -> `<epoch>.<n>`). */
+  seen(grain: GrainId): string {
+    return `${this.prefix}:g:{${grain.tag}}:seen`;
   }
 
   /** The outcome of a message sent with an idempotency key, kept for the retention window. */

@@ -82,9 +82,18 @@ export class ReminderTable {
     this.#queue.on('error', () => undefined); // failures reject the calls themselves
   }
 
-  /** Registers (or replaces) a reminder of `grain`. */
-  async register(grain: GrainId, name: string, schedule: ReminderSchedule, method: string, serializedArgs: string): Promise<void> {
-    const plan = validate(name, schedule);
+  /** Registers (or replaces) a reminder of `grain`; `dueAt` fixes when a one-shot one fires. */
+  async register(
+    grain: GrainId,
+    name: string,
+    schedule: ReminderSchedule,
+    method: string,
+    serializedArgs: string,
+    dueAt?: number,
+  ): Promise<void> {
+    const checked = validate(name, schedule);
+    // Registered from an outbox after the turn that asked: a one-shot reminder keeps its due time.
+    const plan = checked.kind === 'once' && dueAt !== undefined ? { ...checked, at: dueAt } : checked;
     await this.forget(grain, name);
     // Listed first: a reminder in BullMQ is always listed, so `forget` finds whatever exists.
     const info = {
@@ -128,6 +137,11 @@ export class ReminderTable {
     return true;
   }
 
+  /** Whether `grain` has a reminder named `name`. */
+  async has(grain: GrainId, name: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.reminders(grain), name)) === 1;
+  }
+
   /** The reminders a grain has registered. */
   async list(grain: GrainId): Promise<ReminderInfo[]> {
     const fields = await this.redis.hgetall(this.keys.reminders(grain));
@@ -148,6 +162,16 @@ export class ReminderTable {
   async close(): Promise<void> {
     await this.#queue.close();
   }
+}
+
+/**
+ * Checks a reminder's name and schedule (throwing InvalidTimerError) and returns when a one-shot
+ * reminder is due (undefined for a repeating one), so one registered later (from a grain's outbox)
+ * still fires when it was asked to.
+ */
+export function dueTime(name: string, schedule: ReminderSchedule): number | undefined {
+  const plan = validate(name, schedule);
+  return plan.kind === 'once' ? plan.at : undefined;
 }
 
 /** The id of a reminder in BullMQ: grain tag and name, with nothing BullMQ reserves (`:`). */

@@ -7,7 +7,7 @@ import { popAll } from './inbox-reader.ts';
 
 /**
  * Hands a dead silo's work to the living: every grain it may have owned that has messages waiting
- * or left unfinished, and every wake-up left in its inbox, is woken again elsewhere (placement
+ * or left unfinished, or committed effects not carried out, and every wake-up left in its inbox, is woken again elsewhere (placement
  * picks the silo, which supersedes the dead owner's directory claim and takes back the messages
  * it held). Idle grains are left alone: their next message activates them. Safe to run twice.
  */
@@ -26,11 +26,12 @@ export async function takeOverSilo(runtime: RedisRuntime, deadSiloId: string, lo
     }
   }
   const pipeline = redis.pipeline();
-  for (const grain of grains) pipeline.llen(keys.mailbox(grain, 'wait')).llen(keys.mailbox(grain, 'active'));
+  for (const grain of grains) pipeline.llen(keys.mailbox(grain, 'wait')).llen(keys.mailbox(grain, 'active')).llen(keys.outbox(grain));
   const counts = (await pipeline.exec()) ?? [];
   let woken = 0;
   for (const [i, grain] of grains.entries()) {
-    const waiting = Number(counts[2 * i]?.[1] ?? 0) + Number(counts[2 * i + 1]?.[1] ?? 0);
+    // Messages to process, or committed effects to carry out (the activation forwards them).
+    const waiting = [0, 1, 2].reduce((sum, part) => sum + Number(counts[3 * i + part]?.[1] ?? 0), 0);
     if (waiting === 0) continue;
     try {
       await locator.wake(grain, undefined, deadSiloId);
