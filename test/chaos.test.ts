@@ -23,3 +23,27 @@ describe('chaos (short run; `npm run chaos` runs longer)', () => {
     expect(Math.max(...takeovers)).toBeLessThan(15_000);
   }, 180_000);
 });
+
+describe('chaos with relays (a turn that counts and sends on)', () => {
+  it('kill -9 and a Redis restart under load: every relay’s sends reach its sink exactly once and in order', async () => {
+    const report = await runChaos({
+      rounds: 4,
+      roundMs: 1_500,
+      faults: ['kill', 'redis-restart', 'kill', 'kill'],
+      relay: true,
+      log: (line) => process.stdout.write(`[chaos relay] ${line}\n`),
+    });
+    process.stdout.write(`[chaos relay] ${JSON.stringify({ ...report, gaps: report.gaps.length, doubles: report.doubles.length })}\n`);
+    // The relays applied every acknowledged message once (none dead-lettered without a poison message)...
+    expect(report.gaps).toEqual([]);
+    expect(report.doubles).toEqual([]);
+    expect(report.lost).toBe(0);
+    expect(report.deadLetters).toBe(0);
+    // ... and each relay's sink got exactly what the relay counted, in order, each once.
+    expect(report.relayed?.lost).toEqual([]);
+    expect(report.relayed?.doubles).toEqual([]);
+    expect(report.relayed?.sent).toBe(report.acknowledged);
+    expect(report.acknowledged).toBeGreaterThan(100);
+    for (const round of report.rounds) expect(round.messages, `round ${round.round} made progress`).toBeGreaterThan(0);
+  }, 180_000);
+});

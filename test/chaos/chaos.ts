@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import { RedisUnavailableError, type GrainClient } from 'redgrain';
 import { startRedisServer, TestCluster, type RedisServer, type SiloProcess } from 'redgrain/testing';
-import { Tally } from '../grains/tally.ts';
+import { Relay } from '../grains/relay.ts';
+import { Tally, type TallyState } from '../grains/tally.ts';
 
 export type Fault = 'kill' | 'pause' | 'redis-restart' | 'poison';
 
@@ -17,6 +18,11 @@ export interface ChaosOptions {
   grains?: number;
   senders?: number;
   log?: (line: string) => void;
+  /**
+   * Send to Relay grains, which forward what they count to their sinks in the same turn: proves a
+   * turn's sends take effect exactly once, in order, across kills and takeovers.
+   */
+  relay?: boolean;
 }
 
 export interface RoundResult {
@@ -40,9 +46,11 @@ export interface ChaosReport {
   deadLetters: number;
   gaps: string[];
   doubles: string[];
+  /** Relay runs: messages the relays sent on, and those their sinks got twice or never. */
+  relayed?: { sent: number; lost: string[]; doubles: string[] };
 }
 
-const GRAIN_MODULE = new URL('../grains/tally.ts', import.meta.url).pathname;
+const GRAIN_MODULES = ['../grains/tally.ts', '../grains/relay.ts'].map((path) => new URL(path, import.meta.url).pathname);
 /** Detection in 3 s: 500 ms heartbeats, 6 missed. */
 const SILENCE_MS = 3_000;
 /** Batches of 16 whatever the default: taken and released batches are where order is most at risk. */
@@ -64,12 +72,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   observer.on('error', () => undefined); // it reconnects after the Redis restart
   let cluster: TestCluster | undefined;
   try {
-    cluster = await TestCluster.start({ grains: [GRAIN_MODULE], silos: options.silos ?? 3, redisUrl: server.url, env: ENV });
+    cluster = await TestCluster.start({ grains: GRAIN_MODULES, silos: options.silos ?? 3, redisUrl: server.url, env: ENV });
     const grainKeys = Array.from({ length: options.grains ?? 12 }, (_, i) => `tally-${i}`);
     const senders = await Promise.all(
       Array.from(
         { length: options.senders ?? 4 },
-        async (_, i) => new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys),
+        async (_, i) => new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys, options.relay ?? false),
       ),
     );
     const running = senders.map((s) => s.run());
@@ -106,11 +114,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const list = await letters.list(10_000);
       return list.filter((letter) => letter.method === 'crash').length >= poisoned ? list.length : undefined;
     }, 60_000);
-    const report = await verify(senders, grainKeys).catch(async (error: unknown) => {
+    const report = await verify(senders, grainKeys, options.relay ?? false).catch(async (error: unknown) => {
       log(`verification failed: ${String(error)}\n${await diagnose(observer, cluster!, grainKeys)}`);
       throw error;
     });
-    return { rounds, ...report, deadLetters };
+    const relayed = options.relay === true ? await verifyRelays((senders[0] as Sender).client, grainKeys) : undefined;
+    return { rounds, ...report, deadLetters, ...(relayed === undefined ? {} : { relayed }) };
   } finally {
     observer.disconnect();
     await cluster?.stop();
@@ -126,6 +135,7 @@ class Sender {
     readonly id: string,
     readonly client: GrainClient,
     private readonly grainKeys: string[],
+    private readonly relay: boolean,
   ) {}
 
   stop(): void {
@@ -138,11 +148,11 @@ class Sender {
       for (const key of this.grainKeys) {
         if (this.#stopped) return;
         const seq = this.acked.get(key) ?? 0;
-        const grain = this.client.getGrain(Tally, key);
         let attempt = 1;
         for (;;) {
           try {
-            await grain.send('apply', this.id, seq, attempt);
+            if (this.relay) await this.client.getGrain(Relay, key).send('forward', this.id, seq, attempt);
+            else await this.client.getGrain(Tally, key).send('apply', this.id, seq, attempt);
             break;
           } catch (error) {
             if (!(error instanceof RedisUnavailableError)) throw error;
@@ -156,12 +166,12 @@ class Sender {
   }
 }
 
-async function verify(senders: Sender[], grainKeys: string[]): Promise<Omit<ChaosReport, 'rounds' | 'deadLetters'>> {
+async function verify(senders: Sender[], grainKeys: string[], relay: boolean): Promise<Omit<ChaosReport, 'rounds' | 'deadLetters'>> {
   const client = (senders[0] as Sender).client;
   // Healthy messages a poison message took down with it: set aside, not lost.
   const setAside = new Set<string>();
   for (const letter of await client.deadLetters.list(10_000)) {
-    if (letter.method !== 'apply') continue;
+    if (letter.method !== 'apply' && letter.method !== 'forward') continue;
     const envelope = letter.message as { a: string };
     const [sender, seq] = (JSON.parse(envelope.a) as { json: [string, number, number] }).json;
     setAside.add(`${letter.grainKey}|${sender}|${seq}`);
@@ -177,16 +187,16 @@ async function verify(senders: Sender[], grainKeys: string[]): Promise<Omit<Chao
     acked += [...expected.values()].reduce((a, b) => a + b, 0);
     const excused = (sender: string, seq: number): boolean => setAside.has(`${key}|${sender}|${seq}`);
     // Wait until the grain has applied everything acknowledged to it (or report what is missing).
+    const ask = (): Promise<TallyState> =>
+      relay
+        ? client.getGrain(Relay, key).with({ timeoutMs: 5_000 }).ask('report')
+        : client.getGrain(Tally, key).with({ timeoutMs: 5_000 }).ask('report');
     const state = await waitUntil(async () => {
-      const report = await client
-        .getGrain(Tally, key)
-        .with({ timeoutMs: 5_000 })
-        .ask('report')
-        .catch(() => undefined);
+      const report = await ask().catch(() => undefined);
       if (report === undefined) return undefined;
       const done = [...expected].every(([sender, n]) => (report.next[sender] ?? 0) >= n || excused(sender, n - 1));
       return done ? report : undefined;
-    }, 60_000).catch(async () => client.getGrain(Tally, key).with({ timeoutMs: 5_000 }).ask('report'));
+    }, 60_000).catch(ask);
     const missing: [string, number][] = [];
     for (const [sender, n] of expected) for (let seq = state.next[sender] ?? 0; seq < n; seq++) missing.push([sender, seq]);
     for (const gap of state.gaps) {
@@ -212,6 +222,29 @@ async function verify(senders: Sender[], grainKeys: string[]): Promise<Omit<Chao
     gaps,
     doubles,
   };
+}
+
+/**
+ * Each relay's sink got what the relay counted, exactly once and in order: seq 0 .. count-1 from
+ * sender `relay`, no gap, no double (waiting until the last forwards have arrived).
+ */
+async function verifyRelays(client: GrainClient, grainKeys: string[]): Promise<NonNullable<ChaosReport['relayed']>> {
+  let sent = 0;
+  const lost: string[] = [];
+  const doubles: string[] = [];
+  for (const key of grainKeys) {
+    const { count } = await client.getGrain(Relay, key).with({ timeoutMs: 5_000 }).ask('report');
+    sent += count;
+    const sink = client.getGrain(Tally, `sink-${key}`).with({ timeoutMs: 5_000 });
+    const state = await waitUntil(async () => {
+      const report = await sink.ask('report');
+      return (report.next.relay ?? 0) >= count ? report : undefined;
+    }, 60_000).catch(() => sink.ask('report'));
+    if ((state.next.relay ?? 0) !== count) lost.push(`sink-${key}: got ${state.next.relay ?? 0} of ${count}`);
+    lost.push(...state.gaps.map((gap) => `sink-${key} ${gap}`));
+    doubles.push(...state.doubles.map((double) => `sink-${key} ${double}`));
+  }
+  return { sent, lost, doubles };
 }
 
 /** Kills or pauses a silo, starts a replacement, and times the takeover of the victim's grains. */

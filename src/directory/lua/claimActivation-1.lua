@@ -16,10 +16,11 @@ local owner = redis.call('HGET', KEYS[1], 'silo')
 if owner and owner ~= ARGV[2] then
   return {0, owner, redis.call('HGET', KEYS[1], 'epoch') or '0'}
 end
--- An epoch that is not a whole number was not written by us: restart it from the server clock,
--- which no earlier small epoch can equal, instead of failing every claim of the grain forever.
+-- A grain's first epoch comes from the server clock, and so does one after its entry was lost
+-- (deleted, flushed) or is not a whole number (not written by us): higher than any epoch the grain
+-- had before, so epochs stay increasing; receivers of the grain's messages rely on it.
 local stored = redis.call('HGET', KEYS[1], 'epoch')
-local previous = tonumber(stored or '0')
+local previous = tonumber(stored or 'none')
 local epoch
 if previous ~= nil and previous == math.floor(previous) and previous >= 0 and previous < 2 ^ 53 then
   epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
