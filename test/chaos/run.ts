@@ -2,9 +2,10 @@
  * The long chaos run:
  *
  *   npm run chaos -- [--rounds 12] [--duration 300] [--round-ms 3000] [--faults kill,pause,redis-restart,poison]
- *                    [--grains 12] [--senders 4] [--out bench/results/chaos.json]
+ *                    [--grains 12] [--senders 4] [--relay] [--out bench/results/chaos.json]
  *
- * `--duration` (seconds) keeps striking rounds until that much time has passed.
+ * `--duration` (seconds) keeps striking rounds until that much time has passed. `--relay` sends to
+ * Relay grains, which count and send on to a sink in the same turn: their sends are checked too.
  *
  * Prints one row per round and the totals, and writes them to a JSON file. Exits non-zero when a
  * message was lost or applied twice.
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     faults: { type: 'string', default: FAULTS.join(',') },
     grains: { type: 'string', default: '12' },
     senders: { type: 'string', default: '4' },
+    relay: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/chaos.json' },
   },
 });
@@ -43,6 +45,7 @@ const report = await runChaos({
   faults,
   grains: positive('grains', values.grains),
   senders: positive('senders', values.senders),
+  relay: values.relay,
   log: (line) => process.stderr.write(`${line}\n`),
 });
 const takeovers = report.rounds.flatMap((r) => (r.takeoverMs === undefined ? [] : [r.takeoverMs])).sort((a, b) => a - b);
@@ -66,5 +69,10 @@ writeFileSync(
   out,
   `${JSON.stringify({ at: new Date().toISOString(), ...report, takeoverP50: median, takeoverMax: takeovers.at(-1) }, null, 2)}\n`,
 );
+if (report.relayed !== undefined) {
+  const { sent, lost, doubles } = report.relayed;
+  console.log(`\nrelayed: ${sent} sent on, ${lost.length} lost, ${doubles.length} doubled`);
+}
 console.log(`\nwritten to ${out}`);
-if (report.lost > 0 || report.doubleApplied > 0) process.exit(1);
+const relayFailed = (report.relayed?.lost.length ?? 0) + (report.relayed?.doubles.length ?? 0) > 0;
+if (report.lost > 0 || report.doubleApplied > 0 || relayFailed) process.exit(1);
