@@ -7,11 +7,12 @@
  * bench/results/bench.json and bench/results/bench.md.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Queue, Worker } from 'bullmq';
+import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
+import { Forwarder } from './bench-grains.ts';
 import { median, percentile, since, sleep, withConcurrency } from './stats.ts';
 
 const server = await startRedisServer();
@@ -94,6 +95,28 @@ try {
   record('rawAddToProcessP50Ms', 'raw BullMQ: add -> process latency p50', rawP50, 'ms');
   record('rawAddToProcessP99Ms', 'raw BullMQ: add -> process latency p99', rawP99, 'ms');
 
+  // BullMQ's own request/response: add a job, wait for its result through QueueEvents.
+  const rrQueue = new Queue('raw-rr', { connection: redis });
+  const rrEventsConnection = redis.duplicate(); // QueueEvents blocks on its connection; ours to close
+  const rrEvents = new QueueEvents('raw-rr', { connection: rrEventsConnection });
+  const rrWorker = new Worker('raw-rr', async (job) => (job.data as { n: number }).n + 1, { connection: redis, concurrency: 1 });
+  await Promise.all([rrWorker.waitUntilReady(), rrEvents.waitUntilReady()]);
+  const rrLatencies: number[] = [];
+  for (let i = 0; i < 1_000; i++) {
+    const t = performance.now();
+    const job = await rrQueue.add('j', { n: i }, { removeOnComplete: true });
+    await job.waitUntilFinished(rrEvents);
+    rrLatencies.push(since(t));
+  }
+  await rrWorker.close();
+  await rrEvents.close();
+  rrEventsConnection.disconnect();
+  await rrQueue.close();
+  const rrP50 = percentile(rrLatencies, 50);
+  const rrP99 = percentile(rrLatencies, 99);
+  record('rawRequestResponseP50Ms', 'raw BullMQ request/response (add, then job.waitUntilFinished) p50', rrP50, 'ms');
+  record('rawRequestResponseP99Ms', 'raw BullMQ request/response p99', rrP99, 'ms');
+
   // ---- redgrain ----------------------------------------------------------------------------
   const keyPrefix = prefix();
   const client = await connect({ redis: server.url, keyPrefix });
@@ -133,11 +156,23 @@ try {
       label: 'raw BullMQ c=1 drain',
     });
 
-    // send throughput (enqueue rate from one client, 64 in flight)
+    // send throughput (enqueue rate from one client, 64 in flight), and the same messages processed
+    const before = await hot.ask('get');
     const sendStart = performance.now();
     await withConcurrency(64, N, () => hot.send('add', 1));
     record('hotSendPerSec', 'hot grain send (one client, 64 in flight), enqueue rate', N / (since(sendStart) / 1_000), 'msg/s');
-    await hot.ask('get');
+    const after = await hot.ask('get');
+    if (after !== before + N) throw new Error(`hot grain counted ${after - before} of ${N}`);
+    record(
+      'hotSendAndDrainPerSec',
+      'hot grain: 64 sends in flight, sent and processed (state every message)',
+      N / (since(sendStart) / 1_000),
+      'msg/s',
+      {
+        to: rawTrivial,
+        label: 'raw BullMQ c=1 drain',
+      },
+    );
 
     // ask throughput and latency, unloaded
     const askLat: number[] = [];
@@ -152,6 +187,14 @@ try {
     const p99 = percentile(askLat, 99);
     record('askP50Ms', 'ask latency p50, unloaded', p50, 'ms', { to: rawP50, label: 'raw add->process p50' });
     record('askP99Ms', 'ask latency p99, unloaded', p99, 'ms', { to: rawP99, label: 'raw add->process p99' });
+    record('askP50VsRequestResponse', 'ask latency p50, unloaded (state committed)', p50, 'ms', {
+      to: rrP50,
+      label: 'BullMQ request/response p50',
+    });
+    record('askP99VsRequestResponse', 'ask latency p99, unloaded (state committed)', p99, 'ms', {
+      to: rrP99,
+      label: 'BullMQ request/response p99',
+    });
 
     const concStart = performance.now();
     await withConcurrency(32, N, () => hot.ask('add', 1));
@@ -221,6 +264,30 @@ try {
     record('coldAskCommands', 'Redis commands per cold ask (Lua inner calls included)', coldCommands, 'commands');
     record('warmAskCommands', 'Redis commands per warm ask (Lua inner calls included)', warmCommands, 'commands');
     await silo.stop();
+  }
+
+  // A turn with one send: N messages queued to a Forwarder, each counted and sent on to its sink
+  // through the outbox (committed with the state, then enqueued); done when the sink has all N.
+  {
+    const kp = prefix();
+    const c = await connect({ redis: server.url, keyPrefix: kp });
+    const parking = await Silo.start({ redis: server.url, grains: [Forwarder, Counter], keyPrefix: kp, logLevel: 'error' });
+    const forwarder = c.getGrain(Forwarder, 'f');
+    const sink = c.getGrain(Counter, 'sink-f');
+    await sink.ask('get');
+    await parking.stop();
+    for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, () => forwarder.send('pass')));
+    const start = performance.now();
+    const silo = await Silo.start({ redis: server.url, grains: [Forwarder, Counter], keyPrefix: kp, logLevel: 'error' });
+    while ((await sink.ask('get')) < N) await sleep(5);
+    const rate = N / (since(start) / 1_000);
+    if ((await forwarder.ask('get')) !== N) throw new Error('the forwarder did not count every message');
+    record('forwardDrainPerSec', 'turn with one send: a grain drained, each message counted and sent on', rate, 'msg/s', {
+      to: results.hotDrainPerSec ?? rate,
+      label: 'hot drain (no send)',
+    });
+    await silo.stop();
+    await c.close();
   }
 
   // Many grains: aggregate drain, connections, idle commands, memory per activation.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from 'redgrain/testing';
 
 const execFileAsync = promisify(execFile);
@@ -132,9 +132,15 @@ describe('the packed package in a fresh app', () => {
     }
   }, 180_000);
 
+  afterEach(async () => {
+    // A test that failed half-way may leave a silo running: it must not serve the next test.
+    for (const silo of silos.splice(0)) {
+      silo.signal('SIGKILL');
+      await silo.closed;
+    }
+  });
+
   afterAll(async () => {
-    // A test that failed half-way may leave a silo running.
-    for (const silo of silos) silo.signal('SIGKILL');
     await redis?.stop();
     rmSync(work, { recursive: true, force: true });
   });
