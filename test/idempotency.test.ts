@@ -1,17 +1,17 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, InvalidOptionError } from 'redgrain';
 import { Ledger } from './grains/test-grains.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
+import { rawRedis, testRedis } from './support/redis.ts';
 
 describe('idempotency keys', () => {
   const cluster = inProcessSilo('idem', [Ledger]);
   const { keyPrefix, log } = cluster;
-  let redis: Redis;
+  let redis: ReturnType<typeof rawRedis>;
 
   beforeAll(() => {
-    redis = new Redis(inject('redisUrl'));
+    redis = rawRedis();
   });
   afterAll(() => {
     redis?.disconnect();
@@ -43,7 +43,7 @@ describe('idempotency keys', () => {
   });
 
   it('forgets a key after the retention window', async () => {
-    const shortLived = await connect({ redis: inject('redisUrl'), keyPrefix, idempotencyWindowMs: 200 });
+    const shortLived = await connect({ redis: testRedis(), keyPrefix, idempotencyWindowMs: 200 });
     try {
       const ledger = shortLived.getGrain(Ledger, 'window').with({ idempotencyKey: 'pay-w' });
       expect(await ledger.ask('credit', 'pay-w', 3)).toBe(3n);
@@ -62,7 +62,7 @@ describe('idempotency keys', () => {
       new InvalidOptionError('idempotencyKey', '""', 'must be a non-empty string of at most 512 characters'),
     );
     await expect(ledger.with({ idempotencyKey: 'k'.repeat(513) }).send('credit', 'x', 1)).rejects.toThrow(/at most 512/);
-    await expect(connect({ redis: inject('redisUrl'), keyPrefix, idempotencyWindowMs: 0 })).rejects.toThrow(
+    await expect(connect({ redis: testRedis(), keyPrefix, idempotencyWindowMs: 0 })).rejects.toThrow(
       new InvalidOptionError('connect option idempotencyWindowMs', '0', 'must be a whole number of ms, at least 1'),
     );
     log.expectQuiet([/handler failed/]);

@@ -17,8 +17,8 @@ import { freshPrefix } from './support/prefix.ts';
  * pushed last run first: the chaos suite caught newer messages running before older ones.)
  */
 describe('mailbox order with two holders', () => {
-  let redis: Redis & ReturnType<typeof registerScripts>;
-  let turns: Redis;
+  let redis: ReturnType<typeof registerScripts>;
+  let turns: ReturnType<typeof openTurnConnection>;
 
   beforeAll(() => {
     redis = registerScripts(new Redis(inject('redisUrl')));

@@ -1,16 +1,16 @@
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { GrainId } from '../src/grain/grain-id.ts';
 import { serialize } from '../src/messaging/serializer.ts';
 import { senderDigest } from '../src/outbox/outbox.ts';
 import { Emitter, Sink } from './grains/outbox-grains.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
+import { rawRedis } from './support/redis.ts';
 
 /** A turn's effects on other grains commit with its state: exactly once, in order, or not at all. */
 describe('the outbox', () => {
   const cluster = inProcessSilo('outbox', [Emitter, Sink], { lockDurationMs: 2_000 });
-  const redis = new Redis(inject('redisUrl'));
+  const redis = rawRedis();
   const key = (grain: string, part: string) => `${cluster.keyPrefix}:g:{${grain}}:${part}`;
   afterAll(() => redis.disconnect());
 

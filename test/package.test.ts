@@ -219,7 +219,7 @@ export async function typing(): Promise<number> {
       '-e',
       "const t = await import('redgrain/testing'); const i = await import('redgrain/instrumentation'); await i.stopTelemetry(); console.log(Object.keys(t).sort().join(','))",
     ]);
-    expect(entries.stdout).toBe('SiloProcess,TestCluster,freePort,hasRedisServer,startRedisServer\n');
+    expect(entries.stdout).toBe('SiloProcess,TestCluster,freePort,hasRedisServer,startRedisCluster,startRedisServer\n');
 
     const inspect = await inApp('npx', ['redgrain', 'inspect', 'grain', 'Counter', 'c1'], { REDIS_URL: redis.url });
     expect(inspect.stdout).toContain('grain    Counter/c1\n');

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, InvalidTopicError, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { GrainId } from '../src/grain/grain-id.ts';
@@ -9,6 +9,7 @@ import { SubscriptionTable } from '../src/pubsub/subscription-table.ts';
 import { Follower, OrderTracker } from './grains/topics.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
+import { testRedis } from './support/redis.ts';
 
 describe('pub/sub topics', () => {
   const cluster = inProcessSilo('topics', [Follower, OrderTracker]);
@@ -58,7 +59,7 @@ describe('pub/sub topics', () => {
   });
 
   it('lets other processes listen live, by pattern', async () => {
-    const listener = await connect({ redis: inject('redisUrl'), keyPrefix });
+    const listener = await connect({ redis: testRedis(), keyPrefix });
     try {
       const heard: string[] = [];
       let done: () => void = () => undefined;

@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ActivationFailedError,
   AskTimeoutError,
@@ -18,18 +17,19 @@ import { Fragile, Ledger, Relay, Session } from './grains/test-grains.ts';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
+import { rawRedis, testRedis } from './support/redis.ts';
 
 describe('one silo, in process', () => {
   const keyPrefix = freshPrefix('runtime');
   let silo: Silo;
   let client: GrainClient;
-  let redis: Redis;
+  let redis: ReturnType<typeof rawRedis>;
   const log = new LogRecorder();
 
   beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Ledger, Session, Relay], keyPrefix, logger: log });
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
-    redis = new Redis(inject('redisUrl'));
+    silo = await Silo.start({ redis: testRedis(), grains: [Counter, Ledger, Session, Relay], keyPrefix, logger: log });
+    client = await connect({ redis: testRedis(), keyPrefix });
+    redis = rawRedis();
   });
   afterAll(async () => {
     await client?.close();
@@ -156,7 +156,7 @@ describe('one silo, in process', () => {
   it('keeps the order of calls made without awaiting them, sends and asks mixed, from a new client', async () => {
     // A new client's first ask sets up its reply subscription first: the sends made after it
     // must still not overtake it.
-    const fresh = await connect({ redis: inject('redisUrl'), keyPrefix });
+    const fresh = await connect({ redis: testRedis(), keyPrefix });
     try {
       const ledger = fresh.getGrain(Ledger, 'call-order');
       const ids = Array.from({ length: 30 }, (_, i) => `e${i}`);
@@ -185,13 +185,13 @@ describe('silo start', () => {
 
   it('accepts messages for a registered type while no silo runs, and processes them when one starts', async () => {
     const keyPrefix = freshPrefix('parked');
-    const first = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix, logLevel: 'error' });
+    const first = await Silo.start({ redis: testRedis(), grains: [Counter], keyPrefix, logLevel: 'error' });
     await first.stop();
-    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    const client = await connect({ redis: testRedis(), keyPrefix });
     try {
       await client.getGrain(Counter, 'later').send('add', 3);
       await client.getGrain(Counter, 'later').send('add', 4);
-      const second = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix, logLevel: 'error' });
+      const second = await Silo.start({ redis: testRedis(), grains: [Counter], keyPrefix, logLevel: 'error' });
       try {
         expect(await client.getGrain(Counter, 'later').ask('get')).toBe(7);
       } finally {
@@ -207,9 +207,9 @@ describe('fencing', () => {
   it('a stale activation cannot commit: its turn is refused, it steps down, and the message runs once under the new owner', async () => {
     const keyPrefix = freshPrefix('fence');
     const log = new LogRecorder();
-    const silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix, logger: log });
-    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
-    const redis = new Redis(inject('redisUrl'));
+    const silo = await Silo.start({ redis: testRedis(), grains: [Counter], keyPrefix, logger: log });
+    const client = await connect({ redis: testRedis(), keyPrefix });
+    const redis = rawRedis();
     try {
       const counter = client.getGrain(Counter, 'fenced');
       expect(await counter.ask('add', 1)).toBe(1);
@@ -241,8 +241,8 @@ describe('activation failures', () => {
     const log = new LogRecorder();
     const supervision = { maxRestarts: 3, baseDelayMs: 20, maxDelayMs: 200, restartWindowMs: 60_000 };
     Fragile.broken = true;
-    const broken = await Silo.start({ redis: inject('redisUrl'), grains: [Fragile], keyPrefix, logger: log, supervision });
-    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    const broken = await Silo.start({ redis: testRedis(), grains: [Fragile], keyPrefix, logger: log, supervision });
+    const client = await connect({ redis: testRedis(), keyPrefix });
     try {
       const fragile = client.getGrain(Fragile, 'f1');
       await fragile.send('touch');
@@ -260,7 +260,7 @@ describe('activation failures', () => {
       await broken.stop();
       // Deployed fixed: a new silo runs every waiting message.
       Fragile.broken = false;
-      const fixed = await Silo.start({ redis: inject('redisUrl'), grains: [Fragile], keyPrefix, logLevel: 'warn' });
+      const fixed = await Silo.start({ redis: testRedis(), grains: [Fragile], keyPrefix, logLevel: 'warn' });
       try {
         expect(await fragile.ask('touch')).toBe(4);
       } finally {

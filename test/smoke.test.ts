@@ -1,15 +1,16 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, Silo, type GrainClient } from 'redgrain';
 import { Counter } from '../grains/counter.ts';
 import { freshPrefix } from './support/prefix.ts';
+import { testRedis } from './support/redis.ts';
 
 describe('smoke', () => {
   let silo: Silo;
   let client: GrainClient;
   const keyPrefix = freshPrefix('smoke');
   beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter], keyPrefix, logLevel: 'warn' });
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    silo = await Silo.start({ redis: testRedis(), grains: [Counter], keyPrefix, logLevel: 'warn' });
+    client = await connect({ redis: testRedis(), keyPrefix });
   });
   afterAll(async () => {
     await client?.close();

@@ -1,5 +1,5 @@
 import type { RedisQueueBackend } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import type { GrainClient } from '../client/grain-client.ts';
 import type { GrainDirectory } from '../directory/grain-directory.ts';
 import type { GrainId } from '../grain/grain-id.ts';
@@ -16,9 +16,9 @@ import type { Activation } from './activation.ts';
 /** What an activation needs from the silo that hosts it. */
 export interface ActivationHost {
   readonly siloId: string;
-  readonly redis: Redis & ScriptCommands;
+  readonly redis: RedisClient & ScriptCommands;
   /** The connection turns commit on. */
-  readonly turns: Redis;
+  readonly turns: RedisClient;
   readonly keys: RedisKeys;
   readonly directory: GrainDirectory;
   readonly mailboxRoot: RedisQueueBackend;

@@ -1,3 +1,4 @@
+import { execEach } from '../redis/commands.ts';
 import { ActivationFailedError, describeError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import { GrainMailbox } from '../mailbox/grain-mailbox.ts';
@@ -106,9 +107,10 @@ export class Catalog {
   /** Messages waiting in the mailboxes of this silo's activations, per grain type (one pipeline). */
   async mailboxDepthByType(): Promise<Map<string, number>> {
     const activations = [...this.#activations.values()];
-    const pipeline = this.#host.redis.pipeline();
-    for (const activation of activations) pipeline.llen(this.#host.keys.mailbox(activation.id, 'wait'));
-    const replies = activations.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const replies = await execEach(
+      this.#host.redis,
+      activations.map((activation) => ['llen', this.#host.keys.mailbox(activation.id, 'wait')]),
+    );
     const depths = new Map<string, number>();
     activations.forEach((activation, i) => {
       const depth = Number(replies[i]?.[1] ?? 0);

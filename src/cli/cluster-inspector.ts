@@ -1,5 +1,5 @@
+import { execEach, type Command } from '../redis/commands.ts';
 import { Queue, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { asEnvelope } from '../messaging/envelope.ts';
 import { deserialize } from '../messaging/serializer.ts';
 import { GrainId } from '../grain/grain-id.ts';
@@ -8,7 +8,7 @@ import { MembershipTable } from '../membership/membership-table.ts';
 import { takesWakeUps, type SiloStatus } from '../membership/silo-record.ts';
 import { parseWakeEntry } from '../catalog/catalog.ts';
 import { GrainTypeNotRegisteredError } from '../errors/errors.ts';
-import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import { closeRedis, openRedis, type RedisConnectionInput, type RedisClient } from '../redis/connection.ts';
 import { readyWithin } from '../redis/runtime.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { registerScripts, type ScriptCommands } from '../redis/scripts.ts';
@@ -102,7 +102,7 @@ export interface InspectOptions {
 export async function openToolConnection(
   options: InspectOptions,
   name: string,
-): Promise<{ redis: Redis & ScriptCommands; keys: RedisKeys }> {
+): Promise<{ redis: RedisClient & ScriptCommands; keys: RedisKeys }> {
   const env = process.env;
   const keys = new RedisKeys(resolveOption('keyPrefix', options.keyPrefix, env, 'keyPrefix'));
   const connectTimeoutMs = resolveOption('connectTimeoutMs', options.connectTimeoutMs, env, 'connectTimeoutMs');
@@ -127,7 +127,7 @@ export class ClusterInspector {
   readonly #deadLetters: DeadLetterStore;
 
   private constructor(
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     readonly keys: RedisKeys,
   ) {
     this.#membership = new MembershipTable(redis, keys);
@@ -218,7 +218,6 @@ export class ClusterInspector {
    */
   async topGrains(limit = 10): Promise<QueueDepth[]> {
     const tags = await this.#knownGrainTags();
-    const pipeline = this.redis.pipeline();
     const ids = tags.flatMap((tag) => {
       try {
         return [GrainId.fromTag(tag)];
@@ -226,11 +225,13 @@ export class ClusterInspector {
         return [];
       }
     });
-    for (const id of ids) {
-      pipeline.llen(this.keys.mailbox(id, 'wait'));
-      pipeline.hget(this.keys.directory(id), 'silo');
-    }
-    const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const replies = await execEach(
+      this.redis,
+      ids.flatMap((id): Command[] => [
+        ['llen', this.keys.mailbox(id, 'wait')],
+        ['hget', this.keys.directory(id), 'silo'],
+      ]),
+    );
     const top = ids
       .map((id, i) => ({
         grain: id.toString(),
@@ -283,14 +284,14 @@ export class ClusterInspector {
    */
   async #knownGrainTags(): Promise<string[]> {
     const [siloIds, types] = await Promise.all([this.redis.smembers(this.keys.silos()), this.redis.smembers(this.keys.grainTypes())]);
-    const pipeline = this.redis.pipeline();
-    for (const id of siloIds) {
-      pipeline.smembers(this.keys.siloGrains(id));
-      pipeline.lrange(this.keys.siloInbox(id), 0, -1);
-      pipeline.lrange(this.keys.siloTaking(id), 0, -1);
-    }
-    for (const type of types) pipeline.lrange(this.keys.pendingForType(type), 0, -1);
-    const replies = siloIds.length + types.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const replies = await execEach(this.redis, [
+      ...siloIds.flatMap((id): Command[] => [
+        ['smembers', this.keys.siloGrains(id)],
+        ['lrange', this.keys.siloInbox(id), 0, -1],
+        ['lrange', this.keys.siloTaking(id), 0, -1],
+      ]),
+      ...types.map((type): Command => ['lrange', this.keys.pendingForType(type), 0, -1]),
+    ]);
     const tags = new Set<string>();
     for (const [error, members] of replies) {
       if (error !== null) throw error;
@@ -309,9 +310,10 @@ export class ClusterInspector {
         return [];
       }
     });
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.zcard(this.keys.mailbox(id, 'failed'));
-    const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const replies = await execEach(
+      this.redis,
+      ids.map((id): Command => ['zcard', this.keys.mailbox(id, 'failed')]),
+    );
     return ids.filter((_, i) => Number(replies[i]?.[1] ?? 0) > 0).map((id) => id.tag);
   }
 

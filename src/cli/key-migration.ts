@@ -1,9 +1,9 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { KeyMigrationRefusedError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
-import { closeRedis } from '../redis/connection.ts';
+import { closeRedis, type RedisClient } from '../redis/connection.ts';
+import { scanKeys } from '../redis/commands.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import { REMINDER_QUEUE, type ReminderJobData } from '../reminders/reminder-table.ts';
@@ -45,7 +45,7 @@ interface Move {
  */
 export class KeyMigration {
   private constructor(
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -63,8 +63,7 @@ export class KeyMigration {
     const reminderSchedulers: string[] = [];
     const reminderJobs: string[] = [];
     const prefix = `${this.keys.prefix}:`;
-    const stream = this.redis.scanStream({ match: `${globEscape(prefix)}*`, count: SCAN_COUNT });
-    for await (const batch of stream as AsyncIterable<string[]>) {
+    for await (const batch of scanKeys(this.redis, `${globEscape(prefix)}*`, SCAN_COUNT)) {
       for (const key of batch) {
         const local = key.slice(prefix.length);
         const grainKey = /^([gq]):\{([^}]*)\}(:.*)$/.exec(local);

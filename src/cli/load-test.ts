@@ -1,6 +1,6 @@
+import { execEach, scanKeys as scanEveryNode, type Command } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { build } from 'hdr-histogram-js';
-import type { Redis } from 'ioredis';
 import { connect } from '../client/connect.ts';
 import type { GrainClient } from '../client/grain-client.ts';
 import { deserialize } from '../messaging/serializer.ts';
@@ -8,7 +8,7 @@ import { GrainId } from '../grain/grain-id.ts';
 import type { Grain, GrainClass } from '../grain/grain.ts';
 import { grainClassesOf } from '../grain/grain-module.ts';
 import { redactedText, redactUrl } from '../config/options-schema.ts';
-import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import { closeRedis, isClusterInput, openRedis, type RedisClient, type RedisConnectionInput } from '../redis/connection.ts';
 import { RedisKeys } from '../redis/keys.ts';
 import { Silo } from '../silo/silo.ts';
 
@@ -148,7 +148,7 @@ async function drive(
   plan: LoadTestPlan,
   target: GrainClass,
   client: GrainClient,
-  sampler: Redis,
+  sampler: RedisClient,
   run: string,
   check: boolean,
   onProgress: (p: LoadTestProgress) => void,
@@ -284,6 +284,8 @@ async function drive(
 /** Where the run went, for its report: a URL without its password, or host:port. */
 function describeRedis(input: RedisConnectionInput): string {
   if (typeof input === 'string') return redactUrl(input);
+  if (isClusterInput(input))
+    return `cluster ${input.cluster.map((node) => (typeof node === 'string' ? redactUrl(node) : `${node.host}:${node.port}`)).join(',')}`;
   const { host, port, path } = input;
   return (
     path ??
@@ -299,20 +301,15 @@ interface SharedKeys {
   typeRegistered: boolean;
 }
 
-async function sharedKeys(redis: Redis, prefix: string, type: string): Promise<SharedKeys> {
+async function sharedKeys(redis: RedisClient, prefix: string, type: string): Promise<SharedKeys> {
   const names = new Set((await scanKeys(redis, `${prefix}:*`)).filter((key) => !key.includes('{')));
   const typeRegistered = (await redis.sismember(new RedisKeys(prefix).grainTypes(), type)) === 1;
   return { names, typeRegistered };
 }
 
-async function scanKeys(redis: Redis, match: string): Promise<string[]> {
+async function scanKeys(redis: RedisClient, match: string): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1_000);
-    cursor = next;
-    keys.push(...found);
-  } while (cursor !== '0');
+  for await (const batch of scanEveryNode(redis, match, 1_000)) keys.push(...batch);
   return keys;
 }
 
@@ -324,7 +321,7 @@ async function scanKeys(redis: Redis, match: string): Promise<string[]> {
  * scans: it deletes a run's own keys, which nothing else reads.
  */
 async function removeRunKeys(
-  redis: Redis,
+  redis: RedisClient,
   plan: LoadTestPlan,
   run: string,
   type: string,
@@ -349,7 +346,17 @@ async function removeRunKeys(
           ...(await scanKeys(redis, `${plan.keyPrefix}:*`)).filter((key) => !key.includes('{') && before?.names.has(key) === false),
         ];
   let removedKeys = 0;
-  for (let i = 0; i < doomed.length; i += 1_000) removedKeys += await redis.unlink(...doomed.slice(i, i + 1_000));
+  // One key per command: on a cluster the keys live in many slots.
+  for (let i = 0; i < doomed.length; i += 1_000) {
+    const replies = await execEach(
+      redis,
+      doomed.slice(i, i + 1_000).map((key): Command => ['unlink', key]),
+    );
+    for (const [error, removed] of replies) {
+      if (error !== null) throw error;
+      removedKeys += Number(removed);
+    }
+  }
   if (plan.cleanup === 'grains' && before?.typeRegistered === false) await redis.srem(new RedisKeys(plan.keyPrefix).grainTypes(), type);
   return {
     removedKeys,
@@ -362,7 +369,7 @@ async function removeRunKeys(
 
 /** Waits until every acknowledged message ran, then compares runs with acknowledgements per key. */
 async function checkExactlyOnce(
-  redis: Redis,
+  redis: RedisClient,
   keys: RedisKeys,
   ids: GrainId[],
   acknowledged: number[],
@@ -373,9 +380,10 @@ async function checkExactlyOnce(
   const until = Date.now() + 120_000;
   while ((await mailboxDepth(redis, keys, ids, true)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
   const pending = await mailboxDepth(redis, keys, ids, true);
-  const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hget(keys.state(id), PROCESSED_FIELD);
-  const replies = (await pipeline.exec()) ?? [];
+  const replies = await execEach(
+    redis,
+    ids.map((id): Command => ['hget', keys.state(id), PROCESSED_FIELD]),
+  );
   let processed = 0;
   let lost = 0;
   let duplicated = 0;
@@ -401,13 +409,14 @@ async function checkExactlyOnce(
 }
 
 /** Messages waiting (and, with `withActive`, in progress) in the target grains' mailboxes. */
-async function mailboxDepth(redis: Redis, keys: RedisKeys, ids: GrainId[], withActive = false): Promise<number> {
-  const pipeline = redis.pipeline();
-  for (const id of ids) {
-    pipeline.llen(keys.mailbox(id, 'wait'));
-    if (withActive) pipeline.llen(keys.mailbox(id, 'active'));
-  }
-  const replies = (await pipeline.exec()) ?? [];
+async function mailboxDepth(redis: RedisClient, keys: RedisKeys, ids: GrainId[], withActive = false): Promise<number> {
+  const replies = await execEach(
+    redis,
+    ids.flatMap((id): Command[] => [
+      ['llen', keys.mailbox(id, 'wait')],
+      ...(withActive ? [['llen', keys.mailbox(id, 'active')] as Command] : []),
+    ]),
+  );
   return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import {
   AskTimeoutError,
@@ -73,7 +73,7 @@ const PRODUCER_CACHE_SIZE = 1_000;
 
 /** What a client runs on; a silo shares its own with the client its grains use. */
 export interface ClientRuntime {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   mailboxRoot: RedisQueueBackend;
   locator: GrainLocator;
@@ -90,7 +90,7 @@ export interface ClientRuntime {
   /** The application's error classes, rebuilt as themselves when a handler throws one. */
   errorClasses: ErrorClassRegistry;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
-  openSubscriber(): Redis;
+  openSubscriber(): RedisClient;
   /** Releases what this client owns. */
   dispose(): Promise<void>;
 }
@@ -109,9 +109,9 @@ export class GrainClient implements MessageSender {
   /** Handlers of the types this client holds the class of: a message for another method is refused here. */
   readonly #handlers = new Map<string, ReadonlySet<string>>();
   #replies: ReplyListener | undefined;
-  #subscriber: Redis | undefined;
+  #subscriber: RedisClient | undefined;
   /** The connection that hears published topics, once `subscribe` is used. */
-  #topicSubscriber: Promise<Redis> | undefined;
+  #topicSubscriber: Promise<RedisClient> | undefined;
   readonly #topicListeners = new Set<{ segments: string[]; listener: TopicListener }>();
   #closed = false;
 
@@ -348,7 +348,7 @@ export class GrainClient implements MessageSender {
     };
   }
 
-  #topics(): Promise<Redis> {
+  #topics(): Promise<RedisClient> {
     this.#topicSubscriber ??= (async () => {
       const connection = this.runtime.openSubscriber();
       const prefix = this.runtime.keys.topicChannel('');

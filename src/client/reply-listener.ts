@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import { ClosedError, RedisUnavailableError } from '../errors/errors.ts';
 import { errorFromData, type ErrorClassRegistry } from '../errors/error-converter.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
@@ -23,7 +23,7 @@ export class ReplyListener {
   #seq = 0;
 
   constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisClient,
     private readonly channel: string,
     private readonly errorClasses: ErrorClassRegistry,
   ) {}

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import type { RedisOptions } from 'ioredis';
 import type { SupervisionSettings } from '../catalog/activation-supervisor.ts';
 import { InvalidOptionError } from '../errors/errors.ts';
 import type { ErrorClass } from '../grain/grain.ts';
 import { randomPlacement, type PlacementStrategy } from '../placement/placement.ts';
-import type { RedisConnectionInput } from '../redis/connection.ts';
+import { isClusterInput, redisOptionsFromUrl, type RedisConnectionInput } from '../redis/connection.ts';
 import { LOG_LEVELS, type Logger, type LogLevel } from '../telemetry/logger.ts';
 
 /**
@@ -101,15 +100,69 @@ const ms = (name: string, env: string | undefined, value: number, doc: string, d
     doc,
   });
 
+function checkRedisUrl(value: string): string {
+  if (value.trim() === '') refuse('must be a Redis URL such as redis://127.0.0.1:6379');
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
+  if (scheme !== undefined && !/^rediss?$/i.test(scheme)) refuse(`must be a redis:// or rediss:// URL, not ${scheme}://`);
+  return value;
+}
+
 function checkRedis(value: unknown): RedisConnectionInput {
-  if (typeof value === 'string') {
-    if (value.trim() === '') refuse('must be a Redis URL such as redis://127.0.0.1:6379');
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
-    if (scheme !== undefined && !/^rediss?$/i.test(scheme)) refuse(`must be a redis:// or rediss:// URL, not ${scheme}://`);
-    return value;
+  if (typeof value === 'string') return checkRedisUrl(value);
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    if ('cluster' in value) checkClusterNodes((value as { cluster: unknown }).cluster, 'cluster');
+    if ('sentinels' in value) checkSentinels(value as { sentinels: unknown; name?: unknown });
+    return value as RedisConnectionInput;
   }
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;
-  return refuse('must be a Redis URL (redis://, rediss://) or ioredis options');
+  return refuse('must be a Redis URL (redis://, rediss://), ioredis options, or { cluster: [...] }');
+}
+
+function checkClusterNodes(nodes: unknown, what: string): void {
+  if (!Array.isArray(nodes) || nodes.length === 0) refuse(`${what} must list at least one node (redis:// URLs or { host, port })`);
+  for (const node of nodes as unknown[]) {
+    if (typeof node === 'string') {
+      checkRedisUrl(node);
+      if (!/^rediss?:\/\//i.test(node)) refuse(`${what}: ${JSON.stringify(node)} is not a redis:// or rediss:// URL`);
+      continue;
+    }
+    const { host, port } = (node ?? {}) as { host?: unknown; port?: unknown };
+    if (typeof host !== 'string' || !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65_535) {
+      refuse(`${what}: each node is a redis:// URL or { host, port }`);
+    }
+  }
+}
+
+function checkSentinels(value: { sentinels: unknown; name?: unknown }): void {
+  if (!Array.isArray(value.sentinels) || value.sentinels.length === 0) refuse('sentinels must list at least one { host, port }');
+  if (typeof value.name !== 'string' || value.name === '') refuse('with sentinels, name (the master group name) is required');
+}
+
+/** `redis://host:port,...` (or `host:port,...`) from the environment, as URLs. */
+function clusterUrls(text: string): string[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((item) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(item) ? item : `redis://${item}`));
+}
+
+/** `host:port,host:port` (or redis:// URLs) from the environment, as cluster nodes or sentinels. */
+function parseNodeList(text: string): { host: string; port: number }[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((item) => {
+      const url = /^rediss?:\/\//i.test(item) ? item : `redis://${item}`;
+      let parsed: URL;
+      try {
+        parsed = new URL(url);
+      } catch {
+        return refuse(`${JSON.stringify(item)} is not host:port`);
+      }
+      const port = parsed.port === '' ? 6379 : Number(parsed.port);
+      return { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port };
+    });
 }
 
 function checkPrefix(value: unknown): string {
@@ -155,6 +208,40 @@ export const OPTIONS = {
     secret: true,
     doc: 'Redis URL (`redis://user:pass@host:port/db`, `rediss://` for TLS) or ioredis options',
   } satisfies OptionSpec<RedisConnectionInput>,
+  redisCluster: {
+    name: '',
+    env: 'REDIS_CLUSTER',
+    default: '',
+    defaultText: '(none)',
+    check: (value: unknown) => String(value),
+    parse: (text: string) => {
+      checkClusterNodes(clusterUrls(text), 'REDIS_CLUSTER');
+      return text;
+    },
+    secret: true,
+    doc: 'Redis Cluster startup nodes, comma-separated URLs (`redis://host:port,...`); wins over `REDIS_URL`',
+  } satisfies OptionSpec<string>,
+  redisSentinels: {
+    name: '',
+    env: 'REDIS_SENTINELS',
+    default: '',
+    defaultText: '(none)',
+    check: (value: unknown) => String(value),
+    parse: (text: string) => {
+      parseNodeList(text);
+      return text;
+    },
+    doc: 'Sentinels, comma-separated `host:port`, with `REDIS_SENTINEL_NAME`; wins over `REDIS_URL`',
+  } satisfies OptionSpec<string>,
+  redisSentinelName: {
+    name: '',
+    env: 'REDIS_SENTINEL_NAME',
+    default: 'mymaster',
+    defaultText: '`mymaster`',
+    check: (value: unknown) => String(value),
+    parse: (text: string) => text,
+    doc: 'The master group name the sentinels watch',
+  } satisfies OptionSpec<string>,
   tlsCaFile: {
     name: '',
     env: 'REDIS_TLS_CA_FILE',
@@ -426,9 +513,35 @@ export function redactUrl(url: string): string {
  * connection (commands, blocking reads, subscribers, BullMQ's) verifies the server against it.
  */
 export function resolveRedis(given: unknown, env: Environment, givenAs: string): RedisConnectionInput {
-  const input = resolveOption('redis', given, env, givenAs);
+  const input =
+    given === undefined
+      ? (redisFromTopologyEnv(env) ?? resolveOption('redis', undefined, env, givenAs))
+      : resolveOption('redis', given, env, givenAs);
   const caFile = resolveOption('tlsCaFile', undefined, env, OPTIONS.tlsCaFile.env);
-  if (caFile === '' || typeof input !== 'string' || !/^rediss:\/\//i.test(input)) return input;
+  if (caFile === '') return input;
+  if (isClusterInput(input)) {
+    if (!input.cluster.some((node) => typeof node === 'string' && /^rediss:\/\//i.test(node))) return input;
+    return { ...input, redisOptions: { ...input.redisOptions, tls: { ...input.redisOptions?.tls, ca: readCaFile(caFile) } } };
+  }
+  if (typeof input !== 'string' || !/^rediss:\/\//i.test(input)) return input;
+  return { ...redisOptionsFromUrl(input), tls: { ca: readCaFile(caFile) } };
+}
+
+/** A cluster from `REDIS_CLUSTER`, or a master found through `REDIS_SENTINELS`; they win over `REDIS_URL`. */
+function redisFromTopologyEnv(env: Environment): RedisConnectionInput | undefined {
+  const cluster = resolveOption('redisCluster', undefined, env, 'REDIS_CLUSTER');
+  if (cluster !== '') {
+    return { cluster: clusterUrls(cluster) };
+  }
+  const sentinels = resolveOption('redisSentinels', undefined, env, 'REDIS_SENTINELS');
+  if (sentinels !== '') {
+    const name = resolveOption('redisSentinelName', undefined, env, 'REDIS_SENTINEL_NAME');
+    return { sentinels: guard(() => parseNodeList(sentinels), 'REDIS_SENTINELS', JSON.stringify(sentinels)), name };
+  }
+  return undefined;
+}
+
+function readCaFile(caFile: string): Buffer {
   let ca: Buffer;
   try {
     ca = readFileSync(caFile);
@@ -439,21 +552,7 @@ export function resolveRedis(given: unknown, env: Environment, givenAs: string):
       `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
     );
   }
-  return { ...redisOptionsFromUrl(input), tls: { ca } };
-}
-
-/** ioredis options equal to a `redis://` / `rediss://` URL (host, port, user, password, db). */
-export function redisOptionsFromUrl(url: string): RedisOptions {
-  const parsed = new URL(url);
-  const db = parsed.pathname.replace(/^\//, '');
-  return {
-    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
-    port: parsed.port === '' ? 6379 : Number(parsed.port),
-    ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
-    ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
-    ...(db === '' ? {} : { db: Number(db) }),
-    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
-  };
+  return ca;
 }
 
 /** The silo process's own settings (beyond `Silo.start`'s), read from its environment. */

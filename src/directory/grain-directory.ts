@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
@@ -12,7 +12,7 @@ export type ClaimResult = { claimed: true; epoch: string } | { claimed: false; o
  */
 export class GrainDirectory {
   constructor(
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { MembershipView } from '../membership/membership-view.ts';
 import type { PlacementStrategy } from '../placement/placement.ts';
@@ -16,7 +16,7 @@ import type { GrainDirectory } from './grain-directory.ts';
  */
 export class GrainLocator {
   constructor(
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
     private readonly directory: GrainDirectory,
     private readonly membership: MembershipView,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 
@@ -27,7 +27,7 @@ export interface DeadLetter {
  */
 export class DeadLetterStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

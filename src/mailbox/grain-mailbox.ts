@@ -1,5 +1,5 @@
 import { raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import { Packr } from 'msgpackr';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { TurnTransaction } from './turn-connection.ts';
@@ -50,9 +50,9 @@ export class GrainMailbox {
 
   constructor(
     root: RedisQueueBackend,
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     /** The connection turns commit on (see turn-connection.ts). */
-    private readonly turns: Redis,
+    private readonly turns: RedisClient,
     private readonly keys: RedisKeys,
     readonly grain: GrainId,
     private readonly tokenPrefix: string,

@@ -1,5 +1,5 @@
 import { createRedisBackend, type RedisQueueBackend } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 
 /** Options every grain mailbox shares. */
@@ -13,7 +13,7 @@ export interface MailboxSettings {
  * sibling of it (`forQueue`), so any number of grain queues share that one connection and none
  * opens a blocking connection of its own.
  */
-export async function createMailboxBackend(redis: Redis, keys: RedisKeys, settings: MailboxSettings): Promise<RedisQueueBackend> {
+export async function createMailboxBackend(redis: RedisClient, keys: RedisKeys, settings: MailboxSettings): Promise<RedisQueueBackend> {
   const root = createRedisBackend('root', {
     connection: redis,
     prefix: keys.bullPrefix,

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { moveToActive } from 'bullmq/dist/esm/scripts/moveToActive-11.js';
 import { moveToFinished } from 'bullmq/dist/esm/scripts/moveToFinished-14.js';
-import type { ChainableCommander, Redis } from 'ioredis';
-import { openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import type { ChainableCommander } from 'ioredis';
+import { openRedis, type RedisConnectionInput, type RedisClient } from '../redis/connection.ts';
 
 /**
  * The connection a silo commits turns on: one MULTI per batch of turns, holding our fenced state
@@ -12,7 +12,7 @@ import { openRedis, type RedisConnectionInput } from '../redis/connection.ts';
  * MULTI it builds, and BullMQ defines dozens on the connection its backend manages. Measured, that
  * copy was about 8% of a turn's CPU; here only the two scripts a turn uses are defined.
  */
-export function openTurnConnection(input: RedisConnectionInput, name: string): Redis {
+export function openTurnConnection(input: RedisConnectionInput, name: string): RedisClient {
   const redis = openRedis(input, name);
   redis.defineCommand('moveToFinished', { numberOfKeys: moveToFinished.keys, lua: moveToFinished.content });
   redis.defineCommand('moveToActive', { numberOfKeys: moveToActive.keys, lua: moveToActive.content });

@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
+import { execEach } from '../redis/commands.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import { recordFromHash, recordToHash, type SiloRecord, type SiloStatus } from './silo-record.ts';
@@ -12,7 +13,7 @@ const LEFT_RECORD_TTL_SECONDS = 3600;
  */
 export class MembershipTable {
   constructor(
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -30,12 +31,12 @@ export class MembershipTable {
    */
   async rejoin(record: SiloRecord): Promise<boolean> {
     if ((await this.redis.hsetnx(this.keys.siloInfo(record.id), 'id', record.id)) === 0) return false;
-    await this.redis
-      .multi()
-      .hset(this.keys.siloInfo(record.id), recordToHash(record))
-      .sadd(this.keys.silos(), record.id)
-      .sadd(this.keys.grainTypes(), ...record.types)
-      .exec();
+    // Three keys in three Redis Cluster slots, so three writes, in an order that leaves nothing
+    // unseen if the silo dies between them: listed before its record is complete (a listed silo
+    // without a full record is skipped), and its types before it can be found hosting them.
+    if (record.types.length > 0) await this.redis.sadd(this.keys.grainTypes(), ...record.types);
+    await this.redis.sadd(this.keys.silos(), record.id);
+    await this.redis.hset(this.keys.siloInfo(record.id), recordToHash(record));
     return true;
   }
 
@@ -47,22 +48,19 @@ export class MembershipTable {
   /** Declares each silo dead whose heartbeat is older than `silenceMs`; returns those declared now. */
   async declareDead(siloIds: string[], silenceMs: number): Promise<string[]> {
     if (siloIds.length === 0) return [];
-    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & {
-      declareDead(key: string, silence: number): unknown;
-    };
-    for (const id of siloIds) pipeline.declareDead(this.keys.siloInfo(id), silenceMs);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await execEach(
+      this.redis,
+      siloIds.map((id) => ['declareDead', this.keys.siloInfo(id), silenceMs]),
+    );
     return siloIds.filter((_, i) => results[i]?.[0] === null && results[i]?.[1] === 1);
   }
 
   /** Drops a dead silo from the set of silos once its grains were taken over; its record expires. */
   async forget(siloId: string): Promise<void> {
-    await this.redis
-      .multi()
-      .srem(this.keys.silos(), siloId)
-      .expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS)
-      .del(this.keys.siloGrains(siloId))
-      .exec();
+    // The silo's own keys share its hash tag; the set of silos is elsewhere, and is left last so
+    // that a checker that dies half-way finds the silo again and finishes.
+    await this.redis.multi().expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS).del(this.keys.siloGrains(siloId)).exec();
+    await this.redis.srem(this.keys.silos(), siloId);
   }
 
   async setStatus(siloId: string, status: SiloStatus): Promise<void> {
@@ -75,9 +73,9 @@ export class MembershipTable {
       .multi()
       .hset(this.keys.siloInfo(siloId), { status: 'left', heartbeatAt: String(Date.now()), activations: '0' })
       .expire(this.keys.siloInfo(siloId), LEFT_RECORD_TTL_SECONDS)
-      .srem(this.keys.silos(), siloId)
       .del(this.keys.siloGrains(siloId), this.keys.siloTaking(siloId))
       .exec();
+    await this.redis.srem(this.keys.silos(), siloId);
   }
 
   /** One silo's record, or undefined when it has none (never joined, expired, or deleted). */
@@ -92,9 +90,10 @@ export class MembershipTable {
   async readAll(): Promise<SiloRecord[]> {
     const ids = await this.redis.smembers(this.keys.silos());
     if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.siloInfo(id));
-    const results = (await pipeline.exec()) ?? [];
+    const results = await execEach(
+      this.redis,
+      ids.map((id) => ['hgetall', this.keys.siloInfo(id)]),
+    );
     const records: SiloRecord[] = [];
     for (const [error, hash] of results) {
       if (error !== null) throw error;

@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { execEach } from '../redis/commands.ts';
+import type { RedisClient } from '../redis/connection.ts';
 import { InvalidGrainClassError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
@@ -29,7 +30,7 @@ export interface ImplicitSubscription {
  */
 export class SubscriptionTable {
   constructor(
-    private readonly redis: Redis & ScriptCommands,
+    private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -94,9 +95,10 @@ export class SubscriptionTable {
       ...literalRoot.map((pattern) => ({ bucket: first, pattern })),
       ...wildRoot.map((pattern) => ({ bucket: '*', pattern })),
     ].filter(({ pattern }) => matchSegments(patternSegments(pattern), segments));
-    const pipeline = this.redis.pipeline();
-    for (const { bucket, pattern } of matched) pipeline.smembers(this.keys.patternSubscribers(bucket, pattern));
-    const replies = matched.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const replies = await execEach(
+      this.redis,
+      matched.map(({ bucket, pattern }) => ['smembers', this.keys.patternSubscribers(bucket, pattern)]),
+    );
     const members = new Set(exact);
     for (const [error, list] of replies) {
       if (error !== null) throw error;

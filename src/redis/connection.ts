@@ -1,7 +1,39 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
-/** How to reach Redis: a `redis://` / `rediss://` URL, or ioredis options. */
-export type RedisConnectionInput = string | RedisOptions;
+/**
+ * A Redis Cluster: its startup nodes (`redis://` / `rediss://` URLs, whose credentials and TLS
+ * apply to every node, or `{ host, port }`) and any ioredis cluster options.
+ */
+export interface RedisClusterInput extends ClusterOptions {
+  cluster: (string | { host: string; port: number })[];
+}
+
+/**
+ * How to reach Redis: a `redis://` / `rediss://` URL, ioredis options (Sentinel included:
+ * `{ sentinels, name }`), or a Redis Cluster.
+ */
+export type RedisConnectionInput = string | RedisOptions | RedisClusterInput;
+
+/** A connection to one Redis (possibly found through Sentinel) or to a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+export function isClusterInput(input: RedisConnectionInput): input is RedisClusterInput {
+  return typeof input === 'object' && Array.isArray((input as Partial<RedisClusterInput>).cluster);
+}
+
+/** ioredis options equal to a `redis://` / `rediss://` URL (host, port, user, password, db). */
+export function redisOptionsFromUrl(url: string): RedisOptions {
+  const parsed = new URL(url);
+  const db = parsed.pathname.replace(/^\//, '');
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
+    port: parsed.port === '' ? 6379 : Number(parsed.port),
+    ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
+    ...(db === '' ? {} : { db: Number(db) }),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -16,8 +48,8 @@ export const COMMAND_TIMEOUT_MS = 5_000;
 /** What a connection is for: plain commands, one blocking read at a time, or pub/sub. */
 export type ConnectionKind = 'command' | { blockingSeconds: number } | 'subscriber';
 
-/** Opens one ioredis connection. */
-export function openRedis(input: RedisConnectionInput, name: string, kind: ConnectionKind = 'command'): Redis {
+/** Opens one ioredis connection (to each master it needs, on a cluster). */
+export function openRedis(input: RedisConnectionInput, name: string, kind: ConnectionKind = 'command'): RedisClient {
   const base: RedisOptions = {
     connectionName: name,
     enableAutoPipelining: false,
@@ -28,15 +60,50 @@ export function openRedis(input: RedisConnectionInput, name: string, kind: Conne
     ...(typeof kind === 'object' ? { maxRetriesPerRequest: null, commandTimeout: kind.blockingSeconds * 1_000 + COMMAND_TIMEOUT_MS } : {}),
     ...(kind === 'subscriber' ? { maxRetriesPerRequest: null } : {}),
   };
-  const redis = typeof input === 'string' ? new Redis(input, base) : new Redis({ ...input, ...base });
+  const redis = isClusterInput(input)
+    ? openCluster(input, base, kind)
+    : typeof input === 'string'
+      ? new Redis(input, base)
+      : new Redis({ ...input, ...base });
   // ioredis reconnects by itself; a lost connection surfaces as failed commands, which callers
   // handle. Without a listener, each failed reconnect would be an unhandled 'error' event.
   redis.on('error', () => undefined);
   return redis;
 }
 
+function openCluster(input: RedisClusterInput, base: RedisOptions, kind: ConnectionKind): Cluster {
+  const { cluster, redisOptions, ...clusterOptions } = input;
+  const nodes = cluster.map((node) => (typeof node === 'string' ? redisOptionsFromUrl(node) : node));
+  // Credentials, database and TLS of the first URL apply to every node the cluster reports.
+  const first: RedisOptions = nodes[0] ?? {};
+  const { host: _host, port: _port, db: _db, ...shared } = first;
+  return new Cluster(
+    nodes.map(({ host, port }) => ({ host: host ?? '127.0.0.1', port: port ?? 6379 })),
+    {
+      // Reads go to masters: a replica may lag behind what a turn just committed.
+      scaleReads: 'master',
+      ...clusterOptions,
+      enableAutoPipelining: false,
+      ...(kind === 'command' ? {} : { enableOfflineQueue: true }),
+      redisOptions: { ...shared, ...redisOptions, ...base },
+    },
+  );
+}
+
+/** The addresses a connection goes to, for messages: never the password. */
+export function describeTarget(redis: RedisClient): string {
+  if (redis instanceof Cluster) {
+    const nodes = (redis as unknown as { startupNodes: (string | number | { host?: string; port?: number })[] }).startupNodes;
+    return `${nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(',')} (cluster)`;
+  }
+  const { path, host, port } = redis.options;
+  if (path !== undefined && path !== '') return path;
+  const name = host ?? '127.0.0.1';
+  return `${name.includes(':') ? `[${name}]` : name}:${port ?? 6379}`;
+}
+
 /** Closes a connection, waiting for its queued replies when it is healthy, dropping it otherwise. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisClient): Promise<void> {
   if (redis.status === 'end') return;
   if (redis.status === 'ready') {
     try {
@@ -50,7 +117,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
 }
 
 /** Resolves once the connection is ready to take commands. */
-export async function waitReady(redis: Redis): Promise<void> {
+export async function waitReady(redis: RedisClient): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const onReady = (): void => {

@@ -1,5 +1,4 @@
 import type { RedisQueueBackend } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { GrainDirectory } from '../directory/grain-directory.ts';
 import { GrainLocator } from '../directory/grain-locator.ts';
 import { RedisUnavailableError, describeError } from '../errors/errors.ts';
@@ -8,7 +7,7 @@ import { createMailboxBackend } from '../mailbox/mailbox-backend.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
 import { MembershipView } from '../membership/membership-view.ts';
 import type { PlacementStrategy } from '../placement/placement.ts';
-import { closeRedis, openRedis, waitReady, type RedisConnectionInput } from './connection.ts';
+import { closeRedis, describeTarget, openRedis, waitReady, type RedisClient, type RedisConnectionInput } from './connection.ts';
 import { RedisKeys } from './keys.ts';
 import { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import { registerScripts, type ScriptCommands } from './scripts.ts';
@@ -16,7 +15,7 @@ import { registerScripts, type ScriptCommands } from './scripts.ts';
 /** Everything a client or a silo builds on one command connection. */
 export interface RedisRuntime {
   input: RedisConnectionInput;
-  redis: Redis & ScriptCommands;
+  redis: RedisClient & ScriptCommands;
   keys: RedisKeys;
   mailboxRoot: RedisQueueBackend;
   directory: GrainDirectory;
@@ -63,7 +62,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<RedisRuntime
  * Causes that waiting does not heal (connection refused, unknown host, TLS verification, wrong
  * credentials) fail at once; the message names host:port and the cause, never the password.
  */
-export async function readyWithin(redis: Redis, timeoutMs: number): Promise<void> {
+export async function readyWithin(redis: RedisClient, timeoutMs: number): Promise<void> {
   try {
     await waitReadyWithin(redis, timeoutMs, true);
   } catch (error) {
@@ -77,9 +76,9 @@ export async function readyWithin(redis: Redis, timeoutMs: number): Promise<void
  * With `failFast`, a cause that waiting does not heal fails at once (for a connection being
  * opened); without it only wrong credentials do (a running client waits out a restart of Redis).
  */
-export async function waitReadyWithin(redis: Redis, timeoutMs: number, failFast = false): Promise<void> {
+export async function waitReadyWithin(redis: RedisClient, timeoutMs: number, failFast = false): Promise<void> {
   if (redis.status === 'ready') return;
-  const address = redisAddress(redis);
+  const address = describeTarget(redis);
   let timer: NodeJS.Timeout | undefined;
   let onError: ((error: Error) => void) | undefined;
   let last: RedisFailure | undefined;
@@ -104,14 +103,6 @@ export async function waitReadyWithin(redis: Redis, timeoutMs: number, failFast 
     clearTimeout(timer);
     if (onError !== undefined) redis.off('error', onError);
   }
-}
-
-/** host:port (or the socket path) a connection goes to, for messages: never the password. */
-export function redisAddress(redis: Redis): string {
-  const { path, host, port } = redis.options;
-  if (path !== undefined && path !== '') return path;
-  const name = host ?? '127.0.0.1';
-  return `${name.includes(':') ? `[${name}]` : name}:${port ?? 6379}`;
 }
 
 /** A connection error read for a person: what went wrong, and whether waiting can heal it. */

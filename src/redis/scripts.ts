@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 
 /**
  * Registers redgrain's Lua scripts on a connection (ioredis `defineCommand` runs them by EVALSHA
@@ -24,9 +24,9 @@ type ScriptArg = string | number | Buffer;
 /** The registered scripts, callable on a connection. */
 export type ScriptCommands = { [K in ScriptName]: (...keysAndArgs: ScriptArg[]) => Promise<unknown> };
 
-const registered = new WeakSet<Redis>();
+const registered = new WeakSet<RedisClient>();
 
-export function registerScripts(redis: Redis): Redis & ScriptCommands {
+export function registerScripts(redis: RedisClient): RedisClient & ScriptCommands {
   if (!registered.has(redis)) {
     for (const [name, url] of Object.entries(SCRIPTS)) {
       const numberOfKeys = Number(/-(\d+)\.lua$/.exec(url.pathname)?.[1]);
@@ -34,5 +34,5 @@ export function registerScripts(redis: Redis): Redis & ScriptCommands {
     }
     registered.add(redis);
   }
-  return redis as Redis & ScriptCommands;
+  return redis as RedisClient & ScriptCommands;
 }

@@ -1,12 +1,11 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { GrainClient } from '../client/grain-client.ts';
 import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
-import { closeRedis, openRedis, type RedisConnectionInput } from '../redis/connection.ts';
+import { closeRedis, openRedis, type RedisConnectionInput, type RedisClient } from '../redis/connection.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { REMINDER_QUEUE, type ReminderJobData, type ReminderTable } from './reminder-table.ts';
+import { reminderQueue, type ReminderJobData, type ReminderTable } from './reminder-table.ts';
 
 /** How many reminders one silo delivers at once. */
 const CONCURRENCY = 16;
@@ -43,13 +42,13 @@ export class ReminderService {
   readonly #worker: Worker<ReminderJobData>;
 
   private constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     private readonly client: GrainClient,
     private readonly table: ReminderTable,
     private readonly log: Logger,
     keys: RedisKeys,
   ) {
-    this.#worker = new Worker<ReminderJobData>(REMINDER_QUEUE, (job) => this.#fire(job), {
+    this.#worker = new Worker<ReminderJobData>(reminderQueue(connection), (job) => this.#fire(job), {
       connection,
       prefix: keys.bullPrefix,
       concurrency: CONCURRENCY,

@@ -1,5 +1,6 @@
 import { Queue, type RedisQueueBackend } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import { InvalidTimerError } from '../errors/errors.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
@@ -59,6 +60,15 @@ export interface ReminderJobData {
 /** The BullMQ queue (under the application's BullMQ prefix) that holds every reminder. */
 export const REMINDER_QUEUE = 'reminders';
 
+/**
+ * The reminders queue's name on a connection. BullMQ's scripts touch several keys of a queue at
+ * once, so on a Redis Cluster the name carries a hash tag that puts them in one slot; one Redis
+ * keeps the name it always had, so reminders registered before stay where they are.
+ */
+export function reminderQueue(redis: RedisClient): string {
+  return redis instanceof Cluster ? `{${REMINDER_QUEUE}}` : REMINDER_QUEUE;
+}
+
 const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 1_000, attempts: 5, backoff: { type: 'exponential', delay: 500 } } as const;
 
 /**
@@ -70,14 +80,15 @@ export class ReminderTable {
   readonly #queue: Queue;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     root: RedisQueueBackend,
   ) {
+    const name = reminderQueue(redis);
     this.#queue = new Queue(
-      REMINDER_QUEUE,
+      name,
       { connection: redis, prefix: keys.bullPrefix, skipMetasUpdate: true },
-      () => root.forQueue(REMINDER_QUEUE) as RedisQueueBackend,
+      () => root.forQueue(name) as RedisQueueBackend,
     );
     this.#queue.on('error', () => undefined); // failures reject the calls themselves
   }

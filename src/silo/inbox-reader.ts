@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.ts';
 import { describeError } from '../errors/errors.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
@@ -26,8 +26,8 @@ export class InboxReader {
   #retake = true;
 
   constructor(
-    private readonly blocking: Redis,
-    private readonly redis: Redis & ScriptCommands,
+    private readonly blocking: RedisClient,
+    private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
     private readonly siloId: string,
     /** Handles one wake-up; resolves once it is safe to forget it. */
@@ -131,7 +131,7 @@ export class InboxReader {
 }
 
 /** Pops every wake-up left in a list, without blocking. */
-export async function popAll(redis: Redis, key: string): Promise<string[]> {
+export async function popAll(redis: RedisClient, key: string): Promise<string[]> {
   const tags: string[] = [];
   for (;;) {
     const batch = await redis.rpop(key, BATCH);

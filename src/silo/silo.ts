@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
 import { GrainClient } from '../client/grain-client.ts';
 import { describeError } from '../errors/errors.ts';
@@ -11,7 +10,7 @@ import { GrainMailbox } from '../mailbox/grain-mailbox.ts';
 import { MembershipMonitor } from '../membership/membership-monitor.ts';
 import { takesWakeUps, type SiloRecord, type SiloStatus } from '../membership/silo-record.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
-import { closeRedis, openRedis } from '../redis/connection.ts';
+import { closeRedis, openRedis, type RedisClient } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
 import { createLogger, withTraceFields, type Logger } from '../telemetry/logger.ts';
 import { SiloMetrics } from '../telemetry/silo-metrics.ts';
@@ -56,7 +55,7 @@ export class Silo {
     readonly id: string,
     private readonly options: ResolvedSiloOptions,
     private readonly runtime: RedisRuntime,
-    private readonly turns: Redis,
+    private readonly turns: RedisClient,
     private readonly catalog: Catalog,
     private readonly inbox: InboxReader,
     /** The client grains use for `this.getGrain`; also usable by code embedding the silo. */
@@ -101,8 +100,8 @@ export class Silo {
       connectTimeoutMs: resolved.connectTimeoutMs,
       membershipRefreshMs: resolved.membershipRefreshMs,
     });
-    let blocking: Redis | undefined;
-    let turns: Redis | undefined;
+    let blocking: RedisClient | undefined;
+    let turns: RedisClient | undefined;
     let reminderService: ReminderService | undefined;
     try {
       await assertNoEviction(runtime.redis);

@@ -1,3 +1,4 @@
+import { execEach, type Command } from '../redis/commands.ts';
 import { parseWakeEntry } from '../catalog/catalog.ts';
 import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
@@ -25,9 +26,14 @@ export async function takeOverSilo(runtime: RedisRuntime, deadSiloId: string, lo
       log.warn('ignored a malformed grain tag during takeover', { tag });
     }
   }
-  const pipeline = redis.pipeline();
-  for (const grain of grains) pipeline.llen(keys.mailbox(grain, 'wait')).llen(keys.mailbox(grain, 'active')).llen(keys.outbox(grain));
-  const counts = (await pipeline.exec()) ?? [];
+  const counts = await execEach(
+    redis,
+    grains.flatMap((grain): Command[] => [
+      ['llen', keys.mailbox(grain, 'wait')],
+      ['llen', keys.mailbox(grain, 'active')],
+      ['llen', keys.outbox(grain)],
+    ]),
+  );
   let woken = 0;
   for (const [i, grain] of grains.entries()) {
     // Messages to process, or committed effects to carry out (the activation forwards them).

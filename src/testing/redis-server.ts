@@ -124,7 +124,12 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-async function launch(args: string[]): Promise<ChildProcess> {
+/**
+ * Spawns `redis-server` with these arguments and resolves once it accepts connections; it is
+ * killed when this process exits. Internal (`redis-cluster.ts` starts its nodes with it); not
+ * exported from `redgrain/testing`.
+ */
+export async function launch(args: string[]): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   await new Promise<void>((resolve, reject) => {
@@ -167,7 +172,8 @@ async function launch(args: string[]): Promise<ChildProcess> {
   return child;
 }
 
-async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+/** Stops a launched server with `signal` (SIGKILL after 5 s) and waits for it to exit. Internal. */
+export async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);

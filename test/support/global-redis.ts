@@ -7,6 +7,7 @@ let server: RedisServer | undefined;
 export async function setup(project: TestProject): Promise<void> {
   server = await startRedisServer();
   project.provide('redisUrl', server.url);
+  project.provide('redisClusterUrls', []);
 }
 
 export async function teardown(): Promise<void> {
@@ -16,5 +17,7 @@ export async function teardown(): Promise<void> {
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string;
+    /** The cluster's node URLs in the `cluster` project; empty on one Redis. */
+    redisClusterUrls: string[];
   }
 }

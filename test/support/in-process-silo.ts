@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, inject } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { ClusterInspector, connect, Silo, type GrainClass, type GrainClient, type SiloOptions } from 'redgrain';
 import { LogRecorder } from './log-recorder.ts';
 import { freshPrefix } from './prefix.ts';
+import { testRedis } from './redis.ts';
 
 /**
  * One silo and one client in this process on the suite's Redis, under a fresh key prefix,
@@ -14,11 +15,11 @@ export function inProcessSilo(label: string, grains: GrainClass[], options: Part
   let silo: Silo | undefined;
   let client: GrainClient | undefined;
   let inspector: ClusterInspector | undefined;
-  const start = () => Silo.start({ redis: inject('redisUrl'), keyPrefix, grains, logger: log, ...options });
+  const start = () => Silo.start({ redis: testRedis(), keyPrefix, grains, logger: log, ...options });
   beforeAll(async () => {
     silo = await start();
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
-    inspector = await ClusterInspector.open({ redis: inject('redisUrl'), keyPrefix });
+    client = await connect({ redis: testRedis(), keyPrefix });
+    inspector = await ClusterInspector.open({ redis: testRedis(), keyPrefix });
   });
   afterAll(async () => {
     await inspector?.close();

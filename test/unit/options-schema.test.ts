@@ -162,7 +162,7 @@ describe('the options schema', () => {
     [{ supervision: { maxRestarts: 0 } }, 'Silo option supervision is {"maxRestarts":0}: maxRestarts must be a whole number of at least 1'],
     [{ grains: [] }, 'Silo option grains is an array of 0: must hold at least one grain class'],
     [{ errors: [Date] }, 'Silo option errors is an array of 1: must hold error classes (classes extending Error) only'],
-    [{ redis: 6379 }, 'Silo option redis is 6379: must be a Redis URL (redis://, rediss://) or ioredis options'],
+    [{ redis: 6379 }, 'Silo option redis is 6379: must be a Redis URL (redis://, rediss://), ioredis options, or { cluster: [...] }'],
     [
       { redis: 'https://app:hunter2@cache' },
       'Silo option redis is "https://app:***@cache": must be a redis:// or rediss:// URL, not https://',
@@ -202,5 +202,33 @@ describe('the options schema', () => {
       db: 2,
       tls: { ca: expect.any(Buffer) },
     });
+  });
+
+  it('reads a Redis Cluster from REDIS_CLUSTER and Sentinel from REDIS_SENTINELS, both winning over REDIS_URL, and checks them', () => {
+    expect(resolveRedis(undefined, { REDIS_CLUSTER: 'redis://a:7000, b:7001', REDIS_URL: 'redis://elsewhere' }, 'redis')).toEqual({
+      cluster: ['redis://a:7000', 'redis://b:7001'],
+    });
+    expect(
+      resolveRedis(undefined, { REDIS_SENTINELS: 's1:26379,s2', REDIS_SENTINEL_NAME: 'orders', REDIS_URL: 'redis://x' }, 'redis'),
+    ).toEqual({
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 6379 },
+      ],
+      name: 'orders',
+    });
+    // The option given in code wins over every variable.
+    expect(resolveRedis({ cluster: ['redis://c:7000'] }, { REDIS_CLUSTER: 'redis://a:7000' }, 'redis')).toEqual({
+      cluster: ['redis://c:7000'],
+    });
+    expect(() => resolveRedis(undefined, { REDIS_CLUSTER: 'https://a:7000' }, 'redis')).toThrow(
+      'REDIS_CLUSTER is "https://a:7000": must be a redis:// or rediss:// URL, not https://',
+    );
+    expect(() => resolveSiloOptions({ grains: [Counter], redis: { cluster: [] } } as never, {})).toThrow(
+      'Silo option redis is {"cluster":[]}: cluster must list at least one node (redis:// URLs or { host, port })',
+    );
+    expect(() => resolveSiloOptions({ grains: [Counter], redis: { sentinels: [{ host: 's', port: 26379 }] } } as never, {})).toThrow(
+      'with sentinels, name (the master group name) is required',
+    );
   });
 });

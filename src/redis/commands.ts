@@ -1,0 +1,42 @@
+import { Cluster, type Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
+
+/** A command by name (a Redis command, or a script defined on the connection), its key first. */
+export type Command = [name: string, key: string, ...args: (string | number | Buffer)[]];
+
+/** A reply as a pipeline gives it: the error, or null and the value. */
+export type Reply = [Error | null, unknown];
+
+/**
+ * Runs independent commands in one round trip, replies in the order given. On one Redis they go
+ * as one pipeline; a cluster refuses a pipeline whose keys span slots, so there each command is
+ * sent on its own, all at once (ioredis writes them to each master's connection back to back).
+ * Not a transaction: use it for reads, and for writes that stand alone.
+ */
+export async function execEach(redis: RedisClient, commands: readonly Command[]): Promise<Reply[]> {
+  if (commands.length === 0) return [];
+  if (!(redis instanceof Cluster)) return ((await redis.pipeline(commands.map((command) => [...command])).exec()) ?? []) as Reply[];
+  const callable = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  return Promise.all(
+    commands.map(([name, ...args]) => {
+      const run = callable[name];
+      if (run === undefined) return Promise.resolve<Reply>([new Error(`unknown command ${name}`), null]);
+      return run.apply(redis, args).then(
+        (value): Reply => [null, value],
+        (error: unknown): Reply => [error instanceof Error ? error : new Error(String(error)), null],
+      );
+    }),
+  );
+}
+
+/** The nodes that hold data: the masters of a cluster, or the one Redis. */
+export function dataNodes(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}
+
+/** Every key matching a glob pattern, on every master, in batches. */
+export async function* scanKeys(redis: RedisClient, match: string, count: number): AsyncGenerator<string[]> {
+  for (const node of dataNodes(redis)) {
+    for await (const batch of node.scanStream({ match, count }) as AsyncIterable<string[]>) yield batch;
+  }
+}
