@@ -33,6 +33,11 @@ export interface ActivationHost {
   readonly maxMessageAttempts: number;
   /** Most messages a busy grain takes and commits in one step. */
   readonly turnBatchSize: number;
+  /**
+   * Resolves once the replicas the silo requires acknowledged every commit made so far on the turn
+   * connection (at once when it requires none). Replies and effects of a commit wait for it.
+   */
+  replicate(grain: GrainId): Promise<void>;
   readonly deadLetters: DeadLetterStore;
   /** Whether a message lock was left by an activation that will never release it. */
   isStaleLock(token: string): Promise<boolean>;

@@ -378,7 +378,10 @@ export class Activation {
       queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] });
       const [reply = [new Error('no reply to the commit'), undefined]] = (await tx.exec()) ?? [];
       const outcome = readCommit(reply);
-      if (outcome.kind === 'committed') void this.#forwarder.push(outbox);
+      if (outcome.kind === 'committed') {
+        await this.host.replicate(this.id);
+        void this.#forwarder.push(outbox);
+      }
       return outcome;
     } finally {
       span.end();
@@ -566,6 +569,8 @@ export class Activation {
     }
     this.#snapshot = working;
     for (const [sender, mark] of seen) this.#seen.set(sender, mark);
+    // With replicas required, nothing of the batch leaves the grain before they have its commit.
+    await this.host.replicate(this.id);
     // An `ask` answers once its batch's effects are carried out: a caller that asks, then calls a
     // grain the handler sent to, finds the handler's message there before its own.
     const carriedOut = this.#forwarder.push(outbox);

@@ -35,6 +35,11 @@ export interface ConnectOptions {
   maxPayloadBytes?: number | undefined;
   /** How long a message's outcome is kept for its idempotency key, in ms (24 h). */
   idempotencyWindowMs?: number | undefined;
+  /**
+   * Replicas that must acknowledge each enqueue (Redis WAIT) before `send` resolves, so a failover
+   * to a replica keeps every acknowledged message. Default: `REDGRAIN_REPLICAS`, else 0 (no wait).
+   */
+  replicas?: number | undefined;
   /** Where new activations go when this client's message is the first to reach a grain (random). */
   placement?: PlacementStrategy | undefined;
   /**
@@ -81,6 +86,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     redisTimeoutMs: resolved.redisTimeoutMs,
     maxPayloadBytes: resolved.maxPayloadBytes,
     idempotencyWindowMs: resolved.idempotencyWindowMs,
+    replicas: resolved.replicas,
     errorClasses,
     openSubscriber: () => openRedis(input, 'redgrain:client:replies', 'subscriber'),
     dispose: () => closeRedis(runtime.redis),
@@ -100,6 +106,7 @@ export function resolveConnectOptions(options: ConnectOptions, env: Environment 
       | 'redisTimeoutMs'
       | 'maxPayloadBytes'
       | 'idempotencyWindowMs'
+      | 'replicas'
       | 'placement'
       | 'errors',
   >(
@@ -113,6 +120,7 @@ export function resolveConnectOptions(options: ConnectOptions, env: Environment 
     redisTimeoutMs: get('redisTimeoutMs'),
     maxPayloadBytes: get('maxPayloadBytes'),
     idempotencyWindowMs: get('idempotencyWindowMs'),
+    replicas: get('replicas'),
     placement: get('placement'),
     errors: get('errors'),
   };

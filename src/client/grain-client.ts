@@ -1,3 +1,4 @@
+import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
 import type { RedisClient } from '../redis/connection.ts';
@@ -87,6 +88,8 @@ export interface ClientRuntime {
   maxPayloadBytes: number;
   /** How long a message's outcome is kept for its idempotency key (ms). */
   idempotencyWindowMs: number;
+  /** Replicas that must acknowledge an enqueue before it counts as sent (0: none). */
+  replicas: number;
   /** The application's error classes, rebuilt as themselves when a handler throws one. */
   errorClasses: ErrorClassRegistry;
   /** Opens the connection that carries `ask` replies (on the first `ask`). */
@@ -523,7 +526,11 @@ export class GrainClient implements MessageSender {
     place.done();
     await added;
     if (limits?.overflow === 'drop-oldest') await this.#dropOverflow(grain, limits.maxDepth);
-    await locator.wake(grain, await owner);
+    const { redis, keys, replicas, redisTimeoutMs } = this.runtime;
+    await Promise.all([
+      locator.wake(grain, await owner),
+      replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
+    ]);
   }
 
   /** Moves the oldest waiting messages past `maxDepth` to the dead letters, telling `ask` callers. */

@@ -312,6 +312,15 @@ export const OPTIONS = {
     unit: 'attempts',
     doc: 'attempts before a message becomes a dead letter',
   }),
+  replicas: numberSpec({
+    name: 'replicas',
+    env: 'REDGRAIN_REPLICAS',
+    default: 0,
+    min: 0,
+    max: 16,
+    unit: 'replicas',
+    doc: 'replicas that must acknowledge (WAIT) an enqueue before `send` resolves, and a commit before its replies and effects go out',
+  }),
   // A MULTI of more than 1,000 takes holds Redis for too long.
   turnBatchSize: numberSpec({
     name: 'turnBatchSize',
@@ -404,6 +413,7 @@ export const CONNECT_OPTIONS = [
   'redisTimeoutMs',
   'maxPayloadBytes',
   'idempotencyWindowMs',
+  'replicas',
   'placement',
   'errors',
   'tlsCaFile',
@@ -420,6 +430,7 @@ export const SILO_OPTIONS = [
   'missedHeartbeatsLimit',
   'maxMessageAttempts',
   'turnBatchSize',
+  'replicas',
   'supervision',
   'watchdogMs',
   'askTimeoutMs',

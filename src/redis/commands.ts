@@ -1,5 +1,7 @@
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
 import type { RedisClient } from './connection.ts';
+import { RedisUnavailableError } from '../errors/errors.ts';
 
 /** A command by name (a Redis command, or a script defined on the connection), its key first. */
 export type Command = [name: string, key: string, ...args: (string | number | Buffer)[]];
@@ -39,4 +41,31 @@ export async function* scanKeys(redis: RedisClient, match: string, count: number
   for (const node of dataNodes(redis)) {
     for await (const batch of node.scanStream({ match, count }) as AsyncIterable<string[]>) yield batch;
   }
+}
+
+/**
+ * Waits until `replicas` replicas acknowledged every write this connection made so far to the
+ * master that holds `key` (Redis WAIT, which speaks for its own connection and master only). Throws
+ * RedisUnavailableError when fewer did within `timeoutMs`: the write stands on the master, but a
+ * failover now could lose it.
+ */
+export async function waitForReplicas(redis: RedisClient, replicas: number, timeoutMs: number, key: string): Promise<void> {
+  if (replicas <= 0) return;
+  const master = redis instanceof Cluster ? masterOf(redis, key) : redis;
+  // While the cluster's map is being refreshed the master is not known: every master answers for it.
+  const nodes = master === undefined ? dataNodes(redis) : [master];
+  const acknowledged = await Promise.all(nodes.map((node) => node.wait(replicas, timeoutMs)));
+  const fewest = Math.min(...acknowledged);
+  if (fewest < replicas) {
+    throw new RedisUnavailableError(
+      `only ${fewest} of ${replicas} required replicas acknowledged the write within ${timeoutMs} ms; it is on the master, but a failover now could lose it`,
+    );
+  }
+}
+
+/** The connection to the master that serves `key`'s slot, as the cluster client last mapped it. */
+function masterOf(cluster: Cluster, key: string): Redis | undefined {
+  // ioredis keeps its slot map as `slots[slot] = [master "host:port", ...replicas]`.
+  const address = (cluster as unknown as { slots: (string[] | undefined)[] }).slots[calculateSlot(key)]?.[0];
+  return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === address);
 }

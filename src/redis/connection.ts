@@ -82,6 +82,9 @@ function openCluster(input: RedisClusterInput, base: RedisOptions, kind: Connect
     {
       // Reads go to masters: a replica may lag behind what a turn just committed.
       scaleReads: 'master',
+      // A master that died answers nothing (no MOVED to follow): reading the slots every second
+      // finds its promoted replica soon after the failover.
+      slotsRefreshInterval: 1_000,
       ...clusterOptions,
       enableAutoPipelining: false,
       ...(kind === 'command' ? {} : { enableOfflineQueue: true }),

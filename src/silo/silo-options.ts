@@ -42,6 +42,11 @@ export interface SiloOptions {
    * takes just that one. 1 turns batching off. Default 16.
    */
   turnBatchSize?: number | undefined;
+  /**
+   * Replicas that must acknowledge (Redis WAIT) a turn's commit before its replies go out and its
+   * effects are forwarded, and each enqueue of a grain's `send`. Default: `REDGRAIN_REPLICAS`, else 0.
+   */
+  replicas?: number | undefined;
   /** Membership heartbeat interval (ms). Default 2 000. */
   heartbeatIntervalMs?: number | undefined;
   /** Heartbeats a silo may miss before the others declare it dead and take its grains over. Default 5 (10 s). */
@@ -72,6 +77,7 @@ export interface ResolvedSiloOptions {
   lockDurationMs: number;
   maxMessageAttempts: number;
   turnBatchSize: number;
+  replicas: number;
   supervision: SupervisionSettings;
   heartbeatIntervalMs: number;
   missedHeartbeatsLimit: number;
@@ -105,6 +111,7 @@ export function resolveSiloOptions(options: SiloOptions, env: Environment = proc
     supervision: get('supervision'),
     maxMessageAttempts: get('maxMessageAttempts'),
     turnBatchSize: get('turnBatchSize'),
+    replicas: get('replicas'),
     heartbeatIntervalMs: get('heartbeatIntervalMs'),
     missedHeartbeatsLimit: get('missedHeartbeatsLimit'),
     askTimeoutMs: get('askTimeoutMs'),

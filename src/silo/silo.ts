@@ -1,3 +1,4 @@
+import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
@@ -122,6 +123,7 @@ export class Silo {
         redisTimeoutMs: resolved.connectTimeoutMs,
         maxPayloadBytes: resolved.maxPayloadBytes,
         idempotencyWindowMs: resolved.idempotencyWindowMs,
+        replicas: resolved.replicas,
         errorClasses,
         openSubscriber: () => openRedis(resolved.redis, `redgrain:silo:${id}:replies`, 'subscriber'),
         dispose: async () => undefined,
@@ -150,6 +152,8 @@ export class Silo {
             lockDurationMs: resolved.lockDurationMs,
             maxMessageAttempts: resolved.maxMessageAttempts,
             turnBatchSize: resolved.turnBatchSize,
+            replicate: (grain: GrainId) =>
+              waitForReplicas(turns as RedisClient, resolved.replicas, resolved.lockDurationMs, runtime.keys.state(grain)),
             deadLetters: runtime.deadLetters,
             isStaleLock: async (token: string) => {
               const holder = GrainMailbox.tokenSilo(token);
