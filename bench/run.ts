@@ -342,6 +342,7 @@ try {
     }
     await c.close();
     await silo.stop();
+    if (grains >= 10_000) await recordRestingCost(kp, grains);
   }
   // Activations at scale: 100,000 grains on one silo, and the cost of one message as the number
   // of live activations grows (1 -> 100,000); it must stay flat.
@@ -397,11 +398,28 @@ try {
     );
     await c.close();
     await silo.stop();
+    await recordRestingCost(kp, 100_000);
   }
   await client.close();
 } finally {
   redis.disconnect();
   await server.stop();
+}
+
+/** Redis keys and bytes (MEMORY USAGE) per grain once every grain of a prefix is deactivated. */
+async function recordRestingCost(kp: string, grains: number): Promise<void> {
+  let keys = 0;
+  let bytes = 0;
+  for (const space of ['g', 'q']) {
+    for await (const batch of redis.scanStream({ match: `${kp}:${space}:{*`, count: 1_000 }) as AsyncIterable<string[]>) {
+      const pipeline = redis.pipeline();
+      for (const key of batch) pipeline.memory('USAGE', key);
+      for (const [, used] of (await pipeline.exec()) ?? []) bytes += Number(used ?? 0);
+      keys += batch.length;
+    }
+  }
+  record(`restingGrainBytes_${grains}`, `Redis memory per idle grain that handled messages, ${grains} grains`, bytes / grains, 'B');
+  record(`restingGrainKeys_${grains}`, `Redis keys per idle grain that handled messages, ${grains} grains`, keys / grains, 'keys');
 }
 
 const table = [

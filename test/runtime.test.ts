@@ -131,6 +131,10 @@ describe('one silo, in process', () => {
     await waitFor('the idle session to be collected', async () => ((await redis.hget(directory, 'silo')) === null ? true : undefined));
     const stored = await redis.hget(`${keyPrefix}:g:{Session/s1}:state`, 'deactivatedAt');
     expect(stored).not.toBeNull();
+    // At rest the grain keeps its state and its directory entry; its emptied mailbox leaves nothing.
+    const mailbox = ['events', 'id', 'marker', 'meta', 'wait', 'active'].map((part) => `${keyPrefix}:q:{Session/s1}:${part}`);
+    expect(await redis.exists(...mailbox)).toBe(0);
+    expect(await redis.exists(directory, `${keyPrefix}:g:{Session/s1}:state`, `${keyPrefix}:g:{Session/s1}:outbox`)).toBe(2);
     // The first epoch is the server clock at the first claim; every later claim adds one.
     const first = Number(await redis.hget(directory, 'epoch'));
     expect(Math.abs(first - Date.now())).toBeLessThan(60_000);

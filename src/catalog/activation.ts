@@ -353,6 +353,12 @@ export class Activation {
     try {
       await this.host.directory.release(this.id, this.host.siloId, this.epoch);
       await this.host.redis.srem(this.host.keys.siloGrains(this.host.siloId), this.id.tag);
+      // A grain at rest keeps its state and directory entry; an empty mailbox leaves nothing.
+      await this.mailbox
+        .tidy()
+        .catch((error: unknown) =>
+          this.host.log.warn('could not tidy an empty mailbox', { grain: this.id.toString(), error: describeError(error) }),
+        );
     } finally {
       span.end();
       this.host.log.debug('deactivated', { grain: this.id.toString(), reason });

@@ -236,6 +236,17 @@ export class GrainMailbox {
     });
   }
 
+  /**
+   * Once the mailbox holds no message, removes what BullMQ leaves in it (events, id counter,
+   * marker, meta), so an idle grain costs its state and directory entry only. Returns whether it did.
+   */
+  async tidy(): Promise<boolean> {
+    const keys = ['wait', 'active', 'paused', 'delayed', 'prioritized', 'failed', 'events', 'id', 'marker', 'meta', 'pc'].map((part) =>
+      this.#backend.toKey(part),
+    );
+    return (await this.redis.tidyMailbox(...keys)) === 1;
+  }
+
   /** Messages waiting (not yet taken). */
   async waitingCount(): Promise<number> {
     const [waiting] = await this.#backend.getCounts(['wait']);

@@ -10,6 +10,7 @@ const SCRIPTS = {
   claimActivation: new URL('../directory/lua/claimActivation-1.lua', import.meta.url),
   releaseActivation: new URL('../directory/lua/releaseActivation-1.lua', import.meta.url),
   recoverTaken: new URL('../mailbox/lua/recoverTaken-2.lua', import.meta.url),
+  tidyMailbox: new URL('../mailbox/lua/tidyMailbox-11.lua', import.meta.url),
   notifySilo: new URL('../membership/lua/notifySilo-2.lua', import.meta.url),
   heartbeat: new URL('../membership/lua/heartbeat-1.lua', import.meta.url),
   takeInbox: new URL('../membership/lua/takeInbox-2.lua', import.meta.url),
