@@ -416,6 +416,9 @@ export const CONNECT_OPTIONS = [
   'replicas',
   'placement',
   'errors',
+  'redisCluster',
+  'redisSentinels',
+  'redisSentinelName',
   'tlsCaFile',
 ] as const satisfies readonly OptionName[];
 
@@ -442,6 +445,9 @@ export const SILO_OPTIONS = [
   'logLevel',
   'logger',
   'errors',
+  'redisCluster',
+  'redisSentinels',
+  'redisSentinelName',
   'tlsCaFile',
 ] as const satisfies readonly OptionName[];
 

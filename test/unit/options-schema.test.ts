@@ -106,15 +106,23 @@ describe('the options schema', () => {
       redisTimeoutMs: 10_000,
       maxPayloadBytes: 1_048_576,
       idempotencyWindowMs: 86_400_000,
+      replicas: 0,
       placement: randomPlacement,
       errors: [],
     });
     const silo = resolveSiloOptions(
       { grains: [Counter] },
-      { REDGRAIN_TURN_BATCH_SIZE: '4', REDGRAIN_LOG_LEVEL: 'debug', REDGRAIN_SILO_ID: 'web-1', REDGRAIN_HEARTBEAT_INTERVAL_MS: '' },
+      {
+        REDGRAIN_TURN_BATCH_SIZE: '4',
+        REDGRAIN_LOG_LEVEL: 'debug',
+        REDGRAIN_SILO_ID: 'web-1',
+        REDGRAIN_HEARTBEAT_INTERVAL_MS: '',
+        REDGRAIN_REPLICAS: '1',
+      },
     );
     expect(silo).toMatchObject({
       turnBatchSize: 4,
+      replicas: 1,
       logLevel: 'debug',
       siloId: 'web-1',
       heartbeatIntervalMs: 2_000,
