@@ -94,7 +94,7 @@ async function waitUntilCancelled(campaign: GrainReference<Campaign>): Promise<C
 }
 
 /** Against a running cluster, waits (up to a minute) until active silos host `types`. */
-async function waitForSilos(redis: string, keyPrefix: string | undefined, types: string[]): Promise<void> {
+async function waitForSilos(redis: string | undefined, keyPrefix: string | undefined, types: string[]): Promise<void> {
   const inspector = await ClusterInspector.open({ redis, ...(keyPrefix === undefined ? {} : { keyPrefix }) });
   try {
     const deadline = Date.now() + 60_000;

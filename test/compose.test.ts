@@ -5,6 +5,7 @@ import { grainClassesOf } from '../src/grain/grain-module.ts';
 
 interface Service {
   image?: string;
+  profiles?: string[];
   build?: string;
   command?: string[];
   environment?: Record<string, string>;
@@ -88,5 +89,29 @@ describe('compose.yaml', () => {
     expect(env.REDIS_URL).toBe(services['silo-1']?.environment?.REDIS_URL);
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(services['silo-1']?.environment?.OTEL_EXPORTER_OTLP_ENDPOINT);
     expect(Object.keys(example.depends_on ?? {}).sort()).toEqual(['silo-1', 'silo-2']);
+  });
+
+  it('has a cluster profile: three cluster-enabled masters joined by a one-shot service, used by the silos and the example through REDIS_CLUSTER', () => {
+    const nodes = ['redis-c1', 'redis-c2', 'redis-c3'].map((name) => services[name] as Service);
+    for (const node of nodes) {
+      expect(node.profiles).toEqual(['cluster']);
+      expect(node.command).toEqual(
+        expect.arrayContaining(['--cluster-enabled', 'yes', '--maxmemory-policy', 'noeviction', '--port', '7000']),
+      );
+      expect(published(node)).toEqual([]);
+    }
+    const init = services['redis-cluster-init'] as Service;
+    expect(init.profiles).toEqual(['cluster']);
+    expect(init.command?.join(' ')).toContain('--cluster create');
+    for (const name of ['redis-c1', 'redis-c2', 'redis-c3']) {
+      expect(init.command?.join(' ')).toContain(`getent hosts ${name}`);
+      expect(init.depends_on?.[name]?.condition).toBe('service_healthy');
+    }
+    // Unset, REDIS_CLUSTER is empty and REDIS_URL applies; set, it wins (the silo and example read it).
+    for (const service of [...silos.map(([, silo]) => silo), services.example as Service]) {
+      expect(service.environment?.REDIS_CLUSTER).toBe('${REDIS_CLUSTER:-}');
+    }
+    expect(readFileSync('src/config/options-schema.ts', 'utf8')).toContain("env: 'REDIS_CLUSTER'");
+    expect(readFileSync('examples/support/redis.ts', 'utf8')).toContain('REDIS_CLUSTER');
   });
 });

@@ -1,10 +1,12 @@
 import { hasRedisServer, startRedisServer } from 'redgrain/testing';
 
 /**
- * Runs `body` against `REDIS_URL` when it is set; otherwise starts a private redis-server on a
- * free loopback port for the run and stops it afterwards.
+ * Runs `body` against `REDIS_CLUSTER` or `REDIS_URL` when one is set (`undefined`: redgrain reads
+ * the cluster from the environment itself); otherwise starts a private redis-server on a free
+ * loopback port for the run and stops it afterwards.
  */
-export async function withRedis<T>(body: (url: string) => Promise<T>): Promise<T> {
+export async function withRedis<T>(body: (url: string | undefined) => Promise<T>): Promise<T> {
+  if ((process.env.REDIS_CLUSTER ?? '') !== '') return body(undefined);
   const configured = process.env.REDIS_URL;
   if (configured !== undefined && configured !== '') return body(configured);
   if (!hasRedisServer()) {
