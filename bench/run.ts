@@ -13,6 +13,7 @@ import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { Forwarder } from './bench-grains.ts';
+import { measureScaleOut } from './scale-out.ts';
 import { median, percentile, since, sleep, withConcurrency } from './stats.ts';
 
 const server = await startRedisServer();
@@ -401,6 +402,8 @@ try {
     await recordRestingCost(kp, 100_000);
   }
   await client.close();
+  // Past one Redis: the many-grains scenario on one Redis and on a 3-master cluster.
+  await measureScaleOut(record);
 } finally {
   redis.disconnect();
   await server.stop();
