@@ -1,6 +1,6 @@
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
-import { Queue, type RedisQueueBackend } from 'bullmq';
+import { Job, Queue, type RedisQueueBackend } from 'bullmq';
 import type { RedisClient } from '../redis/connection.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import {
@@ -228,8 +228,8 @@ export class GrainClient implements MessageSender {
    * Enqueues a message an outbox recorded (see `prepareSend`) and wakes its grain. Its turn has
    * committed, so a full bounded mailbox does not refuse it.
    */
-  forward(grain: GrainId, envelope: MessageEnvelope): Promise<void> {
-    return this.#enqueueWithin(grain, envelope.m, envelope);
+  forward(grain: GrainId, envelopes: readonly [MessageEnvelope, ...MessageEnvelope[]]): Promise<void> {
+    return this.#enqueueWithin(grain, envelopes[0].m, envelopes);
   }
 
   /** Publishes a payload to the processes listening to `topic` live. */
@@ -480,7 +480,7 @@ export class GrainClient implements MessageSender {
   async #enqueueWithin(
     grain: GrainId,
     method: string,
-    envelope: MessageEnvelope,
+    envelopes: MessageEnvelope | readonly MessageEnvelope[],
     place: Place = this.#order.place(grain.tag),
   ): Promise<void> {
     try {
@@ -497,7 +497,7 @@ export class GrainClient implements MessageSender {
         timer = setTimeout(() => reject(new Error('timed out')), Math.max(1, deadline - Date.now()));
       });
       try {
-        await Promise.race([this.#enqueue(grain, method, envelope, place), timeout]);
+        await Promise.race([this.#enqueue(grain, envelopes, place), timeout]);
       } catch (error) {
         if (error instanceof RedgrainError) throw error;
         throw new RedisUnavailableError(
@@ -513,7 +513,7 @@ export class GrainClient implements MessageSender {
     }
   }
 
-  async #enqueue(grain: GrainId, method: string, envelope: MessageEnvelope, place: Place): Promise<void> {
+  async #enqueue(grain: GrainId, envelopes: MessageEnvelope | readonly MessageEnvelope[], place: Place): Promise<void> {
     const { locator } = this.runtime;
     // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.
@@ -522,7 +522,9 @@ export class GrainClient implements MessageSender {
     const limits = this.#limits.get(grain.type);
     // Issued in call order; the calls behind this one need not wait for its round trip.
     await place.turn;
-    const added = this.#producer(grain).add(method, envelope);
+    const added = Array.isArray(envelopes)
+      ? this.#addAll(grain, envelopes)
+      : this.#producer(grain).add((envelopes as MessageEnvelope).m, envelopes);
     place.done();
     await added;
     if (limits?.overflow === 'drop-oldest') await this.#dropOverflow(grain, limits.maxDepth);
@@ -531,6 +533,25 @@ export class GrainClient implements MessageSender {
       locator.wake(grain, await owner),
       replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
     ]);
+  }
+
+  /**
+   * Adds several messages to one grain's mailbox in one MULTI, in order: all of them or none (a
+   * receiver that got a later one would drop an earlier one sent again). BullMQ's own add script,
+   * queued through its backend as its addBulk does, but in a transaction instead of a pipeline.
+   */
+  async #addAll(grain: GrainId, envelopes: readonly MessageEnvelope[]): Promise<void> {
+    const queue = this.#producer(grain);
+    // BullMQ's wrapper of the connection, whose transactions run its scripts by name.
+    const tx = (await queue.backend.client).multi();
+    for (const envelope of envelopes) {
+      const job = new Job(queue, envelope.m, envelope);
+      // Queued on the transaction synchronously; its promise settles with the transaction.
+      queue.backend.addJobToTransaction(tx, job.asJSON(), '').catch(() => undefined);
+    }
+    const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
+    const failed = replies.find(([error]) => error !== null);
+    if (failed !== undefined) throw failed[0];
   }
 
   /** Moves the oldest waiting messages past `maxDepth` to the dead letters, telling `ask` callers. */

@@ -1,10 +1,13 @@
 import { describeError, RedgrainError, RedisUnavailableError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { ActivationHost } from '../catalog/activation-host.ts';
+import type { MessageEnvelope } from '../messaging/envelope.ts';
 import { decodeEntry, type OutboxEffect, type OutboxEntry } from './outbox.ts';
 
 /** Entries carried out between two trims of the outbox list. */
 const TRIM_EVERY = 32;
+/** Most messages to one grain carried out in one transaction. */
+const MAX_GROUP = 64;
 /** Longest pause between two attempts at an effect that failed (Redis down). */
 const MAX_RETRY_DELAY_MS = 2_000;
 
@@ -107,20 +110,20 @@ export class OutboxForwarder {
     let failures = 0;
     try {
       while (!this.#stopped && this.#queue.length > 0) {
-        const head = this.#queue[0] as Held;
+        const group = this.#nextGroup();
+        const head = group[0] as Held;
         try {
-          await this.#carryOut(head);
+          await this.#carryOut(group);
           failures = 0;
         } catch (error) {
           if (isPermanent(error)) {
             this.host.log.error('dropped an effect of a committed turn that can never be carried out', {
               grain: this.id.toString(),
               effect: head.entry?.k,
+              effects: group.length,
               error: describeError(error),
             });
-            this.#queue.shift();
-            done.push(head.raw);
-            head.done?.();
+            this.#settle(group, done);
             continue;
           }
           failures += 1;
@@ -132,9 +135,7 @@ export class OutboxForwarder {
           await this.#pause(Math.min(MAX_RETRY_DELAY_MS, 50 * 2 ** failures));
           continue;
         }
-        this.#queue.shift();
-        done.push(head.raw);
-        head.done?.();
+        this.#settle(group, done);
         if (done.length >= TRIM_EVERY || this.#queue.length === 0) {
           await this.#trim(done);
           done = [];
@@ -142,6 +143,31 @@ export class OutboxForwarder {
       }
     } finally {
       if (done.length > 0) await this.#trim(done).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The entries to carry out next: the head, and when it is a message, the messages right behind
+   * it to the same grain (up to MAX_GROUP), which go into that grain's mailbox in one transaction.
+   */
+  #nextGroup(): Held[] {
+    const head = this.#queue[0] as Held;
+    const group = [head];
+    if (head.entry?.k !== 'send') return group;
+    for (let i = 1; i < this.#queue.length && group.length < MAX_GROUP; i++) {
+      const next = this.#queue[i] as Held;
+      if (next.entry?.k !== 'send' || next.entry.g !== head.entry.g) break;
+      group.push(next);
+    }
+    return group;
+  }
+
+  /** Takes a group carried out (or dropped) off the queue, to be trimmed from the list. */
+  #settle(group: readonly Held[], done: string[]): void {
+    this.#queue.splice(0, group.length);
+    for (const held of group) {
+      done.push(held.raw);
+      held.done?.();
     }
   }
 
@@ -157,8 +183,9 @@ export class OutboxForwarder {
       this.host.log.warn('could not trim the outbox', { grain: this.id.toString(), error: describeError(failed[0]) });
   }
 
-  async #carryOut({ raw, entry }: Held): Promise<void> {
+  async #carryOut(group: readonly Held[]): Promise<void> {
     const { client, reminders, subscriptions, log } = this.host;
+    const { raw, entry } = group[0] as Held;
     if (entry === undefined) {
       log.warn('dropped an outbox entry redgrain did not write', { grain: this.id.toString(), entry: raw });
       return;
@@ -172,7 +199,8 @@ export class OutboxForwarder {
           log.warn('dropped an outbox message to a malformed grain tag', { grain: this.id.toString(), entry: raw });
           return;
         }
-        await client.forward(target, entry.e);
+        const envelopes = group.flatMap(({ entry: each }) => (each?.k === 'send' ? [each.e] : []));
+        await client.forward(target, envelopes as [MessageEnvelope, ...MessageEnvelope[]]);
         return;
       }
       case 'topic':
