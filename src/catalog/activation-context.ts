@@ -1,9 +1,9 @@
 import { GrainReference, type CallOptions, type MessageSender } from '../client/grain-reference.ts';
-import { InvalidTimerError, UnknownMethodError } from '../errors/errors.ts';
+import { CallCycleError, InvalidTimerError, UnknownMethodError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import type { Grain, GrainClass, GrainContext } from '../grain/grain.ts';
-import type { MessageEnvelope } from '../messaging/envelope.ts';
+import { MAX_CALL_CHAIN, type MessageEnvelope } from '../messaging/envelope.ts';
 import { serialize } from '../messaging/serializer.ts';
 import { dueTime, type ReminderInfo, type ReminderSchedule, type ReminderTick } from '../reminders/reminder-table.ts';
 import { topicSegments } from '../pubsub/topic-pattern.ts';
@@ -17,6 +17,8 @@ export interface TurnState {
   correlationId: string;
   trace: TurnTrace | undefined;
   reminderTick: MessageEnvelope['rt'];
+  /** The grains waiting for this turn's reply (an `ask`'s chain), the first asker first; empty otherwise. */
+  waiting: readonly string[];
   /**
    * Where the turn in progress records its effects on the rest of the cluster, committed with its
    * state; undefined outside a turn (in `onActivate`), where they happen at once.
@@ -73,8 +75,15 @@ export class ActivationContext implements GrainContext {
       const prepared = this.host.client.prepareSend(grain, method, args, options);
       return effects.add(prepared.then((e): OutboxEffect[] => [{ k: 'send', g: grain.tag, e }]));
     },
-    ask: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> =>
-      this.host.client.ask(grain, method, args, options),
+    ask: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> => {
+      // This turn waits for the reply, and so does every grain waiting for this turn's own reply.
+      const waiting = [...this.turn.waiting, this.owner.id.tag].slice(-MAX_CALL_CHAIN);
+      if (waiting.includes(grain.tag)) {
+        const from = waiting.indexOf(grain.tag);
+        return Promise.reject(new CallCycleError([...waiting.slice(from), grain.tag].map(tagToName)));
+      }
+      return this.host.client.ask(grain, method, args, options, waiting);
+    },
   };
 
   get correlationId(): string {
@@ -183,5 +192,14 @@ export class ActivationContext implements GrainContext {
   #handler(method: string): string {
     if (!this.owner.type.handlers.has(method)) throw new UnknownMethodError(this.owner.type.name, method);
     return method;
+  }
+}
+
+/** A grain's name (`Type/key`) from its tag, for messages; the tag itself if it is not one. */
+function tagToName(tag: string): string {
+  try {
+    return GrainId.fromTag(tag).toString();
+  } catch {
+    return tag;
   }
 }

@@ -66,7 +66,7 @@ export class Activation {
   #grain: Grain<object> | undefined;
   #snapshot: StateSnapshot = new Map();
   /** What the turn in progress carries (correlation id, trace, reminder tick). */
-  readonly #turnState: TurnState = { correlationId: '', trace: undefined, reminderTick: undefined, effects: undefined };
+  readonly #turnState: TurnState = { correlationId: '', trace: undefined, reminderTick: undefined, effects: undefined, waiting: [] };
   /** Carries out the effects of committed turns. */
   readonly #forwarder: OutboxForwarder;
   /** Number of this activation's next effect (with the epoch, its place in the grain's outbox). */
@@ -640,6 +640,8 @@ export class Activation {
     } else {
       this.#turnState.correlationId = envelope.c;
       this.#turnState.reminderTick = envelope.rt;
+      // Only an `ask`'s caller waits for this turn: a one-way message starts no chain.
+      this.#turnState.waiting = envelope.r === undefined ? [] : (envelope.w ?? []);
       this.#turnState.trace = trace;
       const recorded = new TurnEffects();
       this.#turnState.effects = recorded;
@@ -651,6 +653,7 @@ export class Activation {
         this.#turnState.reminderTick = undefined;
         this.#turnState.trace = undefined;
         this.#turnState.effects = undefined;
+        this.#turnState.waiting = [];
       }
       const made = await recorded.settle();
       // A handler that threw leaves no effect.

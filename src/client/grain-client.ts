@@ -147,7 +147,8 @@ export class GrainClient implements MessageSender {
     }
   }
 
-  async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> {
+  /** `waiting`: inside a turn, the grains waiting for that turn's reply and the turn's own (see CallCycleError). */
+  async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions, waiting?: readonly string[]): Promise<unknown> {
     // The place is taken when the call is made: the reply subscription below may take a while.
     const place = this.#order.place(grain.tag);
     let call: Call | undefined;
@@ -164,7 +165,7 @@ export class GrainClient implements MessageSender {
         this.#serializeArgs(grain, method, args),
         call,
         { c: this.id, i: requestId },
-        {},
+        waiting === undefined ? {} : { w: [...waiting] },
         place,
       );
       // The timeout (or a close) ends the wait even while the enqueue is still in flight; what the
@@ -430,7 +431,7 @@ export class GrainClient implements MessageSender {
     serializedArgs: string,
     call: Call,
     replyTo: MessageEnvelope['r'],
-    extra: Pick<MessageEnvelope, 'rt'> = {},
+    extra: Pick<MessageEnvelope, 'rt' | 'w'> = {},
   ): MessageEnvelope {
     return {
       ...extra,
@@ -460,7 +461,7 @@ export class GrainClient implements MessageSender {
     serializedArgs: string,
     call: Call,
     replyTo: MessageEnvelope['r'],
-    extra: Pick<MessageEnvelope, 'rt'> = {},
+    extra: Pick<MessageEnvelope, 'rt' | 'w'> = {},
     place: Place = this.#order.place(grain.tag),
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');

@@ -6,6 +6,7 @@ import {
   InvalidGrainClassError,
   InvalidGrainKeyError,
   InvalidMessageForStateError,
+  CallCycleError,
   InvalidOptionError,
   InvalidTimerError,
   InvalidTopicError,
@@ -20,7 +21,10 @@ import {
 } from './errors.ts';
 
 /** A primitive field of an error, carried across (`grainType`, `maxDepth`, a user error's `amount`). */
-type Detail = string | number | boolean | null;
+/** A field that travels with an error: a primitive, or a short list of strings (CallCycleError's chain). */
+type Detail = string | number | boolean | null | readonly string[];
+const MAX_DETAIL_LIST = 64;
+const MAX_DETAIL_ITEM = 2_048;
 
 /** An error as it travels between processes. */
 export interface ErrorData {
@@ -47,6 +51,7 @@ type ErrorClass = abstract new (...args: never[]) => Error;
 const FRAMEWORK_ERRORS: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClass>([
   ['ACTIVATION_FAILED', ActivationFailedError],
   ['ASK_TIMEOUT', AskTimeoutError],
+  ['CALL_CYCLE', CallCycleError],
   ['CLOSED', ClosedError],
   ['DEAD_LETTERED', MessageDeadLetteredError],
   ['GRAIN_TYPE_NOT_REGISTERED', GrainTypeNotRegisteredError],
@@ -189,13 +194,16 @@ function detailsOf(error: Error): Record<string, Detail> | undefined {
     if (BASE_FIELDS.has(key) || key === '__proto__' || key === 'constructor' || key === 'remoteStack') continue;
     const value = safeRead<unknown>(() => (error as unknown as Record<string, unknown>)[key], undefined);
     if (!isDetail(value)) continue;
-    details[key] = typeof value === 'string' ? clip(value, MAX_MESSAGE) : value;
+    details[key] = typeof value === 'string' ? clip(value, MAX_MESSAGE) : Array.isArray(value) ? [...(value as string[])] : value;
     if (++count >= MAX_DETAILS) break;
   }
   return count === 0 ? undefined : details;
 }
 
 function isDetail(value: unknown): value is Detail {
+  if (Array.isArray(value)) {
+    return value.length <= MAX_DETAIL_LIST && value.every((item) => typeof item === 'string' && item.length <= MAX_DETAIL_ITEM);
+  }
   return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
 }
 

@@ -116,6 +116,17 @@ export class AskTimeoutError extends RedgrainError {
   }
 }
 
+/**
+ * A grain `ask`ed a grain that is itself waiting, through a chain of `ask`s, for the asking one:
+ * the reply could never come (a turn runs one at a time), so the call fails at once instead of
+ * timing out. `chain` lists the grains from the first asker to the one asked again.
+ */
+export class CallCycleError extends RedgrainError {
+  constructor(readonly chain: readonly string[]) {
+    super('CALL_CYCLE', `call cycle: ${chain.join(' -> ')} (each waits for the next; use send for one direction)`);
+  }
+}
+
 /** The current state of a grain does not accept this message; nothing was changed. */
 export class InvalidMessageForStateError extends RedgrainError {
   constructor(

@@ -28,7 +28,12 @@ export interface MessageEnvelope {
   rt?: { n: string; id: string; at: number };
   /** The grain that sent it from a turn, through its outbox, and the message's place among its effects. */
   o?: SenderMark;
+  /** For an `ask` made in a turn: the grains (tags) waiting for its reply, the first asker first. */
+  w?: string[];
 }
+
+/** Longest chain of grains waiting on one another's `ask`s that a message carries. */
+export const MAX_CALL_CHAIN = 64;
 
 /** A message's outcome as kept for its idempotency key: what a duplicate gets. */
 export type IdempotentOutcome = { ok: true; v: string } | { ok: false; e: import('../errors/error-converter.ts').ErrorData };
@@ -93,6 +98,12 @@ export function asEnvelope(data: unknown): MessageEnvelope | undefined {
     return undefined;
   }
   if (e.o !== undefined && !isSenderMark(e.o)) return undefined;
+  if (
+    e.w !== undefined &&
+    (!Array.isArray(e.w) || e.w.length > MAX_CALL_CHAIN || e.w.some((tag) => typeof tag !== 'string' || tag.length > 2_048))
+  ) {
+    return undefined;
+  }
   // Trace fields are best-effort: malformed ones are dropped, the message is still delivered.
   const badTrace = e.x !== undefined && (typeof e.x !== 'object' || e.x === null || Object.values(e.x).some((v) => typeof v !== 'string'));
   if (badTrace || (e.k !== undefined && typeof e.k !== 'string')) {
