@@ -1,4 +1,4 @@
-import { Grain, InvalidMessageForStateError } from 'redgrain';
+import { stateMachine, StateMachineGrain, type MachineState, type Transition } from 'redgrain';
 import { ReviewQueue } from './review-queue.ts';
 
 /** The review queue every campaign reports to. */
@@ -13,43 +13,36 @@ const DEADLINE_REMINDER = 'review-deadline';
 /** Where a campaign is in its life. APPROVED, REJECTED and CANCELLED are terminal. */
 export type CampaignStatus = 'EMPTY' | 'PENDING' | 'WAITING_REVIEW' | 'APPROVED' | 'REJECTED' | 'CANCELLED';
 
-export interface CampaignTransition {
-  from: CampaignStatus;
-  to: CampaignStatus;
-  message: string;
-  actor: string;
-  correlationId: string;
-  /** OpenTelemetry trace id of the message (empty when tracing is off). */
-  traceId: string;
-  at: Date;
-}
+/** One recorded transition of a campaign (kept by the runtime in `history`). */
+export type CampaignTransition = Transition<CampaignStatus>;
 
-export interface CampaignState {
-  status: CampaignStatus;
+export interface CampaignState extends MachineState<CampaignStatus> {
   name?: string;
   budget?: number;
   reason?: string;
   /** How long the campaign may wait for review (ms). */
   reviewDeadlineMs?: number;
-  history: CampaignTransition[];
 }
 
-/** Which message moves a campaign from which status to which. Anything else is refused. */
-const TRANSITIONS: Record<string, Partial<Record<CampaignStatus, CampaignStatus>>> = {
-  create: { EMPTY: 'PENDING' },
-  created: { PENDING: 'WAITING_REVIEW' },
-  approve: { WAITING_REVIEW: 'APPROVED' },
-  reject: { WAITING_REVIEW: 'REJECTED' },
-  cancel: { PENDING: 'CANCELLED', WAITING_REVIEW: 'CANCELLED' },
-};
-
 /**
- * The flagship example: a campaign's review workflow as a state machine. Every accepted message
- * records its transition; a message the current status does not accept is refused with an
- * InvalidMessageForStateError and changes nothing.
+ * The flagship example: a campaign's review workflow as a state machine. The runtime refuses a
+ * message the current status does not accept (InvalidMessageForStateError, nothing changed) and
+ * records every transition it makes; the handlers only do the work of each step.
  */
-export class Campaign extends Grain<CampaignState> {
+export class Campaign extends StateMachineGrain<CampaignState> {
   static readonly type = 'Campaign';
+  static readonly machine = stateMachine<Campaign>()({
+    initial: 'EMPTY',
+    states: {
+      EMPTY: { create: 'PENDING' },
+      PENDING: { created: 'WAITING_REVIEW', cancel: 'CANCELLED' },
+      WAITING_REVIEW: { review: ['APPROVED', 'REJECTED'], cancel: 'CANCELLED', reviewDeadlinePassed: 'CANCELLED' },
+      APPROVED: {},
+      REJECTED: {},
+      CANCELLED: {},
+    },
+    terminal: ['APPROVED', 'REJECTED', 'CANCELLED'],
+  });
 
   initialState(): CampaignState {
     return { status: 'EMPTY', history: [] };
@@ -64,65 +57,57 @@ export class Campaign extends Grain<CampaignState> {
     if (!Number.isFinite(input.budget) || input.budget <= 0) throw new TypeError('A campaign budget must be positive');
     const deadline = input.reviewDeadlineMs ?? DEFAULT_REVIEW_DEADLINE_MS;
     if (!Number.isFinite(deadline) || deadline <= 0) throw new TypeError('A review deadline must be a positive number of ms');
-    this.#move('create', input.actor);
+    this.actedBy(input.actor);
     this.state.name = input.name;
     this.state.budget = input.budget;
     this.state.reviewDeadlineMs = deadline;
     await this.getGrain(Campaign, this.key).send('created');
-    return this.state.status;
+    return 'PENDING' as const;
   }
 
   /** PENDING -> WAITING_REVIEW, sent by the campaign itself once it is set up. */
   async created() {
-    this.#move('created', 'system');
+    this.actedBy('system');
     await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('submit', { campaign: this.key, name: this.state.name ?? this.key });
     // Durable: it fires even if no silo has this campaign active then, or every silo restarted.
     await this.remind(DEADLINE_REMINDER, { after: this.state.reviewDeadlineMs ?? DEFAULT_REVIEW_DEADLINE_MS }, 'reviewDeadlinePassed');
-    return this.state.status;
+    return 'WAITING_REVIEW' as const;
   }
 
   /**
    * The review deadline's reminder: WAITING_REVIEW -> CANCELLED, by the system, with the reason
-   * recorded. A campaign reviewed (or cancelled) meanwhile ignores it.
+   * recorded. (Reviewing or cancelling forgets the reminder in the same turn.)
    */
   async reviewDeadlinePassed() {
-    if (this.state.status !== 'WAITING_REVIEW') return this.state.status;
-    this.#move('cancel', 'system', 'reviewDeadlinePassed');
+    this.actedBy('system');
     this.state.reason = `review deadline passed (${this.state.reviewDeadlineMs ?? DEFAULT_REVIEW_DEADLINE_MS} ms without a review)`;
     await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
-    return this.state.status;
+    return 'CANCELLED' as const;
   }
 
   /** The review verdict: WAITING_REVIEW -> APPROVED or REJECTED. */
   async review(verdict: { approved: boolean; reviewer: string; comment?: string }) {
-    this.#move(verdict.approved ? 'approve' : 'reject', verdict.reviewer, 'review');
+    const to = verdict.approved ? 'APPROVED' : 'REJECTED';
+    this.moveTo(to);
+    this.actedBy(verdict.reviewer);
     if (verdict.comment !== undefined) this.state.reason = verdict.comment;
     await this.forget(DEADLINE_REMINDER);
     await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
-    return this.state.status;
+    return to;
   }
 
   /** PENDING or WAITING_REVIEW -> CANCELLED. */
   async cancel(request: { actor: string; reason: string }) {
-    const from = this.state.status;
-    this.#move('cancel', request.actor);
+    this.actedBy(request.actor);
     this.state.reason = request.reason;
-    if (from === 'WAITING_REVIEW') {
+    if (this.state.status === 'WAITING_REVIEW') {
       await this.forget(DEADLINE_REMINDER);
       await this.getGrain(ReviewQueue, REVIEW_QUEUE).send('leave', this.key);
     }
-    return this.state.status;
+    return 'CANCELLED' as const;
   }
 
   async get(): Promise<CampaignState> {
     return this.state;
-  }
-
-  #move(transition: string, actor: string, message = transition): void {
-    const from = this.state.status;
-    const to = TRANSITIONS[transition]?.[from];
-    if (to === undefined) throw new InvalidMessageForStateError(Campaign.type, from, message);
-    this.state.status = to;
-    this.state.history.push({ from, to, message, actor, correlationId: this.correlationId, traceId: this.traceId, at: new Date() });
   }
 }

@@ -7,6 +7,14 @@ export {
   type HandlerResult,
   type StateOf,
 } from './grain/grain.ts';
+export {
+  StateMachineGrain,
+  stateMachine,
+  mermaidDiagram,
+  type MachineDefinition,
+  type MachineState,
+  type Transition,
+} from './grain/state-machine.ts';
 export { GrainId, MAX_GRAIN_KEY_LENGTH } from './grain/grain-id.ts';
 export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/connect.ts';
 export { GrainClient, type TopicListener, type TopicSubscription } from './client/grain-client.ts';

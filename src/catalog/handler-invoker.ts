@@ -3,6 +3,7 @@ import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import type { Grain } from '../grain/grain.ts';
+import { abandonTransition, acceptMessage, completeTransition } from '../grain/state-machine.ts';
 import type { FinishOutcome, MailboxMessage } from '../mailbox/grain-mailbox.ts';
 import type { IdempotentOutcome, MessageEnvelope, ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
@@ -123,11 +124,19 @@ export async function invoke(
   try {
     if (!turn.type.handlers.has(method)) throw new UnknownMethodError(turn.type.name, method);
     const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (...a: unknown[]) => unknown;
+    // A state machine refuses a message its current state does not accept before the handler runs.
+    const { machine } = turn.type;
+    const transition = machine === undefined ? undefined : acceptMessage(turn.type.name, machine, grain, method);
     const value = await handler.apply(grain, args());
+    if (transition !== undefined) {
+      const traceId = (grain as unknown as { traceId: string }).traceId;
+      completeTransition(turn.type.name, grain, transition, method, { correlationId: turn.correlationId, traceId });
+    }
     const text = needValue ? serialize(value, `the return value of ${turn.type.name}.${method}`) : '';
     const changes = GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString());
     return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
   } catch (error) {
+    abandonTransition(grain);
     grain.state = GrainStateCodec.restore(turn.snapshot, grain.initialState());
     const data = errorToData(error);
     if (!callerWaits) {

@@ -1,9 +1,11 @@
 /**
  * The `redgrain` command line: `redgrain silo ...`, `redgrain inspect ...`, `redgrain loadtest ...`
- * and `redgrain migrate-keys`. `redgrain --help` lists everything.
+ `redgrain migrate-keys`
+ * and `redgrain diagram`. `redgrain --help` lists everything.
  */
 import { Command, CommanderError, Help } from 'commander';
 import { describeError } from '../errors/errors.ts';
+import { addDiagramCommand } from './diagram-command.ts';
 import { addInspectCommand } from './inspect-command.ts';
 import { addLoadTestCommand } from './load-test-command.ts';
 import { addMigrateKeysCommand } from './migrate-keys-command.ts';
@@ -15,7 +17,9 @@ export async function main(
   err: (text: string) => void = (text) => process.stderr.write(`${text}\n`),
 ): Promise<number> {
   const program = new Command('redgrain')
-    .description('Orleans-style virtual actors on Redis: run a silo, inspect a cluster, load-test a grain, migrate keys')
+    .description(
+      'Orleans-style virtual actors on Redis: run a silo, inspect a cluster, load-test a grain, migrate keys, draw a state machine',
+    )
     .exitOverride()
     .showHelpAfterError()
     .configureOutput({ writeOut: (text) => out(text.trimEnd()), writeErr: (text) => err(text.trimEnd()) })
@@ -25,6 +29,7 @@ export async function main(
   addInspectCommand(program, out);
   addLoadTestCommand(program, out);
   addMigrateKeysCommand(program, out);
+  addDiagramCommand(program, out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -2,6 +2,7 @@ import { InvalidGrainClassError } from '../errors/errors.ts';
 import { validateImplicitSubscriptions, type ImplicitSubscription } from '../pubsub/subscription-table.ts';
 import { MAX_METHOD_NAME_LENGTH } from '../messaging/envelope.ts';
 import { Grain, type GrainClass, type MailboxLimits } from './grain.ts';
+import { validateMachine, type MachineDefinition } from './state-machine.ts';
 
 const LIFECYCLE = new Set(['constructor', 'initialState', 'onActivate', 'onDeactivate', 'getGrain']);
 
@@ -12,6 +13,8 @@ export interface GrainType {
   readonly handlers: ReadonlySet<string>;
   readonly collectionAgeMs: number | undefined;
   readonly implicitSubscriptions: readonly ImplicitSubscription[];
+  /** The state machine routing the type's messages, when the class declares one. */
+  readonly machine: MachineDefinition | undefined;
 }
 
 /** Reads and validates the stable type name a grain class declares. */
@@ -78,7 +81,8 @@ export function describeGrainType(cls: GrainClass): GrainType {
   }
   mailboxLimits(cls);
   const implicitSubscriptions = validateImplicitSubscriptions(name, handlers, cls.implicitSubscriptions);
-  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions };
+  const machine = validateMachine(name, cls.machine, handlers);
+  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions, machine };
 }
 
 /** The grain types one silo hosts, by their stable names. */

@@ -1,3 +1,4 @@
+import type { MachineDefinition } from './state-machine.ts';
 import type { GrainReference } from '../client/grain-reference.ts';
 import type { TimerSchedule } from '../catalog/grain-timers.ts';
 import type { ReminderInfo, ReminderSchedule, ReminderTick } from '../reminders/reminder-table.ts';
@@ -193,6 +194,8 @@ export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) 
   readonly implicitSubscriptions?: readonly ImplicitSubscription[];
   /** Error classes the grain's handlers throw: `ask` callers get them back as these classes. */
   readonly errors?: readonly ErrorClass[];
+  /** The state machine that routes the grain's messages (see StateMachineGrain). */
+  readonly machine?: MachineDefinition<string, string>;
 };
 
 /** A class of errors (extending Error) whose instances `ask` rebuilds as themselves. */

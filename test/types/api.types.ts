@@ -2,7 +2,17 @@
  * Compile-time tests of the public API, checked by `npm run typecheck` (never executed).
  * Each `@ts-expect-error` fails the typecheck if the line below it ever compiles.
  */
-import { connect, Grain, Silo, type GrainClient, type HandlerName, type MailboxLimits } from 'redgrain';
+import {
+  connect,
+  Grain,
+  Silo,
+  stateMachine,
+  StateMachineGrain,
+  type GrainClient,
+  type HandlerName,
+  type MachineState,
+  type MailboxLimits,
+} from 'redgrain';
 import { Campaign } from '../../grains/campaign.ts';
 import { Counter } from '../../grains/counter.ts';
 
@@ -148,4 +158,28 @@ export async function classOptionsAreAccepted(): Promise<void> {
   await client.getGrain(OrderTracker, 'o').send('follow');
   const silo = await Silo.start({ grains: [Sensor, OrderTracker] });
   await silo.stop();
+}
+
+/** A state machine is checked against its grain class: states it leads to, and handlers it names. */
+export function machinesAreTyped(): void {
+  class Valve extends StateMachineGrain<MachineState<'SHUT' | 'FLOWING'>> {
+    static readonly type = 'Valve';
+    initialState() {
+      return { status: 'SHUT' as const, history: [] };
+    }
+    async turn() {}
+    async read() {
+      return this.state.status;
+    }
+  }
+  const machine = stateMachine<Valve>()({ initial: 'SHUT', states: { SHUT: { turn: 'FLOWING' }, FLOWING: { turn: ['SHUT'] } } });
+  void machine;
+  // @ts-expect-error a transition to a state the machine does not declare
+  stateMachine<Valve>()({ initial: 'SHUT', states: { SHUT: { turn: 'OPEN' }, FLOWING: {} } });
+  // @ts-expect-error a message the grain does not handle
+  stateMachine<Valve>()({ initial: 'SHUT', states: { SHUT: { twist: 'FLOWING' }, FLOWING: {} } });
+  // @ts-expect-error an initial state the machine does not declare
+  stateMachine<Valve>()({ initial: 'LEAKING', states: { SHUT: {}, FLOWING: {} } });
+  // @ts-expect-error a terminal state the machine does not declare
+  stateMachine<Valve>()({ initial: 'SHUT', states: { SHUT: {}, FLOWING: {} }, terminal: ['GONE'] });
 }
