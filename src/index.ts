@@ -15,6 +15,20 @@ export {
   type MachineState,
   type Transition,
 } from './grain/state-machine.ts';
+export {
+  SagaGrain,
+  sagaStep,
+  replyToSaga,
+  idleSaga,
+  type SagaRequest,
+  type SagaOutcome,
+  type SagaStatus,
+  type SagaStep,
+  type SagaStepRecord,
+  type SagaProgress,
+  type SagaState,
+  type SagaHandlerName,
+} from './grain/saga.ts';
 export { GrainId, MAX_GRAIN_KEY_LENGTH } from './grain/grain-id.ts';
 export { connect, DEFAULT_ASK_TIMEOUT_MS, type ConnectOptions } from './client/connect.ts';
 export { GrainClient, type TopicListener, type TopicSubscription } from './client/grain-client.ts';

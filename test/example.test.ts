@@ -22,4 +22,22 @@ describe('examples/campaign.ts', () => {
     expect(stdout).toMatch(/activations per silo: \S+=\d, \S+=\d/);
     expect(stderr).toBe('');
   });
+
+  it('examples/order-saga.ts: each order completes or is compensated, and its path is printed', async () => {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'examples/order-saga.ts'], {
+      env: { ...process.env, REDIS_URL: inject('redisUrl') },
+      timeout: 60_000,
+    });
+    expect(stdout).toMatch(/^o-1 \(2 x mug for ann\): completed\n {2}placed\n( {2}done (reserve|quote|charge)\n){3} {2}completed\n/m);
+    expect(stdout).toMatch(/^o-2 \(9 x mug for bob\): compensated\n/m);
+    expect(stdout).toContain('  failed reserve: out of stock (8 left)\n');
+    expect(stdout).toMatch(
+      /^o-3 \(3 x poster for cy\): compensated\n(.*\n)*? {2}undone reserve\n {2}compensated \(charge: card declined \(1800 over 1000\)\)\n/m,
+    );
+    expect(stdout).toMatch(/^o-4 \(3 x pen for dee\): completed\n/m);
+    expect(stdout).toContain(
+      'stock of mug: 8 (reserved by o-1)\nstock of poster: 10 (reserved by nobody)\nstock of pen: 7 (reserved by o-4)\n',
+    );
+    expect(stderr).toBe('');
+  });
 });

@@ -86,6 +86,12 @@ export class ActivationContext implements GrainContext {
     },
   };
 
+  sendTo(type: string, key: string, method: string, args: unknown[]): Promise<void> {
+    const options =
+      this.turn.correlationId === '' ? {} : { correlationId: this.turn.correlationId, traceContext: this.turn.trace?.context };
+    return this.#sender.send(GrainId.of(type, key), method, args, options);
+  }
+
   get correlationId(): string {
     return this.turn.correlationId;
   }

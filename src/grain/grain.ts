@@ -23,9 +23,19 @@ export interface GrainContext {
   unsubscribe(pattern: string): Promise<boolean>;
   subscriptions(): Promise<{ pattern: string; method: string }[]>;
   publish(topic: string, data: unknown): Promise<number>;
+  /** Sends to a grain known by type and key only (a saga's reply), through the turn's outbox. */
+  sendTo(type: string, key: string, method: string, args: unknown[]): Promise<void>;
 }
 
 let constructing: GrainContext | undefined;
+const contexts = new WeakMap<object, GrainContext>();
+
+/** The context of a grain instance, for the runtime's own helpers (sagas). */
+export function contextOf(grain: object): GrainContext {
+  const context = contexts.get(grain);
+  if (context === undefined) throw new TypeError('not a grain created by a silo');
+  return context;
+}
 
 /** Creates a grain instance bound to its context. Only the runtime calls this. */
 export function instantiateGrain<G extends Grain<object>>(cls: GrainClass<G>, context: GrainContext): G {
@@ -65,6 +75,7 @@ export abstract class Grain<S extends object = Record<string, never>> {
       throw new TypeError('Grains are created by a silo; call client.getGrain(Type, key) to reach one');
     }
     this.#context = context;
+    contexts.set(this, context);
     this.key = context.key;
     this.state = {} as S;
   }
