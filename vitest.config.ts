@@ -4,7 +4,20 @@ import { defineConfig } from 'vitest/config';
 const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /** Suites that run on a Redis Cluster too (they take the suite's Redis from test/support/redis.ts). */
-const CLUSTER_SUITES = ['smoke', 'runtime', 'outbox', 'reminders', 'pubsub', 'idempotency', 'timers', 'bounded-mailbox'];
+const CLUSTER_SUITES = [
+  'smoke',
+  'runtime',
+  'outbox',
+  'reminders',
+  'pubsub',
+  'idempotency',
+  'timers',
+  'bounded-mailbox',
+  'inspect',
+  'faults',
+  'cluster',
+  'loadtest',
+];
 
 export default defineConfig({
   resolve: {

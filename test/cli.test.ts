@@ -3,15 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { Counter } from '../grains/counter.ts';
-import { Silo, type QueueDepth, type SiloView } from 'redgrain';
-import { startRedisServer, TestCluster } from 'redgrain/testing';
+import { startRedisServer } from 'redgrain/testing';
 import { main } from '../src/cli/main.ts';
 import type { LoadTestResult } from '../src/cli/load-test.ts';
 import { niceTicks } from '../src/cli/load-test-report.ts';
-import { Ledger } from './grains/test-grains.ts';
-import { freshPrefix } from './support/prefix.ts';
-import { waitFor } from './support/wait-for.ts';
 
 /** Runs the `redgrain` command in this process: exit code, stdout lines, stderr lines. */
 async function redgrain(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -24,85 +19,6 @@ async function redgrain(...argv: string[]): Promise<{ code: number; out: string;
   );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
-
-describe('redgrain inspect, as a new user meets it', () => {
-  it('shows a silo that stopped heartbeating as suspect before it is declared dead, and the mailbox it left as the deepest', async () => {
-    const keyPrefix = freshPrefix('cli-dead');
-    const fast = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '200', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '15' }; // declared dead after 3 s of silence
-    const cluster = await TestCluster.start({
-      grains: ['grains/counter.ts'],
-      silos: 1,
-      redisUrl: inject('redisUrl'),
-      keyPrefix,
-      env: fast,
-    });
-    const inspect = async <T>(...args: string[]): Promise<T> => {
-      const { code, out, err } = await redgrain('inspect', ...args, '--redis', inject('redisUrl'), '--prefix', keyPrefix, '--json');
-      expect(err).toBe('');
-      expect(code).toBe(0);
-      return JSON.parse(out) as T;
-    };
-    let monitor: Silo | undefined;
-    try {
-      const client = await cluster.connect();
-      const doomed = cluster.silos[0]!;
-      expect(await client.getGrain(Counter, 'warm').ask('add', 1)).toBe(1);
-      expect((await inspect<SiloView[]>('silos')).map((s) => [s.id, s.status])).toEqual([[doomed.id, 'active']]);
-
-      doomed.signal('SIGKILL');
-      await doomed.exited;
-      // Sent while the silo is dead but still listed: the wake-ups land in its inbox, nowhere else.
-      for (let i = 0; i < 3; i++) await client.getGrain(Counter, 'orphan').send('add', 1);
-      const statuses: string[] = [];
-      await waitFor('the dead silo to show as suspect', async () => {
-        const status = (await inspect<SiloView[]>('silos')).find((s) => s.id === doomed.id)?.status;
-        if (status !== undefined && statuses.at(-1) !== status) statuses.push(status);
-        return status === 'suspect' ? true : undefined;
-      });
-      expect(statuses).toEqual(statuses.includes('active') ? ['active', 'suspect'] : ['suspect']);
-      // Never claimed, so no owner: JSON leaves the owner fields out.
-      expect(await inspect<QueueDepth[]>('top', '--limit', '5')).toStrictEqual([
-        { grain: 'Counter/orphan', type: 'Counter', key: 'orphan', waiting: 3 },
-        { grain: 'Counter/warm', type: 'Counter', key: 'warm', waiting: 0, owner: doomed.id, ownerStatus: 'active' },
-      ]);
-
-      // A silo of another type declares it dead and takes its grains over; with no Counter host
-      // left the orphan waits in the type's pending list, and top still shows it.
-      monitor = await Silo.start({
-        redis: inject('redisUrl'),
-        keyPrefix,
-        grains: [Ledger],
-        heartbeatIntervalMs: 200,
-        missedHeartbeatsLimit: 15,
-        logLevel: 'silent',
-      });
-      await waitFor(
-        'the dead silo to be declared dead',
-        async () => {
-          const status = (await inspect<SiloView[]>('silos')).find((s) => s.id === doomed.id)?.status;
-          if (status !== undefined && statuses.at(-1) !== status) statuses.push(status);
-          return status === undefined || status === 'dead' ? true : undefined;
-        },
-        { timeoutMs: 30_000 },
-      );
-      expect(statuses.slice(0, statuses.indexOf('suspect') + 1).at(-1)).toBe('suspect');
-      expect(statuses.filter((s) => s !== 'active' && s !== 'suspect' && s !== 'dead')).toEqual([]);
-      const top = await inspect<QueueDepth[]>('top', '--limit', '5');
-      expect(top[0]).toMatchObject({ grain: 'Counter/orphan', waiting: 3 });
-      expect(top).toHaveLength(1); // the idle grain of the dead silo was not woken: nothing waits for it
-
-      // A misspelt type is an unknown type, with the known ones listed.
-      expect(await redgrain('inspect', 'grain', 'Countr', 'warm', '--redis', inject('redisUrl'), '--prefix', keyPrefix)).toEqual({
-        code: 1,
-        out: '',
-        err: 'redgrain: Grain type "Countr" is not registered: no silo with this key prefix has ever hosted it (registered types: Counter, Ledger)',
-      });
-    } finally {
-      await monitor?.stop();
-      await cluster.stop();
-    }
-  }, 90_000);
-});
 
 describe('redgrain command errors and help', () => {
   it('prints one line "redgrain: <message>" and exits 1, without an error class name', async () => {

@@ -1,9 +1,10 @@
-import { Redis } from 'ioredis';
-import { describe, expect, inject, it, onTestFailed } from 'vitest';
+import type { Cluster, Redis } from 'ioredis';
+import { describe, expect, it, onTestFailed } from 'vitest';
 import type { GrainClient } from 'redgrain';
 import { TestCluster, type SiloProcess } from 'redgrain/testing';
 import { Probe, probeKey } from './grains/probe.ts';
 import { freshPrefix } from './support/prefix.ts';
+import { rawRedis, testClusterRedis } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const PROBE_MODULE = 'test/grains/probe.ts';
@@ -21,13 +22,13 @@ function showLogsOnFailure(cluster: TestCluster): void {
   });
 }
 
-async function ownerOf(redis: Redis, prefix: string, key: string): Promise<string | null> {
+async function ownerOf(redis: Redis | Cluster, prefix: string, key: string): Promise<string | null> {
   return redis.hget(`${prefix}:g:{Probe/${key}}:dir`, 'silo');
 }
 
 interface FaultCluster {
   cluster: TestCluster;
-  redis: Redis;
+  redis: Redis | Cluster;
   client: GrainClient;
 }
 
@@ -41,12 +42,12 @@ async function withFaultCluster(
   const cluster = await TestCluster.start({
     grains: [PROBE_MODULE],
     silos,
-    redisUrl: inject('redisUrl'),
+    ...testClusterRedis(),
     keyPrefix: freshPrefix(label),
     env: { ...FAST_DETECTION, ...env },
   });
   showLogsOnFailure(cluster);
-  const redis = new Redis(inject('redisUrl'));
+  const redis = rawRedis();
   try {
     await body({ cluster, redis, client: await cluster.connect() });
   } finally {

@@ -1,13 +1,41 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, Silo, type GrainClient } from 'redgrain';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { connect, Silo, type GrainClient, type QueueDepth, type SiloView } from 'redgrain';
+import { TestCluster } from 'redgrain/testing';
+import { Counter } from '../grains/counter.ts';
 import { main } from '../src/cli/main.ts';
 import { Ledger } from './grains/test-grains.ts';
 import { freshPrefix } from './support/prefix.ts';
+import { onCluster, testClusterRedis, testRedis, testRedisEnv } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const runBin = promisify(execFile);
+
+/**
+ * How the tools are pointed at the suite's Redis: `--redis <url>` on one Redis; on a Redis
+ * Cluster, `REDIS_CLUSTER` in the environment (the flag takes one URL).
+ */
+const redisFlag = onCluster() ? [] : ['--redis', inject('redisUrl')];
+
+/** Runs the `redgrain` command in this process: exit code, stdout lines, stderr lines. */
+async function redgrain(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(
+    argv,
+    (t) => out.push(t),
+    (t) => err.push(t),
+  );
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+beforeAll(() => {
+  if (onCluster()) vi.stubEnv('REDIS_CLUSTER', inject('redisClusterUrls').join(','));
+});
+afterAll(() => {
+  vi.unstubAllEnvs();
+});
 
 /** `redgrain inspect` against a live silo: what an operator asks while something is stuck. */
 describe('redgrain inspect', () => {
@@ -17,7 +45,7 @@ describe('redgrain inspect', () => {
 
   const inspect = async (...args: string[]): Promise<{ code: number; text: string }> => {
     const lines: string[] = [];
-    const code = await main(['inspect', ...args, '--redis', inject('redisUrl'), '--prefix', keyPrefix], (text) => lines.push(text));
+    const code = await main(['inspect', ...args, ...redisFlag, '--prefix', keyPrefix], (text) => lines.push(text));
     return { code, text: lines.join('\n') };
   };
   const inspectJson = async <T>(...args: string[]): Promise<T> => {
@@ -27,8 +55,8 @@ describe('redgrain inspect', () => {
   };
 
   beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Ledger], logLevel: 'silent' });
-    client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    silo = await Silo.start({ redis: testRedis(), keyPrefix, grains: [Ledger], logLevel: 'silent' });
+    client = await connect({ redis: testRedis(), keyPrefix });
   });
   afterAll(async () => {
     await client?.close();
@@ -88,17 +116,13 @@ describe('redgrain inspect', () => {
   });
 
   it('runs as the redgrain command, and fails clearly on bad input', async () => {
-    const { stdout } = await runBin(process.execPath, [
-      '--import',
-      'tsx',
-      'src/cli/bin.ts',
-      'inspect',
-      'dead-letters',
-      '--redis',
-      inject('redisUrl'),
-      '--prefix',
-      keyPrefix,
-    ]);
+    // Its Redis from the environment, as an operator's shell gives it.
+    const { REDIS_URL: _url, REDIS_CLUSTER: _cluster, REDIS_SENTINELS: _sentinels, ...env } = process.env;
+    const { stdout } = await runBin(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/bin.ts', 'inspect', 'dead-letters', '--prefix', keyPrefix],
+      { env: { ...env, ...testRedisEnv() } },
+    );
     expect(stdout.trim()).toBe('No dead letters.');
     const failure = await runBin(process.execPath, [
       '--import',
@@ -108,9 +132,87 @@ describe('redgrain inspect', () => {
       'top',
       '--limit',
       'lots',
-      '--redis',
-      inject('redisUrl'),
+      ...redisFlag,
     ]).catch((error: unknown) => error as { code: number; stderr: string });
     expect(failure).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be a positive whole number') });
   });
+});
+
+describe('redgrain inspect, as a new user meets it', () => {
+  it('shows a silo that stopped heartbeating as suspect before it is declared dead, and the mailbox it left as the deepest', async () => {
+    const keyPrefix = freshPrefix('cli-dead');
+    const fast = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '200', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '15' }; // declared dead after 3 s of silence
+    const cluster = await TestCluster.start({
+      grains: ['grains/counter.ts'],
+      silos: 1,
+      ...testClusterRedis(),
+      keyPrefix,
+      env: fast,
+    });
+    const inspect = async <T>(...args: string[]): Promise<T> => {
+      const { code, out, err } = await redgrain('inspect', ...args, ...redisFlag, '--prefix', keyPrefix, '--json');
+      expect(err).toBe('');
+      expect(code).toBe(0);
+      return JSON.parse(out) as T;
+    };
+    let monitor: Silo | undefined;
+    try {
+      const client = await cluster.connect();
+      const doomed = cluster.silos[0]!;
+      expect(await client.getGrain(Counter, 'warm').ask('add', 1)).toBe(1);
+      expect((await inspect<SiloView[]>('silos')).map((s) => [s.id, s.status])).toEqual([[doomed.id, 'active']]);
+
+      doomed.signal('SIGKILL');
+      await doomed.exited;
+      // Sent while the silo is dead but still listed: the wake-ups land in its inbox, nowhere else.
+      for (let i = 0; i < 3; i++) await client.getGrain(Counter, 'orphan').send('add', 1);
+      const statuses: string[] = [];
+      await waitFor('the dead silo to show as suspect', async () => {
+        const status = (await inspect<SiloView[]>('silos')).find((s) => s.id === doomed.id)?.status;
+        if (status !== undefined && statuses.at(-1) !== status) statuses.push(status);
+        return status === 'suspect' ? true : undefined;
+      });
+      expect(statuses).toEqual(statuses.includes('active') ? ['active', 'suspect'] : ['suspect']);
+      // Never claimed, so no owner: JSON leaves the owner fields out.
+      expect(await inspect<QueueDepth[]>('top', '--limit', '5')).toStrictEqual([
+        { grain: 'Counter/orphan', type: 'Counter', key: 'orphan', waiting: 3 },
+        { grain: 'Counter/warm', type: 'Counter', key: 'warm', waiting: 0, owner: doomed.id, ownerStatus: 'active' },
+      ]);
+
+      // A silo of another type declares it dead and takes its grains over; with no Counter host
+      // left the orphan waits in the type's pending list, and top still shows it.
+      monitor = await Silo.start({
+        redis: testRedis(),
+        keyPrefix,
+        grains: [Ledger],
+        heartbeatIntervalMs: 200,
+        missedHeartbeatsLimit: 15,
+        logLevel: 'silent',
+      });
+      await waitFor(
+        'the dead silo to be declared dead',
+        async () => {
+          const status = (await inspect<SiloView[]>('silos')).find((s) => s.id === doomed.id)?.status;
+          if (status !== undefined && statuses.at(-1) !== status) statuses.push(status);
+          return status === undefined || status === 'dead' ? true : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(statuses.slice(0, statuses.indexOf('suspect') + 1).at(-1)).toBe('suspect');
+      expect(statuses.filter((s) => s !== 'active' && s !== 'suspect' && s !== 'dead')).toEqual([]);
+      const top = await inspect<QueueDepth[]>('top', '--limit', '5');
+      expect(top[0]).toMatchObject({ grain: 'Counter/orphan', waiting: 3 });
+      expect(top).toHaveLength(1); // the idle grain of the dead silo was not woken: nothing waits for it
+
+      // A misspelt type is an unknown type, with the known ones listed.
+      expect(await redgrain('inspect', 'grain', 'Countr', 'warm', ...redisFlag, '--prefix', keyPrefix)).toEqual({
+        code: 1,
+        out: '',
+        err: 'redgrain: Grain type "Countr" is not registered: no silo with this key prefix has ever hosted it (registered types: Counter, Ledger)',
+      });
+    } finally {
+      await monitor?.stop();
+      await cluster.stop();
+    }
+  }, 90_000);
 });

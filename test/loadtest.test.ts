@@ -1,15 +1,31 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import type { LoadTestResult } from '../src/cli/load-test.ts';
+import { onCluster } from './support/redis.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'redgrain-loadtest-'));
 
+/**
+ * The suite's Redis: `--redis <url>` on one Redis; on a Redis Cluster, `REDIS_CLUSTER` in the
+ * environment (the flag takes one URL).
+ */
+const redisFlag = onCluster() ? [] : ['--redis', inject('redisUrl')];
+/** How the result's plan names that Redis. */
+const redisShown = onCluster() ? `cluster ${inject('redisClusterUrls').join(',')}` : inject('redisUrl');
+
+beforeAll(() => {
+  if (onCluster()) vi.stubEnv('REDIS_CLUSTER', inject('redisClusterUrls').join(','));
+});
+afterAll(() => {
+  vi.unstubAllEnvs();
+});
+
 async function loadtest(...args: string[]): Promise<{ code: number; result: LoadTestResult }> {
   const lines: string[] = [];
-  const code = await main(['loadtest', ...args, '--redis', inject('redisUrl'), '--json'], (text) => lines.push(text));
+  const code = await main(['loadtest', ...args, ...redisFlag, '--json'], (text) => lines.push(text));
   return { code, result: JSON.parse(lines.join('\n')) as LoadTestResult };
 }
 
@@ -36,6 +52,7 @@ describe('redgrain loadtest', () => {
     );
     expect(code).toBe(0);
     expect(result.plan.type).toBe('Counter');
+    expect(result.plan.redis).toBe(redisShown);
     expect(result.acknowledged).toBe(400);
     expect(result.errorsByType).toEqual({});
     expect(result.exactlyOnce).toMatchObject({ checked: true, processed: 400, expected: 400, lost: 0, duplicated: 0 });
@@ -69,6 +86,7 @@ describe('redgrain loadtest', () => {
       '--no-report',
     );
     expect(code).toBe(0);
+    expect(result.plan.redis).toBe(redisShown);
     expect(result.acknowledged).toBe(3000);
     expect(result.exactlyOnce).toMatchObject({ checked: true, processed: 3000, lost: 0, duplicated: 0, pending: 0 });
     expect(result.timeline.length).toBeGreaterThan(0);
@@ -78,7 +96,7 @@ describe('redgrain loadtest', () => {
     const lines: string[] = [];
     const errors: string[] = [];
     const code = await main(
-      ['loadtest', '-m', 'grains/counter.ts', '--method', 'add', '--redis', inject('redisUrl'), '--report', join(dir, 'none.html')],
+      ['loadtest', '-m', 'grains/counter.ts', '--method', 'add', ...redisFlag, '--report', join(dir, 'none.html')],
       (t) => lines.push(t),
       (t) => errors.push(t),
     );

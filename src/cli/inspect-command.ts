@@ -16,7 +16,7 @@ export function addInspectCommand(program: Command, out: (text: string) => void)
   const inspect = program
     .command('inspect')
     .description('show a running cluster: silos, grains, mailbox depths, dead letters')
-    .option('--redis <url>', 'Redis URL (default: REDIS_URL, else redis://127.0.0.1:6379)')
+    .option('--redis <url>', 'Redis URL (default: REDIS_CLUSTER, REDIS_SENTINELS or REDIS_URL, else redis://127.0.0.1:6379)')
     .option('--prefix <prefix>', 'key prefix of the application (default: REDGRAIN_PREFIX, else redgrain)')
     .option('--json', 'print JSON instead of tables')
     .action(async (_flags: CommonFlags, command: Command) => {

@@ -47,7 +47,10 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
       'left out of the latency and throughput figures: a time (5s) or a number of messages (default: the first 10% of the run; 0 for none)',
     )
     .option('-s, --silos <n>', 'silos to start in this process (0: use the silos already running)', '1')
-    .option('--redis <url>', 'Redis URL (default REDIS_URL; with silos started here and none set, a private redis-server)')
+    .option(
+      '--redis <url>',
+      'Redis URL (default REDIS_CLUSTER, REDIS_SENTINELS or REDIS_URL; with silos started here and none set, a private redis-server)',
+    )
     .option('--prefix <prefix>', 'key prefix (default REDGRAIN_PREFIX, else redgrain; a fresh one when silos start here)')
     .option('--json', 'print the result as JSON')
     .option('--report <path>', 'write the HTML report here', 'redgrain-loadtest.html')
@@ -56,12 +59,18 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
       const silos = wholeNumber(flags.silos, '--silos');
       const env = process.env;
       let server: RedisServer | undefined;
-      let url = flags.redis ?? env[OPTIONS.redis.env];
-      if (url === undefined || url === '') {
-        if (silos === 0) throw new Error('--silos 0 uses running silos: give --redis (or REDIS_URL)');
-        if (!hasRedisServer()) throw new Error('No --redis / REDIS_URL given and redis-server is not installed to start a private one');
+      // A Redis Cluster or Sentinels in the environment count as given (they win over REDIS_URL).
+      const given =
+        flags.redis !== undefined ||
+        [OPTIONS.redis.env, OPTIONS.redisCluster.env, OPTIONS.redisSentinels.env].some((name) => (env[name] ?? '') !== '');
+      if (!given) {
+        if (silos === 0) throw new Error('--silos 0 uses running silos: give --redis (or REDIS_URL, REDIS_CLUSTER or REDIS_SENTINELS)');
+        if (!hasRedisServer()) {
+          throw new Error(
+            'No --redis / REDIS_URL / REDIS_CLUSTER / REDIS_SENTINELS given and redis-server is not installed to start a private one',
+          );
+        }
         server = await startRedisServer();
-        url = server.url;
       }
       try {
         const redis = resolveRedis(server?.url ?? flags.redis, env, '--redis');

@@ -18,7 +18,7 @@ export function addMigrateKeysCommand(program: Command, out: (text: string) => v
   program
     .command('migrate-keys')
     .description('move grain keys written by older versions (%-encoded) to their current names; stop every silo first')
-    .option('--redis <url>', 'Redis URL (default: REDIS_URL, else redis://127.0.0.1:6379)')
+    .option('--redis <url>', 'Redis URL (default: REDIS_CLUSTER, REDIS_SENTINELS or REDIS_URL, else redis://127.0.0.1:6379)')
     .option('--prefix <prefix>', 'key prefix of the application (default: REDGRAIN_PREFIX, else redgrain)')
     .option('--dry-run', 'show what would move, change nothing')
     .option('--json', 'print JSON')

@@ -9,12 +9,14 @@ import { Silo } from '../silo/silo.ts';
 /**
  * `redgrain silo --grains <module> [--grains <module> ...]`: runs this process as one silo hosting
  * every Grain subclass the modules export, until SIGTERM or SIGINT. Configuration comes from the
- * environment (REDIS_URL, REDGRAIN_*, OTEL_*); see the README's "The silo process".
+ * environment (REDIS_URL or REDIS_CLUSTER, REDGRAIN_*, OTEL_*); see the README's "The silo process".
  */
 export function addSiloCommand(program: Command, out: (text: string) => void): void {
   program
     .command('silo')
-    .description('run a silo hosting the grain classes the modules export (configured by REDIS_URL, REDGRAIN_* and OTEL_* variables)')
+    .description(
+      'run a silo hosting the grain classes the modules export (configured by REDIS_URL or REDIS_CLUSTER, REDGRAIN_* and OTEL_* variables)',
+    )
     .requiredOption('--grains <module>', 'module exporting grain classes (.js, or .ts with tsx installed); repeat for more', collect)
     .action(async (flags: { grains: string[] }) => {
       await runSilo(flags.grains, out);

@@ -20,11 +20,19 @@ export interface RedisClusterNode {
   readonly port: number;
   /** `redis://127.0.0.1:<port>`. */
   readonly url: string;
+  /** Its current process (a new one after {@link restart}). */
   readonly pid: number;
   /** Its role when the cluster was started (a failover later does not change it). */
   readonly role: 'master' | 'replica';
   /** Kills it with SIGKILL (a crash), keeping its directory. */
   kill(): Promise<void>;
+  /**
+   * Starts it again on the same port and directory (after {@link kill}; a running node is stopped
+   * with SIGTERM first). It rejoins with the slots its `nodes.conf` records, and with its data
+   * when the cluster was started with `appendOnly`. Resolves once it accepts connections, which
+   * may be before the cluster sees it again: commands to its slots can fail until then.
+   */
+  restart(): Promise<void>;
 }
 
 /** A private Redis Cluster of `redis-server` child processes on free loopback ports. */
@@ -98,6 +106,8 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
 interface Started {
   port: number;
   dir: string;
+  /** Its `redis-server` arguments, to start it again. */
+  args: string[];
   child: ChildProcess;
 }
 
@@ -105,10 +115,16 @@ function makeNode(node: Started, role: 'master' | 'replica'): RedisClusterNode {
   return {
     port: node.port,
     url: `redis://${HOST}:${node.port}`,
-    pid: node.child.pid ?? -1,
+    get pid() {
+      return node.child.pid ?? -1;
+    },
     role,
     async kill() {
       await terminate(node.child, 'SIGKILL');
+    },
+    async restart() {
+      await terminate(node.child, 'SIGTERM');
+      node.child = await launch(node.args);
     },
   };
 }
@@ -152,7 +168,7 @@ async function startNode(appendOnly: boolean, taken: Set<number>): Promise<Start
       '0',
     ];
     try {
-      return { port, dir, child: await launch(args) };
+      return { port, dir, args, child: await launch(args) };
     } catch (error) {
       rmSync(dir, { recursive: true, force: true });
       if (attempt < 5 && error instanceof Error && error.message.includes('Address already in use')) continue;

@@ -22,6 +22,11 @@ export interface TestClusterOptions {
   silos?: number | undefined;
   /** Use this Redis; default: start a private redis-server, stopped with the cluster. */
   redisUrl?: string | undefined;
+  /**
+   * Use this Redis Cluster instead (its nodes' `redis://` URLs, e.g. `startRedisCluster().urls`):
+   * the silos get it as `REDIS_CLUSTER`, clients as `{ cluster }`. Not with `redisUrl`.
+   */
+  redisCluster?: string[] | undefined;
   /** Key prefix; default a fresh random one. */
   keyPrefix?: string | undefined;
   /** Extra environment for the silo processes (e.g. REDGRAIN_COLLECTION_AGE_MS). */
@@ -82,7 +87,8 @@ export class SiloProcess {
 }
 
 /**
- * A cluster of real silo processes on one Redis, for integration tests of your own grains:
+ * A cluster of real silo processes on one Redis (or a Redis Cluster), for integration tests of
+ * your own grains:
  *
  * ```ts
  * const cluster = await TestCluster.start({ grains: ['./grains/counter.ts'], silos: 3 });
@@ -96,19 +102,27 @@ export class TestCluster {
   readonly #clients: GrainClient[] = [];
 
   private constructor(
-    readonly redisUrl: string,
+    /** The Redis the silos use; undefined when they use a Redis Cluster ({@link redisCluster}). */
+    readonly redisUrl: string | undefined,
+    /** The Redis Cluster's node URLs the silos use, if they use one. */
+    readonly redisCluster: string[] | undefined,
     readonly keyPrefix: string,
     private readonly options: TestClusterOptions,
-    private readonly redis: RedisServer | undefined,
+    private readonly server: RedisServer | undefined,
   ) {}
 
   static async start(options: TestClusterOptions): Promise<TestCluster> {
-    const redis = options.redisUrl === undefined ? await startRedisServer() : undefined;
+    if (options.redisCluster !== undefined) {
+      if (options.redisUrl !== undefined) throw new TypeError('TestCluster.start: give redisUrl or redisCluster, not both');
+      if (options.redisCluster.length === 0) throw new TypeError('TestCluster.start: redisCluster lists no node');
+    }
+    const server = options.redisUrl === undefined && options.redisCluster === undefined ? await startRedisServer() : undefined;
     const cluster = new TestCluster(
-      options.redisUrl ?? (redis as RedisServer).url,
+      options.redisCluster === undefined ? (options.redisUrl ?? (server as RedisServer).url) : undefined,
+      options.redisCluster === undefined ? undefined : [...options.redisCluster],
       options.keyPrefix ?? `test-${randomUUID().slice(0, 8)}`,
       options,
-      redis,
+      server,
     );
     try {
       await Promise.all(Array.from({ length: options.silos ?? 2 }, () => cluster.addSilo()));
@@ -126,10 +140,13 @@ export class TestCluster {
   async addSilo(env: Record<string, string> = {}, grains: string[] = this.options.grains): Promise<SiloProcess> {
     const timeoutMs = this.options.timeoutMs ?? 30_000;
     const args = [...SILO_COMMAND, ...grains.flatMap((m) => ['--grains', resolvePath(m)])];
+    // The cluster's Redis, and no other: REDIS_CLUSTER and REDIS_SENTINELS win over REDIS_URL, so
+    // those this process has are left out.
+    const { REDIS_URL: _url, REDIS_CLUSTER: _cluster, REDIS_SENTINELS: _sentinels, ...inherited } = process.env;
     const child = spawn(process.execPath, args, {
       env: {
-        ...process.env,
-        REDIS_URL: this.redisUrl,
+        ...inherited,
+        ...(this.redisCluster === undefined ? { REDIS_URL: this.redisUrl } : { REDIS_CLUSTER: this.redisCluster.join(',') }),
         REDGRAIN_PREFIX: this.keyPrefix,
         REDGRAIN_LOG_LEVEL: process.env.REDGRAIN_LOG_LEVEL ?? 'warn',
         ...this.options.env,
@@ -166,9 +183,14 @@ export class TestCluster {
     return silo;
   }
 
+  /** The silos' Redis as `connect` and `Silo.start` take it: the URL, or `{ cluster }` on a Redis Cluster. */
+  get redis(): string | { cluster: string[] } {
+    return this.redisCluster === undefined ? (this.redisUrl as string) : { cluster: [...this.redisCluster] };
+  }
+
   /** A client of this cluster; closed by `stop()`. */
   async connect(options: ConnectOptions = {}): Promise<GrainClient> {
-    const client = await connect({ ...options, redis: options.redis ?? this.redisUrl, keyPrefix: options.keyPrefix ?? this.keyPrefix });
+    const client = await connect({ ...options, redis: options.redis ?? this.redis, keyPrefix: options.keyPrefix ?? this.keyPrefix });
     this.#clients.push(client);
     return client;
   }
@@ -177,6 +199,6 @@ export class TestCluster {
   async stop(): Promise<void> {
     await Promise.all(this.#clients.map((c) => c.close()));
     await Promise.all(this.silos.map((s) => s.stop()));
-    await this.redis?.stop();
+    await this.server?.stop();
   }
 }

@@ -1,6 +1,6 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisUnavailableError, type GrainClient } from 'redgrain';
-import { startRedisServer, TestCluster, type RedisServer, type SiloProcess } from 'redgrain/testing';
+import { startRedisCluster, startRedisServer, TestCluster, type RedisCluster, type RedisServer, type SiloProcess } from 'redgrain/testing';
 import { Relay } from '../grains/relay.ts';
 import { Tally, type TallyState } from '../grains/tally.ts';
 
@@ -23,6 +23,12 @@ export interface ChaosOptions {
    * turn's sends take effect exactly once, in order, across kills and takeovers.
    */
   relay?: boolean;
+  /**
+   * Run on a private 3-master Redis Cluster (every node AOF, fsync always) instead of one
+   * redis-server; silos get it as REDIS_CLUSTER. A `redis-restart` then crashes one master (picked
+   * at random) and starts it again.
+   */
+  redisCluster?: boolean;
 }
 
 export interface RoundResult {
@@ -61,18 +67,33 @@ const ENV = {
   REDGRAIN_TURN_BATCH_SIZE: '16',
 };
 
+/** The private Redis of a run: one redis-server, or a Redis Cluster. */
+type ChaosRedis = { server: RedisServer } | { redisCluster: RedisCluster };
+
 /**
- * Runs senders against a cluster of silo processes on a private Redis (AOF, fsync always) while
- * faults strike one per round, then checks every grain's record of what it applied.
+ * Runs senders against a cluster of silo processes on a private Redis (AOF, fsync always), or a
+ * private Redis Cluster, while faults strike one per round, then checks every grain's record of
+ * what it applied.
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? (() => undefined);
-  const server = await startRedisServer({ appendOnly: true });
-  const observer = new Redis(server.url, { maxRetriesPerRequest: null });
+  const redis: ChaosRedis =
+    options.redisCluster === true
+      ? { redisCluster: await startRedisCluster({ masters: 3, appendOnly: true }) }
+      : { server: await startRedisServer({ appendOnly: true }) };
+  const observer =
+    'server' in redis
+      ? new Redis(redis.server.url, { maxRetriesPerRequest: null })
+      : new Cluster(redis.redisCluster.startupNodes, { scaleReads: 'master', redisOptions: { maxRetriesPerRequest: null } });
   observer.on('error', () => undefined); // it reconnects after the Redis restart
   let cluster: TestCluster | undefined;
   try {
-    cluster = await TestCluster.start({ grains: GRAIN_MODULES, silos: options.silos ?? 3, redisUrl: server.url, env: ENV });
+    cluster = await TestCluster.start({
+      grains: GRAIN_MODULES,
+      silos: options.silos ?? 3,
+      ...('server' in redis ? { redisUrl: redis.server.url } : { redisCluster: redis.redisCluster.urls }),
+      env: ENV,
+    });
     const grainKeys = Array.from({ length: options.grains ?? 12 }, (_, i) => `tally-${i}`);
     const senders = await Promise.all(
       Array.from(
@@ -94,7 +115,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const victim = pick(cluster.silos.filter((s) => s.isRunning));
         takeoverMs = await strike(cluster, observer, victim, fault);
       } else if (fault === 'redis-restart') {
-        await restartRedis(server);
+        log(`  ${await restartRedis(redis)}`);
       } else {
         poisoned += 1;
         const grain = pick(senders).client.getGrain(Tally, pick(grainKeys));
@@ -105,8 +126,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await sleep(options.roundMs);
       rounds.push({ round, fault, messages: acknowledged(senders) - before, takeoverMs });
     }
+    log('stopping the senders');
     for (const sender of senders) sender.stop();
     await Promise.all(running);
+    log(`verifying ${acknowledged(senders)} acknowledged messages`);
     // Every poison message burns out into the dead letters (healthy bystanders may join them, so
     // count the poison messages themselves, not the stream's length).
     const letters = (senders[0] as Sender).client.deadLetters;
@@ -123,7 +146,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } finally {
     observer.disconnect();
     await cluster?.stop();
-    await server.stop();
+    await ('server' in redis ? redis.server.stop() : redis.redisCluster.stop());
   }
 }
 
@@ -248,7 +271,7 @@ async function verifyRelays(client: GrainClient, grainKeys: string[]): Promise<N
 }
 
 /** Kills or pauses a silo, starts a replacement, and times the takeover of the victim's grains. */
-async function strike(cluster: TestCluster, observer: Redis, victim: SiloProcess, fault: 'kill' | 'pause'): Promise<number> {
+async function strike(cluster: TestCluster, observer: Redis | Cluster, victim: SiloProcess, fault: 'kill' | 'pause'): Promise<number> {
   const at = Date.now();
   victim.signal(fault === 'kill' ? 'SIGKILL' : 'SIGSTOP');
   await cluster.addSilo();
@@ -262,7 +285,7 @@ async function strike(cluster: TestCluster, observer: Redis, victim: SiloProcess
   return takeoverMs;
 }
 
-async function replaceDeadSilos(cluster: TestCluster, observer: Redis, expectedDeaths: number): Promise<void> {
+async function replaceDeadSilos(cluster: TestCluster, observer: Redis | Cluster, expectedDeaths: number): Promise<void> {
   let replaced = 0;
   const deadline = Date.now() + 60_000;
   while (replaced < expectedDeaths && Date.now() < deadline) {
@@ -277,10 +300,20 @@ async function replaceDeadSilos(cluster: TestCluster, observer: Redis, expectedD
   void observer;
 }
 
-async function restartRedis(server: RedisServer): Promise<void> {
-  await server.kill(); // a crash: AOF with fsync always keeps every acknowledged write
+/** Crashes Redis (one master of a cluster) and starts it again; says what it restarted. */
+async function restartRedis(redis: ChaosRedis): Promise<string> {
+  // A crash: AOF with fsync always keeps every acknowledged write.
+  if ('server' in redis) {
+    await redis.server.kill();
+    await sleep(500);
+    await redis.server.restart();
+    return `restarted redis-server ${redis.server.port}`;
+  }
+  const node = pick(redis.redisCluster.nodes.filter((n) => n.role === 'master'));
+  await node.kill();
   await sleep(500);
-  await server.restart();
+  await node.restart();
+  return `restarted cluster master ${node.port}`;
 }
 
 function acknowledged(senders: Sender[]): number {
@@ -319,7 +352,7 @@ function sleep(ms: number): Promise<void> {
 export { SILENCE_MS };
 
 /** What Redis holds for each grain: for a chaos run that gets stuck. */
-async function diagnose(redis: Redis, cluster: TestCluster, grainKeys: string[]): Promise<string> {
+async function diagnose(redis: Redis | Cluster, cluster: TestCluster, grainKeys: string[]): Promise<string> {
   const p = cluster.keyPrefix;
   const lines: string[] = [];
   for (const key of grainKeys) {

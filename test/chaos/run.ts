@@ -2,10 +2,11 @@
  * The long chaos run:
  *
  *   npm run chaos -- [--rounds 12] [--duration 300] [--round-ms 3000] [--faults kill,pause,redis-restart,poison]
- *                    [--grains 12] [--senders 4] [--relay] [--out bench/results/chaos.json]
+ *                    [--grains 12] [--senders 4] [--relay] [--redis-cluster] [--out bench/results/chaos.json]
  *
  * `--duration` (seconds) keeps striking rounds until that much time has passed. `--relay` sends to
  * Relay grains, which count and send on to a sink in the same turn: their sends are checked too.
+ * `--redis-cluster` runs on a private 3-master Redis Cluster (a Redis restart crashes one master).
  *
  * Prints one row per round and the totals, and writes them to a JSON file. Exits non-zero when a
  * message was lost or applied twice.
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     grains: { type: 'string', default: '12' },
     senders: { type: 'string', default: '4' },
     relay: { type: 'boolean', default: false },
+    'redis-cluster': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/chaos.json' },
   },
 });
@@ -46,6 +48,7 @@ const report = await runChaos({
   grains: positive('grains', values.grains),
   senders: positive('senders', values.senders),
   relay: values.relay,
+  redisCluster: values['redis-cluster'],
   log: (line) => process.stderr.write(`${line}\n`),
 });
 const takeovers = report.rounds.flatMap((r) => (r.takeoverMs === undefined ? [] : [r.takeoverMs])).sort((a, b) => a - b);

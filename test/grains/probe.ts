@@ -1,14 +1,25 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { Grain } from 'redgrain';
 
 /**
  * A grain for tests: every effect it has outside its state goes to Redis lists under
- * `<prefix>:probe:*`, written by its own connection, so a test can count activations, handler
- * runs and in-handler concurrency across silo processes.
+ * `<prefix>:probe:*`, written by its own connection (to the silo's Redis: `REDIS_CLUSTER`, else
+ * `REDIS_URL`), so a test can count activations, handler runs and in-handler concurrency across
+ * silo processes. Each command touches one key, so it runs on a Redis Cluster as on one Redis.
  */
-let probeRedis: Redis | undefined;
-function probe(): Redis {
-  probeRedis ??= new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { connectionName: 'probe' });
+let probeRedis: Redis | Cluster | undefined;
+function probe(): Redis | Cluster {
+  const cluster = process.env.REDIS_CLUSTER;
+  probeRedis ??=
+    cluster !== undefined && cluster !== ''
+      ? new Cluster(
+          cluster.split(',').map((url) => {
+            const { hostname, port } = new URL(url.trim());
+            return { host: hostname, port: Number(port) };
+          }),
+          { scaleReads: 'master', redisOptions: { connectionName: 'probe' } },
+        )
+      : new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { connectionName: 'probe' });
   return probeRedis;
 }
 export function probeKey(prefix: string, what: string): string {

@@ -28,3 +28,18 @@ export function rawRedis(): Redis | Cluster {
     { scaleReads: 'master' },
   );
 }
+
+/** The suite's Redis as `TestCluster.start` takes it: `redisUrl`, or `redisCluster` on a Redis Cluster. */
+export function testClusterRedis(): { redisUrl: string } | { redisCluster: string[] } {
+  const nodes = inject('redisClusterUrls');
+  return nodes.length > 0 ? { redisCluster: nodes } : { redisUrl: inject('redisUrl') };
+}
+
+/**
+ * The suite's Redis as the `redgrain` tools and the silo process read it from the environment:
+ * `REDIS_CLUSTER` (comma-separated node URLs) on a Redis Cluster, else `REDIS_URL`.
+ */
+export function testRedisEnv(): { REDIS_URL: string } | { REDIS_CLUSTER: string } {
+  const nodes = inject('redisClusterUrls');
+  return nodes.length > 0 ? { REDIS_CLUSTER: nodes.join(',') } : { REDIS_URL: inject('redisUrl') };
+}
