@@ -38,9 +38,9 @@ describe('failover on a Redis Cluster with replicas: 1', () => {
     const acknowledged = new Array<number>(GRAINS).fill(0);
     const uncertain = new Array<number>(GRAINS).fill(0);
     let sent = 0;
-    let stop = false;
+    const stopped = new AbortController();
     const load = async (lane: number) => {
-      for (let i = lane; !stop; i += IN_FLIGHT) {
+      for (let i = lane; !stopped.signal.aborted; i += IN_FLIGHT) {
         const grain = i % GRAINS;
         try {
           await sender.getGrain(Counter, `g${grain}`).send('add', 1);
@@ -69,7 +69,7 @@ describe('failover on a Redis Cluster with replicas: 1', () => {
       probe.disconnect();
     }
     await waitFor('500 sends after the failover', () => (sent >= 1_500 ? true : undefined), { timeoutMs: 30_000 });
-    stop = true;
+    stopped.abort();
     await Promise.all(lanes);
 
     // Every acknowledged message ran once; a send that failed ran at most once.

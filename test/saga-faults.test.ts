@@ -8,6 +8,7 @@ import { waitFor } from './support/wait-for.ts';
 const FAST_DETECTION = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '500', REDGRAIN_MISSED_HEARTBEATS_LIMIT: '6' };
 const SKUS = ['mug', 'pen', 'cap'];
 const CUSTOMERS = ['ann', 'bob', 'cy', 'dee'];
+const byText = (a: string, b: string) => a.localeCompare(b);
 
 /**
  * Sagas across silo processes, one killed with -9 while they run: every saga ends (completed or
@@ -61,18 +62,18 @@ describe('sagas under kill -9', () => {
         expect(stock.reservations, `reservations of ${sku}`).toBe(mine.filter((s) => happened(stepStatus(s, 'reserve'))).length);
         expect(stock.releases, `releases of ${sku}`).toBe(mine.filter((s) => stepStatus(s, 'reserve') === 'compensated').length);
         expect(stock.stock, `stock of ${sku}`).toBe(10 - completed.reduce((sum, s) => sum + (s.order?.qty ?? 0), 0));
-        expect(Object.keys(stock.reserved).sort()).toEqual(completed.map((s) => s.order?.id).sort());
+        expect(Object.keys(stock.reserved).sort(byText)).toEqual(completed.map((s) => s.order?.id ?? '').sort(byText));
       }
       for (const customer of CUSTOMERS) {
         const mine = states.filter((s) => s.order?.customer === customer);
         const card = await client.getGrain(Payments, customer).ask('get');
         expect(card.charges, `charges of ${customer}`).toBe(mine.filter((s) => happened(stepStatus(s, 'charge'))).length);
         expect(card.refunds, `refunds of ${customer}`).toBe(mine.filter((s) => stepStatus(s, 'charge') === 'compensated').length);
-        expect(Object.keys(card.charged).sort()).toEqual(
+        expect(Object.keys(card.charged).sort(byText)).toEqual(
           mine
             .filter((s) => s.saga.status === 'completed')
-            .map((s) => s.order?.id)
-            .sort(),
+            .map((s) => s.order?.id ?? '')
+            .sort(byText),
         );
       }
       expect((await client.getGrain(Pricing, 'catalogue').ask('get')).quotes).toBe(orders.length);

@@ -110,9 +110,9 @@ function checkRedisUrl(value: string): string {
 function checkRedis(value: unknown): RedisConnectionInput {
   if (typeof value === 'string') return checkRedisUrl(value);
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    if ('cluster' in value) checkClusterNodes((value as { cluster: unknown }).cluster, 'cluster');
-    if ('sentinels' in value) checkSentinels(value as { sentinels: unknown; name?: unknown });
-    return value as RedisConnectionInput;
+    if ('cluster' in value) checkClusterNodes(value.cluster, 'cluster');
+    if ('sentinels' in value) checkSentinels(value);
+    return value;
   }
   return refuse('must be a Redis URL (redis://, rediss://), ioredis options, or { cluster: [...] }');
 }

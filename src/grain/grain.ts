@@ -206,7 +206,7 @@ export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) 
   /** Error classes the grain's handlers throw: `ask` callers get them back as these classes. */
   readonly errors?: readonly ErrorClass[];
   /** The state machine that routes the grain's messages (see StateMachineGrain). */
-  readonly machine?: MachineDefinition<string, string>;
+  readonly machine?: MachineDefinition;
 };
 
 /** A class of errors (extending Error) whose instances `ask` rebuilds as themselves. */

@@ -17,7 +17,7 @@ export type Reply = [Error | null, unknown];
  */
 export async function execEach(redis: RedisClient, commands: readonly Command[]): Promise<Reply[]> {
   if (commands.length === 0) return [];
-  if (!(redis instanceof Cluster)) return ((await redis.pipeline(commands.map((command) => [...command])).exec()) ?? []) as Reply[];
+  if (!(redis instanceof Cluster)) return (await redis.pipeline(commands.map((command) => [...command])).exec()) ?? [];
   const callable = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   return Promise.all(
     commands.map(([name, ...args]) => {

@@ -232,10 +232,10 @@ describe('the options schema', () => {
     expect(() => resolveRedis(undefined, { REDIS_CLUSTER: 'https://a:7000' }, 'redis')).toThrow(
       'REDIS_CLUSTER is "https://a:7000": must be a redis:// or rediss:// URL, not https://',
     );
-    expect(() => resolveSiloOptions({ grains: [Counter], redis: { cluster: [] } } as never, {})).toThrow(
+    expect(() => resolveSiloOptions({ grains: [Counter], redis: { cluster: [] } }, {})).toThrow(
       'Silo option redis is {"cluster":[]}: cluster must list at least one node (redis:// URLs or { host, port })',
     );
-    expect(() => resolveSiloOptions({ grains: [Counter], redis: { sentinels: [{ host: 's', port: 26379 }] } } as never, {})).toThrow(
+    expect(() => resolveSiloOptions({ grains: [Counter], redis: { sentinels: [{ host: 's', port: 26379 }] } }, {})).toThrow(
       'with sentinels, name (the master group name) is required',
     );
   });
