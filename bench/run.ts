@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
-import { Forwarder } from './bench-grains.ts';
+import { EventTally, Forwarder, UnsnapshottedTally } from './bench-grains.ts';
 import { measureScaleOut } from './scale-out.ts';
 import { median, percentile, since, sleep, withConcurrency } from './stats.ts';
 
@@ -287,6 +287,45 @@ try {
       to: results.hotDrainPerSec ?? rate,
       label: 'hot drain (no send)',
     });
+    await silo.stop();
+    await c.close();
+  }
+
+  // Event-sourced activation: a grain with 100,000 events (plus 99, the most a snapshot every 100
+  // can leave behind), activated from its latest snapshot vs by replaying the whole journal.
+  {
+    const kp = prefix();
+    const c = await connect({ redis: server.url, keyPrefix: kp });
+    const grains = [EventTally, UnsnapshottedTally];
+    let silo = await Silo.start({ redis: server.url, grains, keyPrefix: kp, logLevel: 'error' });
+    for (const cls of grains) {
+      const ref = c.getGrain(cls, 'es');
+      for (let i = 0; i < 100; i++) await ref.ask('addMany', 1_000);
+      await ref.ask('addMany', 99);
+    }
+    const activation: Record<string, number[]> = { EventTally: [], UnsnapshottedTally: [] };
+    for (let run = 0; run < 3; run++) {
+      await silo.stop();
+      silo = await Silo.start({ redis: server.url, grains, keyPrefix: kp, logLevel: 'error' });
+      for (const cls of grains) {
+        const t = performance.now();
+        if ((await c.getGrain(cls, 'es').ask('get')) !== 100_099) throw new Error(`${cls.type} lost events`);
+        activation[cls.type]?.push(since(t));
+      }
+    }
+    const replay = median(activation.UnsnapshottedTally ?? []);
+    record(
+      'esActivationSnapshotMs',
+      'event-sourced grain with 100,000 events: activation, snapshot every 100 (median)',
+      median(activation.EventTally ?? []),
+      'ms',
+      {
+        to: replay,
+        label: 'faster than full replay',
+        invert: true,
+      },
+    );
+    record('esActivationFullReplayMs', 'event-sourced grain with 100,000 events: activation by full replay (median)', replay, 'ms');
     await silo.stop();
     await c.close();
   }

@@ -69,3 +69,11 @@ export { topicMatches } from './pubsub/topic-pattern.ts';
 export type { ImplicitSubscription } from './pubsub/subscription-table.ts';
 export type { ReminderInfo, ReminderSchedule, ReminderTick, MissedTickPolicy } from './reminders/reminder-table.ts';
 export type { TimerSchedule } from './catalog/grain-timers.ts';
+export {
+  EventSourcedGrain,
+  type EventOf,
+  type EventRange,
+  type JournalEvent,
+  type JournalRetention,
+  type PublishedEvent,
+} from './grain/event-sourced.ts';

@@ -23,6 +23,9 @@ import {
   type CommitOutcome,
 } from './turn-commit.ts';
 import { OutboxForwarder } from '../outbox/outbox-forwarder.ts';
+import type { EventRecorder } from '../grain/event-sourced.ts';
+import { JournalReadFailure } from '../storage/event-journal.ts';
+import { loadEventSourced, newEventRecorder } from './event-replay.ts';
 import {
   decodeSeen,
   encodeSeen,
@@ -99,6 +102,8 @@ export class Activation {
   #singleTakes = 0;
   /** The state read (and the mailbox's event cap) sent right behind the claim; see `prefetch`. */
   #prefetched: Promise<[Record<string, string>, void, string[]]> | undefined;
+  /** An event-sourced grain's journal and snapshot, and the events of the batch in progress. */
+  #journal: EventRecorder | undefined;
 
   constructor(
     readonly id: GrainId,
@@ -194,12 +199,20 @@ export class Activation {
     // counts towards suspension. Redis failures before this point are retried without limit.
     try {
       const grain = instantiateGrain(this.type.cls, context);
-      const loaded = GrainStateCodec.fromFields(fields, grain.initialState());
-      grain.state = loaded.state;
-      this.#snapshot = loaded.snapshot;
+      const eventSourcing = this.type.eventSourcing;
+      if (eventSourcing === undefined) {
+        const loaded = GrainStateCodec.fromFields(fields, grain.initialState());
+        grain.state = loaded.state;
+        this.#snapshot = loaded.snapshot;
+      } else {
+        this.#journal = newEventRecorder(this.id, eventSourcing, host);
+        this.#snapshot = await loadEventSourced(this.id, grain, this.#journal, fields, host);
+      }
       this.#grain = grain;
       await otelContext.with(contextWith(activationSpan), () => grain.onActivate());
     } catch (error) {
+      // Redis failing while the journal is read is retried like any Redis failure.
+      if (error instanceof JournalReadFailure) throw error.original;
       throw new GrainActivationError(error);
     }
   }
@@ -324,10 +337,15 @@ export class Activation {
       if (grain !== undefined) {
         const effects = new TurnEffects();
         this.#turnState.effects = effects;
+        let ok = false;
+        this.#journal?.beginTurn();
         try {
           await otelContext.with(spanContext, () => grain.onDeactivate());
+          await this.#journal?.settle();
+          ok = true;
         } finally {
           this.#turnState.effects = undefined;
+          this.#journal?.endTurn(ok);
         }
         const changes = GrainStateCodec.diff(this.#snapshot, grain.state, this.id.toString());
         const commit = await this.#commitOutsideMessage(changes, spanContext, await effects.settle());
@@ -375,16 +393,20 @@ export class Activation {
     parent: Context,
     effects: readonly OutboxEffect[],
   ): Promise<CommitOutcome> {
-    const state = changes ?? { set: [], remove: [], snapshot: this.#snapshot };
-    if (state.set.length === 0 && state.remove.length === 0 && effects.length === 0) return { kind: 'committed' };
+    // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
+    const journal = this.#journal?.prepare((changes ?? { snapshot: this.#snapshot }).snapshot);
+    const state = journal?.changes ?? changes ?? { set: [], remove: [], snapshot: this.#snapshot };
+    if (state.set.length === 0 && state.remove.length === 0 && effects.length === 0 && (journal?.events.length ?? 0) === 0)
+      return { kind: 'committed' };
     const span = startCommitSpan(this, parent, state, 0);
     const outbox = this.#number(effects);
     try {
       const tx = this.mailbox.transaction();
-      queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] });
+      queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] }, journal);
       const [reply = [new Error('no reply to the commit'), undefined]] = (await tx.exec()) ?? [];
       const outcome = readCommit(reply);
       if (outcome.kind === 'committed') {
+        if (journal !== undefined) this.#journal?.committed(journal);
         await this.host.replicate(this.id);
         void this.#forwarder.push(outbox);
       }
@@ -526,7 +548,9 @@ export class Activation {
     }
     const ran = messages.slice(0, turns.length);
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
-    const changes = only ?? GrainStateCodec.between(this.#snapshot, working);
+    // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
+    const journal = this.#journal?.prepare(working);
+    const changes = journal?.changes ?? only ?? GrainStateCodec.between(this.#snapshot, working);
     const last = turns[turns.length - 1];
     const commit = last?.trace === undefined ? undefined : startCommitSpan(this, last.trace.context, changes, turns.length);
     const take = this.#takeCount();
@@ -544,6 +568,7 @@ export class Activation {
       ran,
       turns.flatMap((turn) => turn.result.idempotent ?? []),
       effects,
+      journal,
     );
     turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
     this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
@@ -574,6 +599,7 @@ export class Activation {
       next = finished.next;
     }
     this.#snapshot = working;
+    if (journal !== undefined) this.#journal?.committed(journal);
     for (const [sender, mark] of seen) this.#seen.set(sender, mark);
     // With replicas required, nothing of the batch leaves the grain before they have its commit.
     await this.host.replicate(this.id);

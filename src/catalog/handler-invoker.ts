@@ -4,6 +4,7 @@ import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import type { Grain } from '../grain/grain.ts';
 import { abandonTransition, acceptMessage, completeTransition } from '../grain/state-machine.ts';
+import { eventRecorderOf } from '../grain/event-sourced.ts';
 import type { FinishOutcome, MailboxMessage } from '../mailbox/grain-mailbox.ts';
 import type { IdempotentOutcome, MessageEnvelope, ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
@@ -121,6 +122,9 @@ export async function invoke(
   { requestId, needValue, callerWaits }: { requestId: string; needValue: boolean; callerWaits: boolean },
 ): Promise<TurnResult> {
   const grain = turn.grain;
+  // An event-sourced grain records the events its handler raises; a failure drops them.
+  const events = eventRecorderOf(grain);
+  events?.beginTurn();
   try {
     if (!turn.type.handlers.has(method)) throw new UnknownMethodError(turn.type.name, method);
     const handler = (grain as unknown as Record<string, (...a: unknown[]) => unknown>)[method] as (...a: unknown[]) => unknown;
@@ -128,14 +132,17 @@ export async function invoke(
     const { machine } = turn.type;
     const transition = machine === undefined ? undefined : acceptMessage(turn.type.name, machine, grain, method);
     const value = await handler.apply(grain, args());
+    await events?.settle();
     if (transition !== undefined) {
       const traceId = (grain as unknown as { traceId: string }).traceId;
       completeTransition(turn.type.name, grain, transition, method, { correlationId: turn.correlationId, traceId });
     }
     const text = needValue ? serialize(value, `the return value of ${turn.type.name}.${method}`) : '';
     const changes = GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString());
+    events?.endTurn(true);
     return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
   } catch (error) {
+    events?.endTurn(false);
     abandonTransition(grain);
     grain.state = GrainStateCodec.restore(turn.snapshot, grain.initialState());
     const data = errorToData(error);

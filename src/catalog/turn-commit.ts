@@ -9,6 +9,7 @@ import { markFailed, startGrainSpan, type TurnTrace } from '../telemetry/tracing
 import type { ActivationHost } from './activation-host.ts';
 import type { TurnResult } from './handler-invoker.ts';
 import type { OutboxEffect } from '../outbox/outbox.ts';
+import type { RecordedEvent } from '../grain/event-sourced.ts';
 
 /*
  * The commit side of an activation's turns: the fenced MULTI that writes a batch's state with its
@@ -43,6 +44,17 @@ export interface CommitEffects {
 
 export const NO_EFFECTS: CommitEffects = { outbox: [], seen: [] };
 
+/** What a commit appends to an event-sourced grain's journal (nothing for other grains). */
+export interface CommitJournal {
+  /** The journal's last event before this commit. */
+  prev: number;
+  events: readonly RecordedEvent[];
+  /** Trim the journal's events below this sequence number (0: none). */
+  trimBelow: number;
+}
+
+export const NO_JOURNAL: CommitJournal = { prev: 0, events: [], trimBelow: 0 };
+
 /** Queues the fenced state commit of `messages` (none for a commit outside a message) on `tx`. */
 export function queueCommit(
   tx: TurnTransaction,
@@ -51,14 +63,16 @@ export function queueCommit(
   messages: readonly MailboxMessage[],
   records: readonly NonNullable<TurnResult['idempotent']>[],
   effects: CommitEffects,
+  journal: CommitJournal = NO_JOURNAL,
 ): void {
   const lockKeys = messages.map((message) => mailbox.lockKey(message));
   tx.commitTurns(
-    4 + 2 * lockKeys.length + records.length,
+    5 + 2 * lockKeys.length + records.length,
     host.keys.directory(id),
     host.keys.state(id),
     host.keys.outbox(id),
     host.keys.seen(id),
+    host.keys.journal(id),
     ...lockKeys,
     ...messages.map((message) => mailbox.jobKey(message)),
     ...records.map((record) => record.key),
@@ -69,7 +83,11 @@ export function queueCommit(
     changes.set.length,
     effects.outbox.length,
     effects.seen.length,
+    journal.events.length,
+    journal.prev,
+    journal.trimBelow,
     ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
+    ...journal.events.flat(),
     ...effects.outbox,
     ...effects.seen.flat(),
     ...changes.set.flat(),
@@ -96,6 +114,8 @@ export function readCommit([error, code]: [Error | null, unknown]): CommitOutcom
       return { kind: 'refused', reason: 'malformed commit arguments' };
     case -5:
       return { kind: 'refused', reason: 'Redis refused the write (out of memory?)' };
+    case -6:
+      return { kind: 'refused', reason: 'the journal does not end at the event this activation last committed' };
     default:
       return { kind: 'refused', reason: `unexpected commit reply ${JSON.stringify(code)}` };
   }

@@ -8,6 +8,7 @@ import {
   ClosedError,
   describeError,
   GrainTypeNotRegisteredError,
+  InvalidGrainClassError,
   InvalidOptionError,
   MailboxFullError,
   PayloadTooLargeError,
@@ -39,6 +40,8 @@ import { deserialize, serialize } from '../messaging/serializer.ts';
 import { matchSegments, patternSegments, topicSegments } from '../pubsub/topic-pattern.ts';
 import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import type { RedisKeys } from '../redis/keys.ts';
+import { eventSourcingOf, type EventOf, type EventRange, type EventSourcedGrain, type JournalEvent } from '../grain/event-sourced.ts';
+import { readJournal } from '../storage/event-journal.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
 import { ReplyListener } from './reply-listener.ts';
 import { CallOrder, type Place } from './call-order.ts';
@@ -293,6 +296,26 @@ export class GrainClient implements MessageSender {
     },
     discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
   };
+
+  /**
+   * Reads the journal of an event-sourced grain (see EventSourcedGrain) without activating it:
+   * its committed events from `from` to `to` (sequence numbers, both included; default: from the
+   * first), at most `limit` (default 1,000), each upcast to the class's current event version.
+   * Events trimmed by `journalRetention: 'snapshot'` are no longer there.
+   */
+  async readEvents<G extends EventSourcedGrain<object, { type: string }>>(
+    cls: GrainClass<G>,
+    key: string,
+    range: EventRange = {},
+  ): Promise<JournalEvent<EventOf<G>>[]> {
+    if (this.#closed) throw new ClosedError('The client');
+    const type = grainTypeName(cls);
+    const config = eventSourcingOf(type, cls);
+    if (config === undefined)
+      throw new InvalidGrainClassError(`${type} is not an event-sourced grain (it does not extend EventSourcedGrain)`);
+    const events = await readJournal(this.runtime.redis, this.runtime.keys.journal(GrainId.of(type, key)), config, range);
+    return events as JournalEvent<EventOf<G>>[];
+  }
 
   /**
    * Publishes `data` on `topic` (dot-separated segments, no wildcards). Every grain subscribed to

@@ -3,6 +3,7 @@ import { validateImplicitSubscriptions, type ImplicitSubscription } from '../pub
 import { MAX_METHOD_NAME_LENGTH } from '../messaging/envelope.ts';
 import { Grain, type GrainClass, type MailboxLimits } from './grain.ts';
 import { validateMachine, type MachineDefinition } from './state-machine.ts';
+import { eventSourcingOf, type EventSourcing } from './event-sourced.ts';
 
 const LIFECYCLE = new Set(['constructor', 'initialState', 'onActivate', 'onDeactivate', 'getGrain']);
 
@@ -15,6 +16,8 @@ export interface GrainType {
   readonly implicitSubscriptions: readonly ImplicitSubscription[];
   /** The state machine routing the type's messages, when the class declares one. */
   readonly machine: MachineDefinition | undefined;
+  /** The journal and snapshot settings of an event-sourced type (see EventSourcedGrain). */
+  readonly eventSourcing: EventSourcing | undefined;
 }
 
 /** Reads and validates the stable type name a grain class declares. */
@@ -82,7 +85,8 @@ export function describeGrainType(cls: GrainClass): GrainType {
   mailboxLimits(cls);
   const implicitSubscriptions = validateImplicitSubscriptions(name, handlers, cls.implicitSubscriptions);
   const machine = validateMachine(name, cls.machine, handlers);
-  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions, machine };
+  const eventSourcing = eventSourcingOf(name, cls);
+  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions, machine, eventSourcing };
 }
 
 /** The grain types one silo hosts, by their stable names. */

@@ -9,6 +9,7 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:g:{<grain>}:state`   persisted state, one hash field per top-level state property
  * - `P:g:{<grain>}:outbox`  effects of committed turns not carried out yet (a list)
  * - `P:g:{<grain>}:seen`    the last message processed from each grain that sent one (sender -> place)
+ * - `P:g:{<grain>}:journal` an event-sourced grain's events (a stream, entry ids `0-<seq>`)
  * - `P:silos`               set of silo ids that ever joined and have not been swept
  * - `P:s:{<silo>}:info`     one silo's membership record
  * - `P:s:{<silo>}:inbox`    wake-ups for the grains that silo owns or should place
@@ -52,6 +53,11 @@ export class RedisKeys {
   /** The last message the grain processed from each grain that sent it one (sender digest -> `<epoch>.<n>`). */
   seen(grain: GrainId): string {
     return `${this.prefix}:g:{${grain.tag}}:seen`;
+  }
+
+  /** An event-sourced grain's journal: a stream whose entry `0-<seq>` is its event number `seq`. */
+  journal(grain: GrainId): string {
+    return `${this.prefix}:g:{${grain.tag}}:journal`;
   }
 
   /** The outcome of a message sent with an idempotency key, kept for the retention window. */

@@ -15,14 +15,20 @@
   still existing, every number) is checked before the first write. A refusal writes nothing and
   drops the locks, so no acknowledgement in the same MULTI lands without the state it goes with.
 
+  An event-sourced grain's events are appended to its journal (a stream whose entry ids are
+  `0-<seq>`) in the same step, first among the writes, each right after the one before: the
+  journal must end at the event the activation last committed (`prev`), or nothing is written.
+  A snapshot is written as state fields; with it, the journal may be trimmed below an event.
+
   A variable number of keys (the caller passes the count first):
   KEYS[1]              the grain's directory entry
   KEYS[2]              the grain's state hash
   KEYS[3]              the grain's outbox (a list)
   KEYS[4]              the grain's record of the last message seen from each sending grain (a hash)
-  KEYS[5 .. 4+L]       the lock keys of the batch's messages (none for a commit outside a message)
-  KEYS[5+L .. 4+2L]    the job keys of the same messages, in the same order
-  KEYS[5+2L ..]        idempotency records to write, one per message that carries a key
+  KEYS[5]              the grain's journal (a stream; untouched unless e > 0 or trim > 0)
+  KEYS[6 .. 5+L]       the lock keys of the batch's messages (none for a commit outside a message)
+  KEYS[6+L .. 5+2L]    the job keys of the same messages, in the same order
+  KEYS[6+2L ..]        idempotency records to write, one per message that carries a key
 
   ARGV[1] silo id
   ARGV[2] activation epoch
@@ -31,7 +37,11 @@
   ARGV[5] n, the number of state fields to set
   ARGV[6] o, the number of outbox entries to append
   ARGV[7] s, the number of senders whose last message to record
+  ARGV[8] e, the number of events to append to the journal
+  ARGV[9] prev, the sequence number of the journal's last event (the events get prev+1 .. prev+e)
+  ARGV[10] trim: remove the journal's events below this sequence number (0: none)
   then, per idempotency record: how long to keep it (whole ms, > 0), the outcome returned to duplicates
+  then, per event: its version (whole, >= 1), the event, its correlation id, its time (whole ms)
   then o outbox entries
   then s sender, last-message pairs
   then n field, value pairs to set
@@ -43,32 +53,39 @@
           -3 a message no longer exists (nothing written)
           -4 malformed arguments (nothing written)
           -5 Redis refused the first write, e.g. out of memory (nothing written)
+          -6 the journal does not end at event prev (nothing written)
 ]]
 local token = ARGV[3]
 local locks = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local o = tonumber(ARGV[6])
 local s = tonumber(ARGV[7])
+local e = tonumber(ARGV[8])
+local prev = tonumber(ARGV[9])
+local trim = tonumber(ARGV[10])
 
 local function wholeNumber(value, min)
   return value ~= nil and value == math.floor(value) and value >= min and value < 2 ^ 53
 end
 
 local function dropOwnLocks()
-  if not wholeNumber(locks, 0) or #KEYS < 4 + locks then return end
-  for i = 5, 4 + locks do
+  if not wholeNumber(locks, 0) or #KEYS < 5 + locks then return end
+  for i = 6, 5 + locks do
     if redis.call('GET', KEYS[i]) == token then
       redis.call('DEL', KEYS[i])
     end
   end
 end
 
-if not wholeNumber(locks, 0) or not wholeNumber(n, 0) or not wholeNumber(o, 0) or not wholeNumber(s, 0) or #KEYS < 4 + 2 * locks then
+if not wholeNumber(locks, 0) or not wholeNumber(n, 0) or not wholeNumber(o, 0) or not wholeNumber(s, 0)
+  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(trim, 0) or trim > prev + e + 1
+  or #KEYS < 5 + 2 * locks then
   dropOwnLocks()
   return -4
 end
-local records = #KEYS - 4 - 2 * locks
-local entries = 8 + 2 * records
+local records = #KEYS - 5 - 2 * locks
+local events = 11 + 2 * records
+local entries = events + 4 * e
 local senders = entries + o
 local first = senders + 2 * s
 if #ARGV < first - 1 + 2 * n then
@@ -76,7 +93,13 @@ if #ARGV < first - 1 + 2 * n then
   return -4
 end
 for r = 1, records do
-  if not wholeNumber(tonumber(ARGV[6 + 2 * r]), 1) then
+  if not wholeNumber(tonumber(ARGV[9 + 2 * r]), 1) then
+    dropOwnLocks()
+    return -4
+  end
+end
+for i = 0, e - 1 do
+  if not wholeNumber(tonumber(ARGV[events + 4 * i]), 1) or not wholeNumber(tonumber(ARGV[events + 4 * i + 3]), 0) then
     dropOwnLocks()
     return -4
   end
@@ -87,7 +110,7 @@ if dir[1] ~= ARGV[1] or dir[2] ~= ARGV[2] then
   dropOwnLocks()
   return -1
 end
-for i = 5, 4 + locks do
+for i = 6, 5 + locks do
   if redis.call('GET', KEYS[i]) ~= token then
     dropOwnLocks()
     return -2
@@ -97,10 +120,24 @@ for i = 5, 4 + locks do
     return -3
   end
 end
+if e > 0 then
+  -- The events follow the journal's last one (a trimmed journal may be empty: then XADD itself
+  -- refuses an id at or below its last, as the first write, so nothing is written either).
+  local read, top = pcall(redis.call, 'XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
+  if not read or (#top > 0 and top[1][1] ~= string.format('0-%d', prev)) then
+    dropOwnLocks()
+    return -6
+  end
+end
 
 -- Only the first write can still be refused (Redis checks maxmemory there, not after a script
 -- has written): then nothing was written, and dropping the locks keeps the acknowledgements out.
 local written = pcall(function()
+  for i = 0, e - 1 do
+    local at = events + 4 * i
+    redis.call('XADD', KEYS[5], string.format('0-%d', prev + 1 + i),
+      'v', ARGV[at], 'e', ARGV[at + 1], 'c', ARGV[at + 2], 't', ARGV[at + 3])
+  end
   if n > 0 then
     redis.call('HSET', KEYS[2], unpack(ARGV, first, first + 2 * n - 1))
   end
@@ -114,7 +151,10 @@ local written = pcall(function()
     redis.call('HSET', KEYS[4], unpack(ARGV, senders, senders + 2 * s - 1))
   end
   for r = 1, records do
-    redis.call('SET', KEYS[4 + 2 * locks + r], ARGV[7 + 2 * r], 'PX', ARGV[6 + 2 * r])
+    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[10 + 2 * r], 'PX', ARGV[9 + 2 * r])
+  end
+  if trim > 0 then
+    redis.call('XTRIM', KEYS[5], 'MINID', string.format('0-%d', trim))
   end
 end)
 if not written then
