@@ -238,6 +238,11 @@ export class Activation {
       });
   }
 
+  /** Messages that were still waiting after this activation's last take (free: no Redis read). */
+  get waitingHint(): number {
+    return this.#waiting;
+  }
+
   get draining(): boolean {
     return this.#draining !== undefined;
   }

@@ -104,6 +104,13 @@ export class Catalog {
     return counts;
   }
 
+  /** Messages left waiting at each activation's last take, summed: a free estimate of the depth. */
+  waitingHint(): number {
+    let total = 0;
+    for (const activation of this.#activations.values()) total += activation.waitingHint;
+    return total;
+  }
+
   /** Messages waiting in the mailboxes of this silo's activations, per grain type (one pipeline). */
   async mailboxDepthByType(): Promise<Map<string, number>> {
     const activations = [...this.#activations.values()];

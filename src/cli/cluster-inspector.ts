@@ -1,3 +1,4 @@
+import type { SiloStats } from '../telemetry/silo-metrics.ts';
 import { execEach, type Command } from '../redis/commands.ts';
 import { Queue, type Job } from 'bullmq';
 import { asEnvelope } from '../messaging/envelope.ts';
@@ -33,6 +34,8 @@ export interface SiloView {
   startedAt: Date;
   /** Milliseconds since the silo's last heartbeat (Redis clock). */
   heartbeatAgeMs: number;
+  /** What the silo reported with its last heartbeat (counters, turn latency, activations per type). */
+  stats?: SiloStats;
 }
 
 export interface MessageView {
@@ -153,6 +156,7 @@ export class ClusterInspector {
         activations: r.activations,
         startedAt: new Date(r.startedAt),
         heartbeatAgeMs: Math.max(0, now - r.heartbeatAt),
+        ...(r.stats === undefined ? {} : { stats: r.stats }),
       }))
       .sort((a, b) => order[a.status] - order[b.status] || a.id.localeCompare(b.id));
   }

@@ -41,8 +41,9 @@ export class MembershipTable {
   }
 
   /** Records a heartbeat (Redis server time); returns the status forbidding it when the silo is dead or gone. */
-  async heartbeat(siloId: string, activations: number): Promise<'ok' | 'dead' | 'left' | 'missing'> {
-    return (await this.redis.heartbeat(this.keys.siloInfo(siloId), activations)) as 'ok' | 'dead' | 'left' | 'missing';
+  async heartbeat(siloId: string, activations: number, stats?: object): Promise<'ok' | 'dead' | 'left' | 'missing'> {
+    const args = stats === undefined ? [activations] : [activations, JSON.stringify(stats)];
+    return (await this.redis.heartbeat(this.keys.siloInfo(siloId), ...args)) as 'ok' | 'dead' | 'left' | 'missing';
   }
 
   /** Declares each silo dead whose heartbeat is older than `silenceMs`; returns those declared now. */

@@ -1,3 +1,4 @@
+import type { SiloStats } from '../telemetry/silo-metrics.ts';
 /** Lifecycle of a silo in the membership table. */
 export type SiloStatus = 'joining' | 'active' | 'stopping' | 'left' | 'dead';
 
@@ -14,6 +15,8 @@ export interface SiloRecord {
   activations: number;
   /** The silo's heartbeat interval (ms), so readers can tell a late heartbeat from a normal one; 0 when unknown. */
   heartbeatIntervalMs: number;
+  /** What the silo reported with its last heartbeat (see SiloStats), when it did. */
+  stats?: SiloStats;
 }
 
 /** Silos that take wake-ups for the grains they own. */
@@ -47,5 +50,19 @@ export function recordFromHash(hash: Record<string, string>): SiloRecord | undef
     heartbeatAt: Number(hash.heartbeatAt ?? 0),
     activations: Number(hash.activations ?? 0),
     heartbeatIntervalMs: Number(hash.heartbeatIntervalMs ?? 0),
+    ...(hash.stats === undefined ? {} : statsFrom(hash.stats)),
   };
+}
+
+/** The stats a silo wrote, if they read as such (anyone may write a record). */
+function statsFrom(text: string): { stats?: SiloStats } {
+  try {
+    const value = JSON.parse(text) as Partial<SiloStats>;
+    const counts = [value.processed, value.failed, value.deadLettered, value.turnP50Ms, value.turnP99Ms, value.mailboxDepth];
+    if (counts.some((n) => typeof n !== 'number' || !Number.isFinite(n))) return {};
+    const byType = typeof value.activationsByType === 'object' && value.activationsByType !== null ? value.activationsByType : {};
+    return { stats: { ...(value as SiloStats), activationsByType: byType } };
+  } catch {
+    return {};
+  }
 }

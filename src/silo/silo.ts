@@ -133,6 +133,7 @@ export class Silo {
       const metrics = new SiloMetrics(id, {
         activationsByType: () => observed?.countByType() ?? new Map(),
         mailboxDepthByType: async () => (observed === undefined ? new Map() : observed.mailboxDepthByType()),
+        waitingHint: () => observed?.waitingHint() ?? 0,
       });
       const reminderTable = new ReminderTable(redis, runtime.keys, runtime.mailboxRoot);
       const catalog = new Catalog(
@@ -272,7 +273,7 @@ export class Silo {
 
   #beat(): void {
     this.runtime.membership
-      .heartbeat(this.id, this.catalog.size)
+      .heartbeat(this.id, this.catalog.size, this.metrics.takeStats())
       .then(async (result) => {
         this.#healthySince ??= Date.now();
         if (result === 'dead' && this.#status !== 'dead') this.#die();

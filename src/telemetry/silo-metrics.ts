@@ -10,7 +10,31 @@ export interface SiloObservations {
   activationsByType(): Map<string, number>;
   /** Messages waiting in the mailboxes of this silo's activations, per grain type. */
   mailboxDepthByType(): Promise<Map<string, number>>;
+  /** Messages waiting behind this silo's activations as of their last takes (no Redis read). */
+  waitingHint(): number;
 }
+
+/**
+ * What a silo writes into its membership record with each heartbeat, for the dashboard: counters
+ * since the silo started, and the turn latency over the last interval. Kept in memory, so it costs
+ * no Redis command of its own.
+ */
+export interface SiloStats {
+  /** Turns finished since start (completed or failed). */
+  processed: number;
+  failed: number;
+  deadLettered: number;
+  /** Turn duration percentiles over the last heartbeat interval (ms); 0 with no turn. */
+  turnP50Ms: number;
+  turnP99Ms: number;
+  /** Live activations per grain type. */
+  activationsByType: Record<string, number>;
+  /** Messages waiting behind this silo's activations, as of their last takes. */
+  mailboxDepth: number;
+}
+
+/** Most turn durations kept between two heartbeats (a sample beyond it replaces an older one). */
+const LATENCY_SAMPLES = 4_096;
 
 /**
  * A silo's metrics through the OpenTelemetry metrics API. Without a registered meter provider
@@ -30,6 +54,10 @@ export class SiloMetrics {
   readonly #deadLetters: Counter;
   readonly #gauges: ObservableGauge[];
   readonly #observe: BatchObservableCallback;
+  readonly #observations: SiloObservations;
+  readonly #stats = { processed: 0, failed: 0, deadLettered: 0 };
+  #durations: number[] = [];
+  #seen = 0;
 
   constructor(
     private readonly siloId: string,
@@ -37,6 +65,7 @@ export class SiloMetrics {
   ) {
     const meter = metrics.getMeter(INSTRUMENTATION_NAME);
     this.#meter = meter;
+    this.#observations = observations;
     this.#processed = meter.createCounter(Metrics.messagesProcessed, {
       description: 'Messages whose turn finished (completed or failed)',
       unit: '{message}',
@@ -96,6 +125,15 @@ export class SiloMetrics {
   ): void {
     const attributes = { ...this.#attrs(type), [Attr.grainMethod]: method };
     this.#processed.add(1, { ...attributes, [Attr.outcome]: outcome });
+    this.#stats.processed += 1;
+    if (outcome === 'failed') this.#stats.failed += 1;
+    // A uniform sample of the interval's turns, bounded in memory.
+    this.#seen += 1;
+    if (this.#durations.length < LATENCY_SAMPLES) this.#durations.push(durationMs);
+    else {
+      const slot = Math.floor(Math.random() * this.#seen);
+      if (slot < LATENCY_SAMPLES) this.#durations[slot] = durationMs;
+    }
     if (outcome === 'failed') this.#failed.add(1, { ...attributes, [Attr.errorType]: errorType ?? 'Error' });
     this.#duration.record(durationMs / 1000, attributes);
     this.#queueWait.record(Math.max(0, queueWaitMs) / 1000, attributes);
@@ -119,6 +157,23 @@ export class SiloMetrics {
 
   deadLettered(type: string, method: string): void {
     this.#deadLetters.add(1, { ...this.#attrs(type), [Attr.grainMethod]: method });
+    this.#stats.deadLettered += 1;
+  }
+
+  /** The stats for the next heartbeat; starts a new latency interval. */
+  takeStats(): SiloStats {
+    const sorted = this.#durations.sort((a, b) => a - b);
+    const at = (p: number) => (sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0));
+    const stats: SiloStats = {
+      ...this.#stats,
+      turnP50Ms: Math.round(at(0.5) * 100) / 100,
+      turnP99Ms: Math.round(at(0.99) * 100) / 100,
+      activationsByType: Object.fromEntries(this.#observations.activationsByType()),
+      mailboxDepth: this.#observations.waitingHint(),
+    };
+    this.#durations = [];
+    this.#seen = 0;
+    return stats;
   }
 
   /** Stops the gauges from being read (the silo stopped). */

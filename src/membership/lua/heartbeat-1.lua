@@ -5,6 +5,7 @@
   KEYS[1] the silo's membership record
 
   ARGV[1] number of activations the silo holds
+  ARGV[2] the silo's stats (JSON, for the dashboard), optional
 
   Returns 'ok', or the status that forbids the heartbeat ('dead', 'left', 'missing')
 ]]
@@ -14,4 +15,5 @@ if status == 'dead' or status == 'left' then return status end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'heartbeatAt', now, 'activations', ARGV[1])
+if ARGV[2] then redis.call('HSET', KEYS[1], 'stats', ARGV[2]) end
 return 'ok'
