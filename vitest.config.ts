@@ -17,6 +17,8 @@ const CLUSTER_SUITES = [
   'faults',
   'cluster',
   'loadtest',
+  'event-sourced',
+  'event-sourced-faults',
 ];
 
 export default defineConfig({
