@@ -65,6 +65,7 @@ export {
   type SiloViewStatus,
 } from './cli/cluster-inspector.ts';
 export type { SiloStats } from './telemetry/silo-metrics.ts';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/dashboard-server.ts';
 export { Attr as TelemetryAttributes, Metrics as MetricNames, SpanNames, CORRELATION_BAGGAGE_KEY } from './telemetry/semantics.ts';
 export { topicMatches } from './pubsub/topic-pattern.ts';
 export type { ImplicitSubscription } from './pubsub/subscription-table.ts';

@@ -243,6 +243,24 @@ await cluster.stop();`;
     expect(stdout).toBe('3 1\n');
   }, 60_000);
 
+  it('serves the dashboard from the installed package: its page, script and Chart.js', async () => {
+    const script = `import { startDashboard } from 'redgrain';
+const dashboard = await startDashboard({ redis: process.env.REDIS_URL, port: 0 });
+for (const path of ['', 'app.js', 'style.css', 'vendor/chart.umd.min.js', 'api/overview']) {
+  const response = await fetch(dashboard.url + path);
+  console.log('/' + path, response.status, response.headers.get('content-type'), (await response.text()).length > 0);
+}
+await dashboard.close();`;
+    const { stdout } = await inApp('node', ['--input-type=module', '-e', script], { REDIS_URL: redis.url });
+    expect(stdout.trim().split('\n')).toEqual([
+      '/ 200 text/html; charset=utf-8 true',
+      '/app.js 200 text/javascript; charset=utf-8 true',
+      '/style.css 200 text/css; charset=utf-8 true',
+      '/vendor/chart.umd.min.js 200 text/javascript; charset=utf-8 true',
+      '/api/overview 200 application/json; charset=utf-8 true',
+    ]);
+  }, 60_000);
+
   it('loads a TypeScript grain module through tsx, only once the app installs tsx', async () => {
     const without = startSilo('./src/grains.ts');
     expect(await without.closed).toBe(1);

@@ -2,6 +2,8 @@ import type { SiloStats } from '../telemetry/silo-metrics.ts';
 import { execEach, type Command } from '../redis/commands.ts';
 import { Queue, type Job } from 'bullmq';
 import { asEnvelope } from '../messaging/envelope.ts';
+import { parseEntry } from '../storage/event-journal.ts';
+import type { MachineDefinition } from '../grain/state-machine.ts';
 import { deserialize } from '../messaging/serializer.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { DeadLetterStore, type DeadLetter } from '../mailbox/dead-letters.ts';
@@ -68,6 +70,15 @@ export interface GrainView {
   state: Record<string, unknown>;
   /** Durable reminders the grain has registered (name, method, schedule). */
   reminders: { name: string; method: string; schedule: unknown }[];
+  /** Durable subscriptions the grain has made (topic pattern, method). */
+  subscriptions: { pattern: string; method: string }[];
+  /**
+   * An event-sourced grain's latest journal entries, newest first, as stored (not upcast: the
+   * inspector has no grain classes); empty for other grains.
+   */
+  events: { seq: number; version: number; event: unknown; correlationId: string; at: Date }[];
+  /** The state machine of a state-machine grain's type, as its silos registered it. */
+  machine?: MachineDefinition;
 }
 
 export interface QueueDepth {
@@ -142,9 +153,13 @@ export class ClusterInspector {
     return new ClusterInspector(redis, keys);
   }
 
-  /** Every silo in the membership table, active ones first. */
-  async silos(): Promise<SiloView[]> {
-    const [records, now] = await Promise.all([this.#membership.readAll(), this.#now()]);
+  /**
+   * Every silo in the membership table, active ones first; with `also`, those of these silos
+   * that left the table but whose record is still kept (an hour after they left or were declared
+   * dead and taken over).
+   */
+  async silos(also: Iterable<string> = []): Promise<SiloView[]> {
+    const [records, now] = await Promise.all([this.#membership.readAll(also), this.#now()]);
     const order: Record<SiloViewStatus, number> = { active: 0, joining: 1, stopping: 2, suspect: 3, left: 4, dead: 5 };
     return records
       .map((r) => ({
@@ -170,13 +185,16 @@ export class ClusterInspector {
     }
     const queue = this.#queue(id);
     try {
-      const [directory, counts, waiting, failed, fields, reminders] = await Promise.all([
+      const [directory, counts, waiting, failed, fields, reminders, subscriptions, journal, machine] = await Promise.all([
         this.redis.hgetall(this.keys.directory(id)),
         queue.getJobCounts('wait', 'active', 'failed', 'delayed', 'prioritized'),
         queue.getWaiting(0, MESSAGES_SHOWN - 1),
         queue.getFailed(0, MESSAGES_SHOWN - 1),
         this.redis.hgetall(this.keys.state(id)),
         this.redis.hgetall(this.keys.reminders(id)),
+        this.redis.hgetall(this.keys.grainSubscriptions(id)),
+        this.redis.xrevrange(this.keys.journal(id), '+', '-', 'COUNT', MESSAGES_SHOWN),
+        this.redis.hget(this.keys.grainMachines(), type),
       ]);
       const silo = directory.silo;
       return {
@@ -210,6 +228,26 @@ export class ClusterInspector {
           const info = JSON.parse(text) as { method: string; schedule: unknown };
           return { name, method: info.method, schedule: info.schedule };
         }),
+        subscriptions: Object.entries(subscriptions)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([pattern, method]) => ({ pattern, method })),
+        events: journal.flatMap((entry) => {
+          try {
+            const stored = parseEntry(entry);
+            return [
+              {
+                seq: stored.seq,
+                version: stored.version,
+                event: readField(stored.text),
+                correlationId: stored.correlationId,
+                at: new Date(stored.at),
+              },
+            ];
+          } catch {
+            return []; // not an entry redgrain wrote
+          }
+        }),
+        ...readMachine(machine),
       };
     } finally {
       await queue.close();
@@ -254,6 +292,11 @@ export class ClusterInspector {
   /** Messages set aside after killing or hanging their activation, newest first. */
   deadLetters(limit = 100): Promise<DeadLetter[]> {
     return this.#deadLetters.list(limit);
+  }
+
+  /** How many dead letters are kept. */
+  deadLetterCount(): Promise<number> {
+    return this.#deadLetters.count();
   }
 
   /**
@@ -357,5 +400,16 @@ function readField(text: string): unknown {
     return deserialize(text);
   } catch {
     return text;
+  }
+}
+
+/** A registered machine, if the text reads as one (anyone may write the hash). */
+function readMachine(text: string | null): { machine?: MachineDefinition } {
+  if (text === null) return {};
+  try {
+    const machine = JSON.parse(text) as MachineDefinition;
+    return typeof machine.initial === 'string' && typeof machine.states === 'object' && machine.states !== null ? { machine } : {};
+  } catch {
+    return {};
   }
 }

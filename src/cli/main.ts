@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Help } from 'commander';
 import { describeError } from '../errors/errors.ts';
+import { addDashboardCommand } from './dashboard-command.ts';
 import { addDiagramCommand } from './diagram-command.ts';
 import { addInspectCommand } from './inspect-command.ts';
 import { addLoadTestCommand } from './load-test-command.ts';
@@ -30,6 +31,7 @@ export async function main(
   addLoadTestCommand(program, out);
   addMigrateKeysCommand(program, out);
   addDiagramCommand(program, out);
+  addDashboardCommand(program, out);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -60,6 +60,11 @@ export class DeadLetterStore {
     return entries.map(([id, fields]) => toDeadLetter(id, fields));
   }
 
+  /** How many dead letters are kept. */
+  count(): Promise<number> {
+    return this.redis.xlen(this.keys.deadLetters());
+  }
+
   async get(id: string): Promise<DeadLetter | undefined> {
     const [entry] = await this.redis.xrange(this.keys.deadLetters(), id, id);
     return entry === undefined ? undefined : toDeadLetter(entry[0], entry[1]);

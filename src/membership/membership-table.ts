@@ -88,8 +88,12 @@ export class MembershipTable {
     return ((await this.redis.hget(this.keys.siloInfo(siloId), 'status')) ?? undefined) as SiloStatus | undefined;
   }
 
-  async readAll(): Promise<SiloRecord[]> {
-    const ids = await this.redis.smembers(this.keys.silos());
+  /**
+   * The records of every listed silo, and of the silos in `also` that are no longer listed but
+   * whose record has not expired yet (a dead silo is unlisted once its grains were taken over).
+   */
+  async readAll(also: Iterable<string> = []): Promise<SiloRecord[]> {
+    const ids = [...new Set([...(await this.redis.smembers(this.keys.silos())), ...also])];
     if (ids.length === 0) return [];
     const results = await execEach(
       this.redis,

@@ -10,6 +10,7 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:g:{<grain>}:outbox`  effects of committed turns not carried out yet (a list)
  * - `P:g:{<grain>}:seen`    the last message processed from each grain that sent one (sender -> place)
  * - `P:g:{<grain>}:journal` an event-sourced grain's events (a stream, entry ids `0-<seq>`)
+ * - `P:machines`            state machines of the types that declare one (type -> JSON), for the dashboard
  * - `P:silos`               set of silo ids that ever joined and have not been swept
  * - `P:s:{<silo>}:info`     one silo's membership record
  * - `P:s:{<silo>}:inbox`    wake-ups for the grains that silo owns or should place
@@ -123,6 +124,11 @@ export class RedisKeys {
 
   grainTypes(): string {
     return `${this.prefix}:types`;
+  }
+
+  /** The state machines of the grain types that declare one (type -> JSON), for the dashboard. */
+  grainMachines(): string {
+    return `${this.prefix}:machines`;
   }
 
   pendingForType(type: string): string {

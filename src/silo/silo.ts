@@ -194,9 +194,14 @@ export class Silo {
       );
       reminderService = ReminderService.start(resolved.redis, `redgrain:silo:${id}:reminders`, runtime.keys, client, reminderTable, log);
       const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics, reminderTable, reminderService);
+      const machines: string[] = [];
       for (const name of registry.names()) {
-        await runtime.subscriptions.registerImplicit(name, registry.get(name)?.implicitSubscriptions ?? []);
+        const type = registry.get(name);
+        await runtime.subscriptions.registerImplicit(name, type?.implicitSubscriptions ?? []);
+        if (type?.machine !== undefined) machines.push(name, JSON.stringify(type.machine));
       }
+      // What the dashboard draws a state-machine grain's page with (it has no grain classes).
+      if (machines.length > 0) await runtime.redis.hset(runtime.keys.grainMachines(), ...machines);
       await silo.#join(registry.names());
       return silo;
     } catch (error) {

@@ -1,0 +1,247 @@
+import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { ClusterInspector, type SiloView } from '../cli/cluster-inspector.ts';
+import { connect } from '../client/connect.ts';
+import type { GrainClient } from '../client/grain-client.ts';
+import { InvalidOptionError, describeError } from '../errors/errors.ts';
+import type { RedisConnectionInput } from '../redis/connection.ts';
+
+export interface DashboardOptions {
+  /** Redis URL, ioredis options or `{ cluster }`; default as for `connect` (REDIS_CLUSTER, REDIS_URL, ...). */
+  redis?: RedisConnectionInput | undefined;
+  /** Key prefix of the application; default `REDGRAIN_PREFIX`, else `redgrain`. */
+  keyPrefix?: string | undefined;
+  /** Port to listen on (0: any free one). Default 8080. */
+  port?: number | undefined;
+  /** Address to bind. Default 127.0.0.1; anything else requires `token`. */
+  host?: string | undefined;
+  /** Required on every request when set (Authorization: Bearer, `?token=`, or the cookie the page sets). */
+  token?: string | undefined;
+  /** Hides redrive and discard of dead letters (and refuses them). */
+  readOnly?: boolean | undefined;
+  /** Jaeger UI base URL: grain pages link to the grain's traces there. */
+  jaegerUrl?: string | undefined;
+  /** The service name the silos report traces under (their OTEL_SERVICE_NAME). Default `redgrain-silo`. */
+  jaegerService?: string | undefined;
+  /** How often the dashboard samples the silos' counters for its charts (ms). Default 2,000. */
+  sampleMs?: number | undefined;
+}
+
+export interface Dashboard {
+  /** Where it listens, e.g. http://127.0.0.1:8080/. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** One point of the cluster charts. */
+interface Sample {
+  /** ms since epoch */
+  t: number;
+  /** messages processed per second since the previous sample, all silos */
+  rate: number;
+  /** the slowest silo's turn latency percentiles over its last heartbeat interval (ms) */
+  p50: number;
+  p99: number;
+  /** messages waiting behind the silos' activations */
+  depth: number;
+  /** entries in the dead-letter stream */
+  deadLetters: number;
+}
+
+const SAMPLES_KEPT = 300;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+const PUBLIC = new URL('./public/', import.meta.url);
+const CHART_JS = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js');
+const STATIC: Record<string, { file: string | URL; type: string }> = {
+  '/': { file: new URL('index.html', PUBLIC), type: 'text/html; charset=utf-8' },
+  '/app.js': { file: new URL('app.js', PUBLIC), type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: new URL('style.css', PUBLIC), type: 'text/css; charset=utf-8' },
+  '/vendor/chart.umd.min.js': { file: CHART_JS, type: 'text/javascript; charset=utf-8' },
+};
+
+/**
+ * Serves the dashboard: the cluster's silos and live charts, the grains with the deepest
+ * mailboxes and any grain's page, and the dead letters (redrive, discard). Everything it shows
+ * comes from what the silos keep in Redis (membership records and their heartbeat counters, grain
+ * directory, mailboxes, state); it scans no keys, and pages on the server.
+ */
+export async function startDashboard(options: DashboardOptions = {}): Promise<Dashboard> {
+  const host = options.host ?? '127.0.0.1';
+  const token = options.token === '' ? undefined : options.token;
+  if (!LOOPBACK.has(host) && token === undefined) {
+    throw new InvalidOptionError(
+      'host',
+      JSON.stringify(host),
+      'binds the dashboard beyond this machine: give a token (--token or REDGRAIN_DASHBOARD_TOKEN)',
+    );
+  }
+  const port = options.port ?? 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new InvalidOptionError('port', String(port), 'must be a port number (0 to 65535)');
+  const sampleMs = options.sampleMs ?? 2_000;
+  const connection = {
+    ...(options.redis === undefined ? {} : { redis: options.redis }),
+    ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
+  };
+  const inspector = await ClusterInspector.open(connection);
+  let client: GrainClient;
+  try {
+    client = await connect(connection);
+  } catch (error) {
+    await inspector.close();
+    throw error;
+  }
+  const samples: Sample[] = [];
+  // Silos seen listed: one declared dead and taken over leaves the list, but its record is kept
+  // for an hour, so the page can still show it as dead.
+  const seenSilos = new Set<string>();
+  const silos = async (): Promise<SiloView[]> => {
+    const views = await inspector.silos(seenSilos);
+    seenSilos.clear();
+    for (const view of views) seenSilos.add(view.id);
+    return views;
+  };
+  let previous: { t: number; processed: Map<string, number> } | undefined;
+  const sample = async (): Promise<void> => {
+    const [views, deadLetters] = await Promise.all([silos(), inspector.deadLetterCount()]);
+    const t = Date.now();
+    const live = views.filter((s) => s.status === 'active' || s.status === 'stopping' || s.status === 'suspect');
+    const processed = new Map(views.map((s) => [s.id, s.stats?.processed ?? 0]));
+    let rate = 0;
+    if (previous !== undefined) {
+      let delta = 0;
+      for (const [id, count] of processed) delta += Math.max(0, count - (previous.processed.get(id) ?? count));
+      rate = delta / ((t - previous.t) / 1_000);
+    }
+    previous = { t, processed };
+    samples.push({
+      t,
+      rate: Math.round(rate * 10) / 10,
+      p50: Math.max(0, ...live.map((s) => s.stats?.turnP50Ms ?? 0)),
+      p99: Math.max(0, ...live.map((s) => s.stats?.turnP99Ms ?? 0)),
+      depth: live.reduce((sum, s) => sum + (s.stats?.mailboxDepth ?? 0), 0),
+      deadLetters,
+    });
+    if (samples.length > SAMPLES_KEPT) samples.shift();
+  };
+  let sampling = sample().catch(() => undefined);
+  const timer = setInterval(() => {
+    sampling = sampling.then(() => sample()).catch(() => undefined);
+  }, sampleMs);
+  timer.unref();
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => send(response, 500, { error: describeError(error) }));
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://dashboard');
+    if (token !== undefined && !authorized(request, url, token)) {
+      send(response, 401, { error: 'a token is required: open the dashboard as /?token=<token>' });
+      return;
+    }
+    if (token !== undefined && url.searchParams.get('token') === token) {
+      response.setHeader('Set-Cookie', `redgrain_dashboard=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`);
+    }
+    const asset = request.method === 'GET' ? STATIC[url.pathname] : undefined;
+    if (asset !== undefined) {
+      response.writeHead(200, { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' });
+      response.end(readFileSync(asset.file));
+      return;
+    }
+    const route = `${request.method} ${url.pathname}`;
+    if (route === 'GET /api/config') {
+      send(response, 200, {
+        readOnly: options.readOnly === true,
+        jaegerUrl: options.jaegerUrl ?? null,
+        jaegerService: options.jaegerService ?? 'redgrain-silo',
+      });
+      return;
+    }
+    if (route === 'GET /api/overview') {
+      send(response, 200, { silos: await silos(), samples });
+      return;
+    }
+    if (route === 'GET /api/grains') {
+      const limit = clampInt(url.searchParams.get('limit'), 1, 200, 20);
+      const offset = clampInt(url.searchParams.get('offset'), 0, 100_000, 0);
+      const top = await inspector.topGrains(offset + limit);
+      send(response, 200, { grains: top.slice(offset, offset + limit), offset, limit });
+      return;
+    }
+    if (route === 'GET /api/grain') {
+      const type = url.searchParams.get('type') ?? '';
+      const key = url.searchParams.get('key') ?? '';
+      if (type === '' || key === '') {
+        send(response, 400, { error: 'type and key are required' });
+        return;
+      }
+      send(response, 200, await inspector.grain(type, key));
+      return;
+    }
+    if (route === 'GET /api/deadletters') {
+      const limit = clampInt(url.searchParams.get('limit'), 1, 500, 50);
+      send(response, 200, { deadLetters: await client.deadLetters.list(limit), readOnly: options.readOnly === true });
+      return;
+    }
+    const action = /^POST \/api\/deadletters\/([^/]+)\/(redrive|discard)$/.exec(route);
+    if (action !== null) {
+      if (options.readOnly === true) {
+        send(response, 403, { error: 'the dashboard is read-only' });
+        return;
+      }
+      const id = decodeURIComponent(action[1] as string);
+      if (action[2] === 'redrive') await client.deadLetters.redrive(id);
+      else await client.deadLetters.discard(id);
+      send(response, 200, { ok: true });
+      return;
+    }
+    send(response, 404, { error: `no such page: ${url.pathname}` });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  const bound = typeof address === 'object' && address !== null ? address.port : port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${shownHost}:${bound}/`,
+    async close() {
+      clearInterval(timer);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sampling;
+      await client.close();
+      await inspector.close();
+    },
+  };
+}
+
+function authorized(request: IncomingMessage, url: URL, token: string): boolean {
+  const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+  const cookie = /(?:^|;\s*)redgrain_dashboard=([^;]+)/.exec(request.headers.cookie ?? '')?.[1];
+  const given = [bearer, url.searchParams.get('token') ?? undefined, cookie === undefined ? undefined : decodeURIComponent(cookie)];
+  return given.some((value) => value !== undefined && sameText(value, token));
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+function clampInt(text: string | null, min: number, max: number, fallback: number): number {
+  const value = Number(text);
+  return text === null || !Number.isInteger(value) ? fallback : Math.min(max, Math.max(min, value));
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  if (response.headersSent) return;
+  response.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  response.end(JSON.stringify(body, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)));
+}
