@@ -13,6 +13,7 @@ import { connect, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { EventTally, Forwarder, UnsnapshottedTally } from './bench-grains.ts';
+import { measureDashboard } from './dashboard-scale.ts';
 import { measureScaleOut } from './scale-out.ts';
 import { median, percentile, since, sleep, withConcurrency } from './stats.ts';
 
@@ -378,6 +379,25 @@ try {
         `heap per idle activation at ${grains} grains (client and silo in one process)`,
         perActivation,
         'KB',
+      );
+    }
+    if (grains >= 10_000) {
+      // The dashboard with these grains active and 100 silos in the membership table.
+      const dash = await measureDashboard(server.url, kp, 100);
+      if (dash.listedSilos !== 100) throw new Error(`the dashboard listed ${dash.listedSilos} silos, not 100`);
+      record('dashboardOverviewMs', 'dashboard: cluster overview with 100 silos (median request)', dash.overviewMs, 'ms', {
+        to: rtt / 1_000,
+        label: 'raw Redis round trips',
+      });
+      record(
+        'dashboardGrainsPageMs',
+        `dashboard: deepest mailboxes page with ${grains} active grains (median request)`,
+        dash.grainsPageMs,
+        'ms',
+        {
+          to: rtt / 1_000,
+          label: 'raw Redis round trips',
+        },
       );
     }
     await c.close();
