@@ -19,6 +19,7 @@ const CLUSTER_SUITES = [
   'loadtest',
   'event-sourced',
   'event-sourced-faults',
+  'read-only',
 ];
 
 export default defineConfig({

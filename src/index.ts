@@ -1,5 +1,6 @@
 export {
   Grain,
+  readOnly,
   type GrainClass,
   type MailboxLimits,
   type HandlerArgs,

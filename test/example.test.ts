@@ -40,4 +40,21 @@ describe('examples/campaign.ts', () => {
     );
     expect(stderr).toBe('');
   });
+
+  it('examples/machine-operator.ts: the status query is answered during the job, the signals end it DONE', async () => {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'examples/machine-operator.ts'], {
+      env: { ...process.env, REDIS_URL: inject('redisUrl') },
+      timeout: 60_000,
+    });
+    expect(stdout).toBe(
+      [
+        "signal setUp: { status: 'UP', jobs: 0, transitions: 1 }",
+        "query during the job: { status: 'UP', jobs: 0, transitions: 1 } (the job still runs)",
+        'job done (1 so far)',
+        "after tearDown and complete: { status: 'DONE', jobs: 1, transitions: 4 }",
+        '',
+      ].join('\n'),
+    );
+    expect(stderr).toBe('');
+  });
 });

@@ -1,5 +1,5 @@
 import { GrainReference, type CallOptions, type MessageSender } from '../client/grain-reference.ts';
-import { CallCycleError, InvalidTimerError, UnknownMethodError } from '../errors/errors.ts';
+import { CallCycleError, InvalidTimerError, ReadOnlyHandlerError, UnknownMethodError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import type { Grain, GrainClass, GrainContext } from '../grain/grain.ts';
@@ -24,6 +24,8 @@ export interface TurnState {
    * state; undefined outside a turn (in `onActivate`), where they happen at once.
    */
   effects: TurnEffects | undefined;
+  /** The read-only handler the turn runs (see `readOnly`), which may change nothing; undefined otherwise. */
+  readOnly: string | undefined;
 }
 
 /** The parts of an activation its grain's context reads. */
@@ -70,6 +72,8 @@ export class ActivationContext implements GrainContext {
 
   readonly #sender: MessageSender = {
     send: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> => {
+      if (this.turn.readOnly !== undefined)
+        return Promise.reject(new ReadOnlyHandlerError(this.owner.type.name, this.turn.readOnly, 'send a message'));
       const effects = this.turn.effects;
       if (effects === undefined) return this.host.client.send(grain, method, args, options);
       const prepared = this.host.client.prepareSend(grain, method, args, options);
@@ -106,6 +110,7 @@ export class ActivationContext implements GrainContext {
   }
 
   setTimer(name: string, schedule: TimerSchedule, method: string, args: unknown[]): void {
+    this.#writable('set a timer');
     const { status, id } = this.owner;
     if (status !== 'activating' && status !== 'valid')
       throw new InvalidTimerError(`${id.toString()} is not active; timers are set from onActivate or a handler`);
@@ -114,10 +119,12 @@ export class ActivationContext implements GrainContext {
   }
 
   clearTimer(name: string): boolean {
+    this.#writable('clear a timer');
     return this.timers?.clear(name) ?? false;
   }
 
   async remind(name: string, schedule: ReminderSchedule, method: string, args: unknown[]): Promise<void> {
+    this.#writable('register a reminder');
     const serializedArgs = serialize(args, `the arguments of reminder "${name}"`);
     const handler = this.#handler(method);
     const effects = this.turn.effects;
@@ -127,6 +134,7 @@ export class ActivationContext implements GrainContext {
   }
 
   async forget(name: string): Promise<boolean> {
+    this.#writable('forget a reminder');
     const effects = this.turn.effects;
     if (effects === undefined) return this.host.reminders.forget(this.owner.id, name);
     const existed = this.#pending((e) => (e.k === 'remind' && e.n === name ? true : e.k === 'forget' && e.n === name ? false : undefined));
@@ -141,6 +149,7 @@ export class ActivationContext implements GrainContext {
   }
 
   async subscribe(pattern: string, method: string): Promise<void> {
+    this.#writable('subscribe');
     const handler = this.#handler(method);
     const effects = this.turn.effects;
     if (effects === undefined) return this.host.subscriptions.subscribe(this.owner.id, pattern, handler);
@@ -149,6 +158,7 @@ export class ActivationContext implements GrainContext {
   }
 
   async unsubscribe(pattern: string): Promise<boolean> {
+    this.#writable('unsubscribe');
     const effects = this.turn.effects;
     if (effects === undefined) return this.host.subscriptions.unsubscribe(this.owner.id, pattern);
     const existed = this.#pending((e) =>
@@ -170,6 +180,7 @@ export class ActivationContext implements GrainContext {
    * number of grain messages.
    */
   async publish(topic: string, data: unknown): Promise<number> {
+    this.#writable('publish');
     const options = this.turn.correlationId === '' ? {} : { correlationId: this.turn.correlationId };
     const effects = this.turn.effects;
     if (effects === undefined) return this.host.client.publish(topic, data, options);
@@ -192,6 +203,12 @@ export class ActivationContext implements GrainContext {
     let answer: boolean | undefined;
     for (const effect of [...this.owner.unforwarded(), ...(this.turn.effects?.known() ?? [])]) answer = decide(effect) ?? answer;
     return answer;
+  }
+
+  /** Refuses a change from a read-only handler's turn. */
+  #writable(attempted: string): void {
+    const method = this.turn.readOnly;
+    if (method !== undefined) throw new ReadOnlyHandlerError(this.owner.type.name, method, attempted);
   }
 
   /** Checks that `method` is one of the grain's handlers (the compiler checks typed callers). */

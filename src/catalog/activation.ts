@@ -26,6 +26,7 @@ import { OutboxForwarder } from '../outbox/outbox-forwarder.ts';
 import type { EventRecorder } from '../grain/event-sourced.ts';
 import { JournalReadFailure } from '../storage/event-journal.ts';
 import { loadEventSourced, newEventRecorder } from './event-replay.ts';
+import type { ReadOnlyTarget } from './read-only-call.ts';
 import {
   decodeSeen,
   encodeSeen,
@@ -69,7 +70,14 @@ export class Activation {
   #grain: Grain<object> | undefined;
   #snapshot: StateSnapshot = new Map();
   /** What the turn in progress carries (correlation id, trace, reminder tick). */
-  readonly #turnState: TurnState = { correlationId: '', trace: undefined, reminderTick: undefined, effects: undefined, waiting: [] };
+  readonly #turnState: TurnState = {
+    correlationId: '',
+    trace: undefined,
+    reminderTick: undefined,
+    effects: undefined,
+    waiting: [],
+    readOnly: undefined,
+  };
   /** Carries out the effects of committed turns. */
   readonly #forwarder: OutboxForwarder;
   /** Number of this activation's next effect (with the epoch, its place in the grain's outbox). */
@@ -236,6 +244,12 @@ export class Activation {
         this.#draining = undefined;
         this.lastActiveAt = Date.now();
       });
+  }
+
+  /** What a direct read-only call reads (the committed state), while this activation is valid. */
+  readOnlyTarget(): ReadOnlyTarget | undefined {
+    if (this.status !== 'valid' || this.#grain === undefined) return undefined;
+    return { id: this.id, type: this.type, host: this.host, snapshot: this.#snapshot };
   }
 
   /** Messages that were still waiting after this activation's last take (free: no Redis read). */
@@ -674,6 +688,7 @@ export class Activation {
       // Only an `ask`'s caller waits for this turn: a one-way message starts no chain.
       this.#turnState.waiting = envelope.r === undefined ? [] : (envelope.w ?? []);
       this.#turnState.trace = trace;
+      this.#turnState.readOnly = this.type.readOnly.has(envelope.m) ? envelope.m : undefined;
       const recorded = new TurnEffects();
       this.#turnState.effects = recorded;
       try {
@@ -685,6 +700,7 @@ export class Activation {
         this.#turnState.trace = undefined;
         this.#turnState.effects = undefined;
         this.#turnState.waiting = [];
+        this.#turnState.readOnly = undefined;
       }
       const made = await recorded.settle();
       // A handler that threw leaves no effect.

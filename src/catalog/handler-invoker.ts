@@ -1,4 +1,4 @@
-import { MessageDeadLetteredError, UnknownMethodError } from '../errors/errors.ts';
+import { MessageDeadLetteredError, ReadOnlyHandlerError, UnknownMethodError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
@@ -131,6 +131,10 @@ export async function invoke(
     // A state machine refuses a message its current state does not accept before the handler runs.
     const { machine } = turn.type;
     const transition = machine === undefined ? undefined : acceptMessage(turn.type.name, machine, grain, method);
+    // A read-only handler must leave the state as it found it (which a new grain has not committed yet).
+    const found = turn.type.readOnly.has(method)
+      ? GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString()).snapshot
+      : undefined;
     const value = await handler.apply(grain, args());
     await events?.settle();
     if (transition !== undefined) {
@@ -138,6 +142,9 @@ export async function invoke(
       completeTransition(turn.type.name, grain, transition, method, { correlationId: turn.correlationId, traceId });
     }
     const text = needValue ? serialize(value, `the return value of ${turn.type.name}.${method}`) : '';
+    if (found !== undefined && changed(GrainStateCodec.diff(found, grain.state, turn.id.toString()))) {
+      throw new ReadOnlyHandlerError(turn.type.name, method, 'change the state');
+    }
     const changes = GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString());
     events?.endTurn(true);
     return { outcome: { target: 'completed' }, changes, reply: { i: requestId, ok: true, v: text } };
@@ -161,4 +168,9 @@ export async function invoke(
       reply: { i: requestId, ok: false, e: data },
     };
   }
+}
+
+/** Whether a diff changes anything. */
+export function changed(changes: StateChanges): boolean {
+  return changes.set.length > 0 || changes.remove.length > 0;
 }

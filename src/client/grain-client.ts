@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, type RedisQueueBackend } from 'bullmq';
@@ -18,7 +19,7 @@ import {
 } from '../errors/errors.ts';
 import { waitReadyWithin } from '../redis/runtime.ts';
 import { GrainId } from '../grain/grain-id.ts';
-import { grainTypeName, handlerNames, mailboxLimits } from '../grain/grain-type.ts';
+import { grainTypeName, handlerNames, mailboxLimits, readOnlyHandlers } from '../grain/grain-type.ts';
 import type { Grain, GrainClass, MailboxLimits } from '../grain/grain.ts';
 import type { MembershipTable } from '../membership/membership-table.ts';
 import type { DeadLetter, DeadLetterStore } from '../mailbox/dead-letters.ts';
@@ -42,6 +43,7 @@ import type { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import { eventSourcingOf, type EventOf, type EventRange, type EventSourcedGrain, type JournalEvent } from '../grain/event-sourced.ts';
 import { readJournal } from '../storage/event-journal.ts';
+import { NOT_SERVED_CODE, type ReadOnlyQuery } from '../messaging/read-only-query.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
 import { ReplyListener } from './reply-listener.ts';
 import { CallOrder, type Place } from './call-order.ts';
@@ -61,6 +63,10 @@ export interface PreparedPublish {
 }
 
 /** How many subscribers a publish enqueues for at once. */
+/** How long a direct read-only call waits for the owner's answer before it goes through the mailbox. */
+const DIRECT_READ_WAIT_MS = 1_000;
+/** Grains with read-only handlers whose queued messages a client counts, at most (then it reads through the mailbox). */
+const MAX_TRACKED_GRAINS = 100_000;
 const PUBLISH_CONCURRENCY = 64;
 
 /** Hears one published message: its topic and data. */
@@ -120,6 +126,10 @@ export class GrainClient implements MessageSender {
   #topicSubscriber: Promise<RedisClient> | undefined;
   readonly #topicListeners = new Set<{ segments: string[]; listener: TopicListener }>();
   #closed = false;
+  /** The read-only handlers of the grain types this client has referenced that declare any. */
+  readonly #readOnly = new Map<string, ReadonlySet<string>>();
+  /** This client's messages to grains with read-only handlers, per grain: sent, and known processed. */
+  #queued: Map<string, { sent: number; done: number }> | undefined = new Map();
 
   constructor(private readonly runtime: ClientRuntime) {}
 
@@ -129,12 +139,15 @@ export class GrainClient implements MessageSender {
     const limits = mailboxLimits(cls);
     if (limits !== undefined) this.#limits.set(type, limits);
     this.#handlers.set(type, handlerNames(cls));
+    const readOnly = readOnlyHandlers(cls);
+    if (readOnly.size > 0) this.#readOnly.set(type, readOnly);
     this.runtime.errorClasses.register(cls.errors);
     return new GrainReference<G>(this, GrainId.of(type, key));
   }
 
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
     const place = this.#order.place(grain.tag);
+    this.#track(grain);
     try {
       this.#checkMethod(grain, method);
       const call = this.#startCall('send', grain, method, options);
@@ -152,8 +165,105 @@ export class GrainClient implements MessageSender {
 
   /** `waiting`: inside a turn, the grains waiting for that turn's reply and the turn's own (see CallCycleError). */
   async ask(grain: GrainId, method: string, args: unknown[], options: CallOptions, waiting?: readonly string[]): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? this.runtime.askTimeoutMs;
+    // A read-only handler asked from outside a turn, with nothing of this client's still queued for
+    // the grain, goes straight to the grain's activation (see `readOnly`); the mailbox otherwise.
+    if (waiting === undefined && options.idempotencyKey === undefined && this.#readsDirectly(grain, method)) {
+      const started = Date.now();
+      const direct = await this.#askDirect(grain, method, args, options, Math.min(DIRECT_READ_WAIT_MS, timeoutMs));
+      if (direct.served) return direct.value;
+      const left = timeoutMs - (Date.now() - started);
+      if (left <= 0) throw new AskTimeoutError(grain.toString(), method, timeoutMs);
+      return this.#askThroughMailbox(grain, method, args, { ...options, timeoutMs: left }, waiting);
+    }
+    return this.#askThroughMailbox(grain, method, args, options, waiting);
+  }
+
+  /** Whether an ask of `method` may go straight to the grain's activation. */
+  #readsDirectly(grain: GrainId, method: string): boolean {
+    if (this.#queued === undefined || this.#closed) return false;
+    if (this.#readOnly.get(grain.type)?.has(method) !== true) return false;
+    const queued = this.#queued.get(grain.tag);
+    return queued === undefined || queued.done >= queued.sent;
+  }
+
+  /**
+   * Counts a message of this client to a grain with read-only handlers as queued until an `ask`
+   * sent after it is answered through the mailbox (so everything before it was processed).
+   * Returns its number, or 0 for grains whose reads never go direct.
+   */
+  #track(grain: GrainId): number {
+    if (this.#queued === undefined || this.#readOnly.get(grain.type)?.size === undefined) return 0;
+    const entry = this.#queued.get(grain.tag) ?? { sent: 0, done: 0 };
+    entry.sent += 1;
+    this.#queued.set(grain.tag, entry);
+    // Bounded memory: a client that talks to very many such grains reads through the mailbox.
+    if (this.#queued.size > MAX_TRACKED_GRAINS) this.#queued = undefined;
+    return entry.sent;
+  }
+
+  #processed(grain: GrainId, seq: number): void {
+    const entry = this.#queued?.get(grain.tag);
+    if (entry === undefined || seq === 0) return;
+    entry.done = Math.max(entry.done, seq);
+    if (entry.done >= entry.sent) this.#queued?.delete(grain.tag);
+  }
+
+  /**
+   * A read-only call published to the silo that owns the grain, answered from its activation's
+   * committed state. Not served (no owner, no activation there, no answer within `waitMs`): the
+   * caller goes through the mailbox instead.
+   */
+  async #askDirect(
+    grain: GrainId,
+    method: string,
+    args: unknown[],
+    options: CallOptions,
+    waitMs: number,
+  ): Promise<{ served: true; value: unknown } | { served: false }> {
+    const call = this.#startCall('ask', grain, method, options);
+    let failure: unknown;
+    try {
+      this.#checkMethod(grain, method);
+      const serializedArgs = this.#serializeArgs(grain, method, args);
+      const owner = await this.runtime.locator.locate(grain);
+      if (owner === undefined) return { served: false };
+      const replies = await this.#replyListener();
+      const requestId = replies.nextRequestId();
+      const reply = replies.expect(requestId, waitMs, () => new AskTimeoutError(grain.toString(), method, waitMs));
+      reply.catch(() => undefined);
+      const query: ReadOnlyQuery = { g: grain.tag, m: method, a: serializedArgs, c: call.correlationId, r: { c: this.id, i: requestId } };
+      const receivers = await this.runtime.redis.publish(this.runtime.keys.siloQueries(owner), JSON.stringify(query));
+      // No one listening: the owner is gone. (A cluster node counts only its own subscribers.)
+      if (receivers === 0 && !(this.runtime.redis instanceof Cluster)) {
+        replies.cancel(requestId);
+        return { served: false };
+      }
+      try {
+        return { served: true, value: await reply };
+      } catch (error) {
+        if (error instanceof AskTimeoutError || (error instanceof RedgrainError && error.code === NOT_SERVED_CODE))
+          return { served: false };
+        throw error;
+      }
+    } catch (error) {
+      failure = error;
+      throw this.#closedOr(error);
+    } finally {
+      endCall(call.trace.span, failure);
+    }
+  }
+
+  async #askThroughMailbox(
+    grain: GrainId,
+    method: string,
+    args: unknown[],
+    options: CallOptions,
+    waiting?: readonly string[],
+  ): Promise<unknown> {
     // The place is taken when the call is made: the reply subscription below may take a while.
     const place = this.#order.place(grain.tag);
+    const seq = this.#track(grain);
     let call: Call | undefined;
     try {
       this.#checkMethod(grain, method);
@@ -180,7 +290,12 @@ export class GrainClient implements MessageSender {
         replies.cancel(requestId);
         throw error;
       }
-      const value = await reply;
+      const value = await reply.catch((error: unknown) => {
+        // A handler's error is an answer too: everything before the message was processed.
+        if (!(error instanceof AskTimeoutError) && !(error instanceof ClosedError)) this.#processed(grain, seq);
+        throw error;
+      });
+      this.#processed(grain, seq);
       endCall(call.trace.span);
       return value;
     } catch (error) {

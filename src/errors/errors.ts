@@ -138,6 +138,20 @@ export class InvalidMessageForStateError extends RedgrainError {
   }
 }
 
+/**
+ * A read-only handler tried to change something: the grain's state, or an effect (a send, a
+ * publish, a reminder, a subscription, a timer). Nothing was changed.
+ */
+export class ReadOnlyHandlerError extends RedgrainError {
+  constructor(
+    readonly grainType: string,
+    readonly method: string,
+    readonly attempted: string,
+  ) {
+    super('READ_ONLY_HANDLER', `${grainType}.${method} is read-only and cannot ${attempted}; nothing was changed`);
+  }
+}
+
 /** Redis could not be reached in time. */
 export class RedisUnavailableError extends RedgrainError {
   constructor(message: string, cause?: unknown) {

@@ -18,6 +18,8 @@ export interface GrainType {
   readonly machine: MachineDefinition | undefined;
   /** The journal and snapshot settings of an event-sourced type (see EventSourcedGrain). */
   readonly eventSourcing: EventSourcing | undefined;
+  /** The handlers the class declares read-only (see `readOnly`). */
+  readonly readOnly: ReadonlySet<string>;
 }
 
 /** Reads and validates the stable type name a grain class declares. */
@@ -86,7 +88,35 @@ export function describeGrainType(cls: GrainClass): GrainType {
   const implicitSubscriptions = validateImplicitSubscriptions(name, handlers, cls.implicitSubscriptions);
   const machine = validateMachine(name, cls.machine, handlers);
   const eventSourcing = eventSourcingOf(name, cls);
-  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions, machine, eventSourcing };
+  const readOnly = readOnlyHandlers(cls);
+  const states = Object.values((machine?.states ?? {}) as Record<string, Record<string, unknown>>);
+  for (const method of readOnly) {
+    const moves = states.some((accepts) => method in accepts);
+    if (moves) throw new InvalidGrainClassError(`${name}.${method} is read-only, so it cannot be a transition of the state machine`);
+  }
+  return { name, cls, handlers, collectionAgeMs: age, implicitSubscriptions, machine, eventSourcing, readOnly };
+}
+
+const readOnlyCache = new WeakMap<GrainClass, ReadonlySet<string>>();
+
+/** The handlers a grain class declares read-only (`static readonly readOnly = readOnly<G>(...)`), checked. */
+export function readOnlyHandlers(cls: GrainClass): ReadonlySet<string> {
+  const cached = readOnlyCache.get(cls);
+  if (cached !== undefined) return cached;
+  const declared: unknown = cls.readOnly;
+  const name = grainTypeName(cls);
+  if (declared !== undefined && !Array.isArray(declared))
+    throw new InvalidGrainClassError(`${name}.readOnly must be a list of handler names`);
+  const handlers = handlerNames(cls);
+  const readOnly = new Set<string>();
+  for (const method of (declared ?? []) as unknown[]) {
+    if (typeof method !== 'string' || !handlers.has(method)) {
+      throw new InvalidGrainClassError(`${name}.readOnly names ${JSON.stringify(method)}, which is not a handler of the class`);
+    }
+    readOnly.add(method);
+  }
+  readOnlyCache.set(cls, readOnly);
+  return readOnly;
 }
 
 /** The grain types one silo hosts, by their stable names. */

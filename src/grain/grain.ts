@@ -207,7 +207,21 @@ export type GrainClass<G extends Grain<object> = Grain<object>> = (new () => G) 
   readonly errors?: readonly ErrorClass[];
   /** The state machine that routes the grain's messages (see StateMachineGrain). */
   readonly machine?: MachineDefinition;
+  /** Handlers that only read (see `readOnly`): they run beside the grain's turns and change nothing. */
+  readonly readOnly?: readonly string[];
 };
+
+/**
+ * Declares the read-only handlers of grain class `G`, checked by the compiler (each is a handler
+ * of `G`): `static readonly readOnly = readOnly<Operator>('status')`. A read-only handler reads
+ * the grain's last committed state: an `ask` of it from outside the cluster is answered by the
+ * grain's activation at once, beside the turn in progress and other read-only calls, instead of
+ * waiting behind the messages queued in the mailbox. It cannot change the state or make an
+ * effect; trying fails the call with ReadOnlyHandlerError and changes nothing.
+ */
+export function readOnly<G>(...handlers: HandlerName<G>[]): readonly HandlerName<G>[] {
+  return handlers;
+}
 
 /** A class of errors (extending Error) whose instances `ask` rebuilds as themselves. */
 export type ErrorClass = abstract new (...args: never[]) => Error;

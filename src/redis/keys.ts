@@ -20,6 +20,7 @@ import type { GrainId } from '../grain/grain-id.ts';
  * - `P:failed-mailboxes`    grains whose mailbox has had a failed message (tag -> last failure, ms)
  * - `P:types`               every grain type a silo has ever registered
  * - `P:t:{<type>}:pending`  wake-ups for grains of a type no live silo hosts right now
+ * - `P:query:<silo>`       pub/sub channel of one silo's direct read-only calls
  * - `P:reply:<client>`      pub/sub channel carrying `ask` replies to one client
  *
  * Every key of one grain carries the same Redis Cluster hash tag (the encoded grain id), so
@@ -167,6 +168,11 @@ export class RedisKeys {
 
   replyChannel(clientId: string): string {
     return `${this.prefix}:reply:${clientId}`;
+  }
+
+  /** The pub/sub channel a silo takes direct read-only calls on. */
+  siloQueries(siloId: string): string {
+    return `${this.prefix}:query:${siloId}`;
   }
 }
 

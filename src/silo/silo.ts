@@ -2,6 +2,7 @@ import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
+import { ReadOnlyQueries } from './read-only-queries.ts';
 import { GrainClient } from '../client/grain-client.ts';
 import { describeError } from '../errors/errors.ts';
 import { ErrorClassRegistry } from '../errors/error-converter.ts';
@@ -65,6 +66,7 @@ export class Silo {
     private readonly metrics: SiloMetrics,
     private readonly reminderTable: ReminderTable,
     private readonly reminderService: ReminderService,
+    private readonly queries: ReadOnlyQueries,
   ) {
     this.#stopped = new Promise((resolve) => {
       this.#resolveStopped = resolve;
@@ -104,6 +106,7 @@ export class Silo {
     let blocking: RedisClient | undefined;
     let turns: RedisClient | undefined;
     let reminderService: ReminderService | undefined;
+    let queries: ReadOnlyQueries | undefined;
     try {
       await assertNoEviction(runtime.redis);
       blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, { blockingSeconds: INBOX_BLOCK_SECONDS });
@@ -136,6 +139,11 @@ export class Silo {
         waitingHint: () => observed?.waitingHint() ?? 0,
       });
       const reminderTable = new ReminderTable(redis, runtime.keys, runtime.mailboxRoot);
+      const reply = (clientId: string, message: ReplyMessage) => {
+        redis
+          .publish(runtime.keys.replyChannel(clientId), JSON.stringify(message))
+          .catch((error: unknown) => log.warn('could not publish a reply', { error: describeError(error) }));
+      };
       const catalog = new Catalog(
         {
           host: {
@@ -160,11 +168,7 @@ export class Silo {
               const holder = GrainMailbox.tokenSilo(token);
               return holder === id || !takesWakeUps(await runtime.membership.status(holder));
             },
-            reply: (clientId: string, reply: ReplyMessage) => {
-              redis
-                .publish(runtime.keys.replyChannel(clientId), JSON.stringify(reply))
-                .catch((error: unknown) => log.warn('could not publish a reply', { error: describeError(error) }));
-            },
+            reply,
           },
           registry,
           directory: runtime.directory,
@@ -193,7 +197,10 @@ export class Silo {
         },
       );
       reminderService = ReminderService.start(resolved.redis, `redgrain:silo:${id}:reminders`, runtime.keys, client, reminderTable, log);
-      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics, reminderTable, reminderService);
+      const querySubscriber = openRedis(resolved.redis, `redgrain:silo:${id}:queries`, 'subscriber');
+      queries = new ReadOnlyQueries(querySubscriber, runtime.keys.siloQueries(id), catalog, reply, log);
+      await queries.start();
+      const silo = new Silo(id, resolved, runtime, turns, catalog, inbox, client, log, metrics, reminderTable, reminderService, queries);
       const machines: string[] = [];
       for (const name of registry.names()) {
         const type = registry.get(name);
@@ -205,6 +212,7 @@ export class Silo {
       await silo.#join(registry.names());
       return silo;
     } catch (error) {
+      await queries?.close();
       await reminderService?.close();
       blocking?.disconnect();
       turns?.disconnect();
@@ -318,6 +326,7 @@ export class Silo {
       await this.reminderTable.close();
       await this.#monitor.stop();
       await this.inbox.stop();
+      await this.queries.close();
       await this.client.close();
       this.turns.disconnect();
       await closeRedis(this.runtime.redis);
@@ -354,6 +363,7 @@ export class Silo {
     await this.reminderTable.close();
     await this.catalog.idle();
     this.metrics.close();
+    await this.queries.close();
     await this.client.close();
     await closeRedis(this.turns);
     await closeRedis(redis);

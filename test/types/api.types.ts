@@ -7,6 +7,7 @@ import {
   Grain,
   Silo,
   stateMachine,
+  readOnly,
   StateMachineGrain,
   type GrainClient,
   type HandlerName,
@@ -182,4 +183,9 @@ export function machinesAreTyped(): void {
   stateMachine<Valve>()({ initial: 'LEAKING', states: { SHUT: {}, FLOWING: {} } });
   // @ts-expect-error a terminal state the machine does not declare
   stateMachine<Valve>()({ initial: 'SHUT', states: { SHUT: {}, FLOWING: {} }, terminal: ['GONE'] });
+
+  // Read-only handlers are handlers of the class.
+  void readOnly<Valve>('read');
+  // @ts-expect-error a read-only handler the grain does not have
+  readOnly<Valve>('peek');
 }
