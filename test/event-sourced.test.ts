@@ -108,12 +108,13 @@ describe('event-sourced grains', () => {
     for (let i = 1; i <= 4; i++) await ledger.ask('add', i, `e${i}`);
     expect(await redis.xlen(key('TrimmedLedger', 'trimmed', 'journal'))).toBe(4);
     await ledger.ask('add', 5, 'e5');
-    // Snapshot at 5, in the same commit as event 5: events 1..5 are gone.
-    expect(await redis.xlen(key('TrimmedLedger', 'trimmed', 'journal'))).toBe(0);
+    // Snapshot at 5, in the same commit as event 5: events 1..4 are gone (the last one stays, to
+    // show where the journal ends).
+    const ids = async () => (await redis.xrange(key('TrimmedLedger', 'trimmed', 'journal'), '-', '+')).map(([id]) => id);
+    expect(await ids()).toEqual(['0-5']);
     await ledger.ask('addAll', [6, 7]);
-    const journal = await redis.xrange(key('TrimmedLedger', 'trimmed', 'journal'), '-', '+');
-    expect(journal.map(([id]) => id)).toEqual(['0-6', '0-7']);
-    expect((await cluster.client.readEvents(TrimmedLedger, 'trimmed')).map((e) => e.seq)).toEqual([6, 7]);
+    expect(await ids()).toEqual(['0-5', '0-6', '0-7']);
+    expect((await cluster.client.readEvents(TrimmedLedger, 'trimmed')).map((e) => e.seq)).toEqual([5, 6, 7]);
     await restart();
     expect(await ledger.ask('read')).toMatchObject({ total: 28, seq: 7 });
     expect(applied.get('trimmed')).toBe(2);
@@ -275,6 +276,52 @@ describe('event-sourced grains across class versions', () => {
       await silo.stop();
     } finally {
       redis.disconnect();
+      await client.close();
+    }
+  });
+
+  it('fails the activation when the last events of the journal are missing, instead of refusing every commit', async () => {
+    const client = await connect({ redis: testRedis(), keyPrefix });
+    const redis = rawRedis();
+    try {
+      let silo = await start([Ledger]);
+      const ledger = client.getGrain(Ledger, 'cut');
+      for (let i = 1; i <= 7; i++) await ledger.ask('add', i, `e${i}`);
+      await silo.stop();
+      // The snapshot (every 5 events) covers 1..5; events 6 and 7 are deleted behind the grain's back.
+      const journal = `${keyPrefix}:g:{${GrainId.of('Ledger', 'cut').tag}}:journal`;
+      expect(await redis.xdel(journal, '0-6', '0-7', '0-5')).toBe(3);
+      silo = await start([Ledger]);
+      const error = await waitFor('the activation to be given up', async () => {
+        const outcome = await ledger.ask('read').catch((e: unknown) => e);
+        return outcome instanceof ActivationFailedError ? outcome : undefined;
+      });
+      expect(error.message).toContain('the journal ends at event 4, but its snapshot and events reach event 5: events are missing');
+      await silo.stop();
+    } finally {
+      redis.disconnect();
+      await client.close();
+    }
+  });
+
+  it('refuses events written by a newer version of the class (a rolling deploy) instead of misreading them', async () => {
+    const client = await connect({ redis: testRedis(), keyPrefix });
+    try {
+      let silo = await start([ThermoV2]);
+      await client.getGrain(ThermoV2, 'attic').ask('read', 280);
+      await silo.stop();
+      silo = await start([ThermoV1]);
+      const error = await waitFor('the activation to be given up', async () => {
+        const outcome = await client
+          .getGrain(ThermoV1, 'attic')
+          .ask('read', 20)
+          .catch((e: unknown) => e);
+        return outcome instanceof ActivationFailedError ? outcome : undefined;
+      });
+      expect(error.message).toContain("event 1 has version 2, newer than the class's eventVersion 1");
+      expect((await client.readEvents(ThermoV2, 'attic')).map((e) => e.event)).toEqual([{ type: 'Read', kelvin: 280 }]);
+      await silo.stop();
+    } finally {
       await client.close();
     }
   });

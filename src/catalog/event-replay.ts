@@ -10,7 +10,7 @@ import {
 import type { GrainId } from '../grain/grain-id.ts';
 import type { Grain } from '../grain/grain.ts';
 import { deserialize } from '../messaging/serializer.ts';
-import { decodeEvent, readJournal, replayJournal } from '../storage/event-journal.ts';
+import { decodeEvent, journalEnd, readJournal, replayJournal } from '../storage/event-journal.ts';
 import { GrainStateCodec, type StateSnapshot } from '../storage/grain-state.ts';
 import type { ActivationHost } from './activation-host.ts';
 
@@ -42,6 +42,10 @@ function snapshotHeader(fields: Record<string, string>, config: EventSourcing): 
     return { unusable: `its header cannot be read (${describeError(error)})` };
   }
   if (!Number.isSafeInteger(seq) || (seq as number) < 0) return { unusable: `its event number ${JSON.stringify(seq)} is not one` };
+  if (typeof version === 'number' && version > config.snapshotVersion) {
+    // Written by a newer version of the class: replaying with this one would overwrite it.
+    throw new Error(`its snapshot has snapshotVersion ${version}, newer than the class's ${config.snapshotVersion}`);
+  }
   if (version !== config.snapshotVersion) {
     return {
       unusable: `it was written with snapshotVersion ${JSON.stringify(version)}, the class is at ${config.snapshotVersion}`,
@@ -101,6 +105,12 @@ export async function loadEventSourced(
       }
     }
   });
+  // The journal must end where the state now stands; otherwise events were lost (or written by
+  // someone else), and every commit would be refused: fail the activation instead.
+  const end = await journalEnd(host.redis, host.keys.journal(id));
+  if (end !== last) {
+    throw new Error(`the journal ends at event ${end}, but its snapshot and events reach event ${last}: events are missing`);
+  }
   if (recorder.snapshotStale && 'unusable' in header && header.seq !== undefined && last < header.seq) {
     throw new Error(
       `the snapshot at event ${header.seq} cannot be used (${header.unusable}) and the journal ends at event ${last}: the events it covers were trimmed (journalRetention 'snapshot')`,

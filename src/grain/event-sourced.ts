@@ -84,7 +84,7 @@ export const SNAPSHOT_VERSION_FIELD = '~v';
 export abstract class EventSourcedGrain<TState extends object, TEvent extends { type: string }> extends Grain<TState> {
   /** A snapshot of the state is written once this many events were committed since the last one (`Infinity`: never). */
   static readonly snapshotEvery: number = 100;
-  /** `'all'` keeps every event; `'snapshot'` trims the events a snapshot covers, in the same commit. */
+  /** `'all'` keeps every event; `'snapshot'` trims the events a snapshot covers but its last one, in the same commit. */
   static readonly journalRetention: JournalRetention = 'all';
   /** The version events are raised with now; older ones go through `upcast` when read. */
   static readonly eventVersion: number = 1;
@@ -300,7 +300,8 @@ export class EventRecorder {
       prev: this.committedSeq,
       events: [...this.pending],
       snapshot: due ? { seq: lastSeq, fields: working } : undefined,
-      trimBelow: due && this.config.retention === 'snapshot' ? lastSeq + 1 : 0,
+      // The last event stays: the journal then always shows where it ends, which the commit checks.
+      trimBelow: due && this.config.retention === 'snapshot' ? lastSeq : 0,
       changes,
     };
   }

@@ -51,6 +51,10 @@ export function decodeEvent(stored: StoredEvent, config: EventSourcing): { type:
   } catch (error) {
     throw new TypeError(`event ${stored.seq} cannot be read (${error instanceof Error ? error.message : String(error)})`, { cause: error });
   }
+  // Written by a newer version of the class (a rolling deploy): this one cannot know its shape.
+  if (stored.version > config.eventVersion) {
+    throw new TypeError(`event ${stored.seq} has version ${stored.version}, newer than the class's eventVersion ${config.eventVersion}`);
+  }
   if (stored.version !== config.eventVersion) event = config.upcast(event, stored.version);
   if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
     throw new TypeError(`event ${stored.seq} (version ${stored.version}) is not an event with a string \`type\` once upcast`);
@@ -81,6 +85,18 @@ export async function readJournal(redis: RedisClient, key: string, config: Event
       correlationId: stored.correlationId,
     };
   });
+}
+
+/** The sequence number of a journal's last event (0 when it has none). */
+export async function journalEnd(redis: RedisClient, key: string): Promise<number> {
+  let top: [string, string[]][];
+  try {
+    top = await redis.xrevrange(key, '+', '-', 'COUNT', 1);
+  } catch (error) {
+    throw new JournalReadFailure(error);
+  }
+  const [entry] = top;
+  return entry === undefined ? 0 : parseEntry(entry).seq;
 }
 
 /** Redis failed while an activation read its journal (retried like any Redis failure, not the grain's fault). */

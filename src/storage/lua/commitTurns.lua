@@ -78,7 +78,7 @@ local function dropOwnLocks()
 end
 
 if not wholeNumber(locks, 0) or not wholeNumber(n, 0) or not wholeNumber(o, 0) or not wholeNumber(s, 0)
-  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(trim, 0) or trim > prev + e + 1
+  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(trim, 0) or trim > prev + e
   or #KEYS < 5 + 2 * locks then
   dropOwnLocks()
   return -4
