@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startDashboard, type Dashboard, type GrainClient } from 'redgrain';
+import { connect, startDashboard, type Dashboard, type GrainClient } from 'redgrain';
 import { TestCluster } from 'redgrain/testing';
 import { Campaign } from '../grains/campaign.ts';
 import { Account } from '../grains/account.ts';
@@ -21,6 +21,19 @@ const DETECTION = { REDGRAIN_HEARTBEAT_INTERVAL_MS: '200', REDGRAIN_MISSED_HEART
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** POST `url` with these headers: status and body. */
+function post(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -243,17 +256,63 @@ describe('the dashboard beyond loopback', () => {
   it('read-only: hides and refuses redrive and discard', async () => {
     const dashboard = await startDashboard({ redis: inject('redisUrl'), keyPrefix: freshPrefix('dash-ro'), port: 0, readOnly: true });
     try {
-      const refused = await new Promise<number>((resolve, reject) => {
-        const req = request(`${dashboard.url}api/deadletters/1-0/discard`, { method: 'POST' }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('error', reject);
-        req.end();
+      expect(await post(`${dashboard.url}api/deadletters/1-0/discard`, { 'x-redgrain-dashboard': '1' })).toEqual({
+        status: 403,
+        body: '{"error":"the dashboard is read-only"}',
       });
-      expect(refused).toBe(403);
       expect(JSON.parse((await get(`${dashboard.url}api/deadletters`)).body)).toEqual({ deadLetters: [], readOnly: true });
     } finally {
+      await dashboard.close();
+    }
+  });
+
+  it('refuses changes from other pages and requests under another host name (CSRF, DNS rebinding)', async () => {
+    const keyPrefix = freshPrefix('dash-csrf');
+    const dashboard = await startDashboard({ redis: inject('redisUrl'), keyPrefix, port: 0 });
+    const client = await connect({ redis: inject('redisUrl'), keyPrefix });
+    try {
+      const letters = `${keyPrefix}:deadletters`;
+      const redis = rawRedis();
+      const id = await redis.xadd(
+        letters,
+        '*',
+        'grain',
+        'Probe/x',
+        'method',
+        'crash',
+        'reason',
+        'test',
+        'attempts',
+        '1',
+        'silo',
+        's',
+        'message',
+        'null',
+      );
+      redis.disconnect();
+      const discard = `${dashboard.url}api/deadletters/${id}/discard`;
+      const fromPage = { status: 403, body: '{"error":"changes are accepted from the dashboard page only"}' };
+      // A form or a no-cors fetch from another page: no header, or another Origin.
+      expect(await post(discard)).toEqual(fromPage);
+      expect(await post(discard, { 'x-redgrain-dashboard': '1', origin: 'http://evil.example' })).toEqual(fromPage);
+      const host = new URL(dashboard.url).host;
+      expect((await get(`${dashboard.url}api/overview`, { host: `evil.example:${new URL(dashboard.url).port}` })).status).toBe(403);
+      expect(await client.deadLetters.list()).toHaveLength(1);
+      // The page itself: its header and its own origin.
+      expect(await post(discard, { 'x-redgrain-dashboard': '1', origin: `http://${host}` })).toEqual({ status: 200, body: '{"ok":true}' });
+      expect(await client.deadLetters.list()).toEqual([]);
+      // Every answer forbids framing.
+      const page = await new Promise<string | undefined>((resolve, reject) => {
+        request(dashboard.url, (res) => {
+          res.resume();
+          resolve(String(res.headers['x-frame-options']));
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(page).toBe('DENY');
+    } finally {
+      await client.close();
       await dashboard.close();
     }
   });

@@ -200,7 +200,11 @@ describe('redgrain inspect, as a new user meets it', () => {
       );
       expect(statuses.slice(0, statuses.indexOf('suspect') + 1).at(-1)).toBe('suspect');
       expect(statuses.filter((s) => s !== 'active' && s !== 'suspect' && s !== 'dead')).toEqual([]);
-      const top = await inspect<QueueDepth[]>('top', '--limit', '5');
+      // Declared dead, its grains are taken over next (its grain set goes then): wait for that.
+      const top = await waitFor('the takeover to finish', async () => {
+        const listed = await inspect<QueueDepth[]>('top', '--limit', '5');
+        return listed.some((g) => g.grain === 'Counter/warm' && g.owner === doomed.id) ? undefined : listed;
+      });
       expect(top[0]).toMatchObject({ grain: 'Counter/orphan', waiting: 3 });
       expect(top).toHaveLength(1); // the idle grain of the dead silo was not woken: nothing waits for it
 

@@ -225,8 +225,12 @@ export class ClusterInspector {
             .map(([field, text]) => [field, readField(text)]),
         ),
         reminders: Object.entries(reminders).map(([name, text]) => {
-          const info = JSON.parse(text) as { method: string; schedule: unknown };
-          return { name, method: info.method, schedule: info.schedule };
+          try {
+            const info = JSON.parse(text) as { method: unknown; schedule: unknown };
+            return { name, method: String(info.method), schedule: info.schedule };
+          } catch {
+            return { name, method: '', schedule: text }; // not an entry redgrain wrote: shown as it is
+          }
         }),
         subscriptions: Object.entries(subscriptions)
           .sort(([a], [b]) => a.localeCompare(b))
@@ -292,6 +296,11 @@ export class ClusterInspector {
   /** Messages set aside after killing or hanging their activation, newest first. */
   deadLetters(limit = 100): Promise<DeadLetter[]> {
     return this.#deadLetters.list(limit);
+  }
+
+  /** The newest dead letters first. */
+  latestDeadLetters(limit = 100): Promise<DeadLetter[]> {
+    return this.#deadLetters.newest(limit);
   }
 
   /** How many dead letters are kept. */

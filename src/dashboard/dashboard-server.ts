@@ -52,6 +52,15 @@ interface Sample {
 }
 
 const SAMPLES_KEPT = 300;
+/** The Host header of a request to this machine: 127.0.0.1, localhost or [::1], with a port. */
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i;
+/** No framing (clickjacking of redrive and discard), no type sniffing, no referrer with the token. */
+const SECURITY_HEADERS = {
+  'X-Frame-Options': 'DENY',
+  'Content-Security-Policy': "frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 const PUBLIC = new URL('./public/', import.meta.url);
 const CHART_JS = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js');
@@ -82,6 +91,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new InvalidOptionError('port', String(port), 'must be a port number (0 to 65535)');
   const sampleMs = options.sampleMs ?? 2_000;
+  if (!Number.isFinite(sampleMs) || sampleMs < 100) throw new InvalidOptionError('sampleMs', String(sampleMs), 'must be at least 100 (ms)');
   const connection = {
     ...(options.redis === undefined ? {} : { redis: options.redis }),
     ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
@@ -127,10 +137,15 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     });
     if (samples.length > SAMPLES_KEPT) samples.shift();
   };
-  let sampling = sample().catch(() => undefined);
-  const timer = setInterval(() => {
-    sampling = sampling.then(() => sample()).catch(() => undefined);
-  }, sampleMs);
+  let sampling: Promise<void> | undefined;
+  const tick = () => {
+    // A sample still in flight (a slow Redis) is not queued behind: this tick is skipped.
+    sampling ??= sample()
+      .catch(() => undefined)
+      .finally(() => (sampling = undefined));
+  };
+  tick();
+  const timer = setInterval(tick, sampleMs);
   timer.unref();
 
   const server = createServer((request, response) => {
@@ -138,7 +153,20 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.setHeader(name, value);
     const url = new URL(request.url ?? '/', 'http://dashboard');
+    // Bound to loopback with no token, the Host must be this machine: a page whose name was made
+    // to resolve here (DNS rebinding) reaches the server with its own name, and is refused.
+    if (token === undefined && !LOOPBACK_HOST.test(request.headers.host ?? '')) {
+      send(response, 403, { error: 'the dashboard answers requests to 127.0.0.1, localhost or [::1] only' });
+      return;
+    }
+    // A change comes from the dashboard's own page: another page cannot set this header without a
+    // CORS preflight, which is never granted, and its Origin would differ.
+    if (request.method !== 'GET' && !sameOrigin(request)) {
+      send(response, 403, { error: 'changes are accepted from the dashboard page only' });
+      return;
+    }
     if (token !== undefined && !authorized(request, url, token)) {
       send(response, 401, { error: 'a token is required: open the dashboard as /?token=<token>' });
       return;
@@ -148,8 +176,9 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     }
     const asset = request.method === 'GET' ? STATIC[url.pathname] : undefined;
     if (asset !== undefined) {
+      const body = readFileSync(asset.file);
       response.writeHead(200, { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' });
-      response.end(readFileSync(asset.file));
+      response.end(body);
       return;
     }
     const route = `${request.method} ${url.pathname}`;
@@ -184,7 +213,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     }
     if (route === 'GET /api/deadletters') {
       const limit = clampInt(url.searchParams.get('limit'), 1, 500, 50);
-      send(response, 200, { deadLetters: await client.deadLetters.list(limit), readOnly: options.readOnly === true });
+      send(response, 200, { deadLetters: await inspector.latestDeadLetters(limit), readOnly: options.readOnly === true });
       return;
     }
     const action = /^POST \/api\/deadletters\/([^/]+)\/(redrive|discard)$/.exec(route);
@@ -202,24 +231,39 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     send(response, 404, { error: `no such page: ${url.pathname}` });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  const shutDown = async () => {
+    clearInterval(timer);
+    await sampling;
+    await client.close();
+    await inspector.close();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  } catch (error) {
+    await shutDown(); // e.g. the port is taken: nothing is left open
+    throw error;
+  }
   const address = server.address();
   const bound = typeof address === 'object' && address !== null ? address.port : port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
     url: `http://${shownHost}:${bound}/`,
     async close() {
-      clearInterval(timer);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await sampling;
-      await client.close();
-      await inspector.close();
+      await shutDown();
     },
   };
+}
+
+/** A change request from the dashboard's own page: its header, and an Origin (if any) of this server. */
+function sameOrigin(request: IncomingMessage): boolean {
+  if (request.headers['x-redgrain-dashboard'] !== '1') return false;
+  const origin = request.headers.origin;
+  return origin === undefined || origin === `http://${request.headers.host ?? ''}`;
 }
 
 function authorized(request: IncomingMessage, url: URL, token: string): boolean {

@@ -60,6 +60,12 @@ export class DeadLetterStore {
     return entries.map(([id, fields]) => toDeadLetter(id, fields));
   }
 
+  /** The newest first. */
+  async newest(limit = 100): Promise<DeadLetter[]> {
+    const entries = await this.redis.xrevrange(this.keys.deadLetters(), '+', '-', 'COUNT', limit);
+    return entries.map(([id, fields]) => toDeadLetter(id, fields));
+  }
+
   /** How many dead letters are kept. */
   count(): Promise<number> {
     return this.redis.xlen(this.keys.deadLetters());
@@ -78,7 +84,20 @@ export class DeadLetterStore {
 function toDeadLetter(id: string, flat: string[]): DeadLetter {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
-  const grain = GrainId.fromTag(f.grain ?? '');
+  // Anyone with access to the prefix may have written the entry: a malformed one is still listed
+  // (as it is), so it can be looked at and discarded.
+  let grain: { type: string; key: string };
+  try {
+    grain = GrainId.fromTag(f.grain ?? '');
+  } catch {
+    grain = { type: '', key: f.grain ?? '' };
+  }
+  let message: unknown;
+  try {
+    message = JSON.parse(f.message ?? 'null') as unknown;
+  } catch {
+    message = f.message;
+  }
   return {
     id,
     grainType: grain.type,
@@ -88,6 +107,6 @@ function toDeadLetter(id: string, flat: string[]): DeadLetter {
     attempts: Number(f.attempts ?? 0),
     silo: f.silo ?? '',
     at: new Date(Number(id.split('-')[0])),
-    message: JSON.parse(f.message ?? 'null') as unknown,
+    message,
   };
 }

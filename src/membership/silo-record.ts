@@ -60,8 +60,15 @@ function statsFrom(text: string): { stats?: SiloStats } {
     const value = JSON.parse(text) as Partial<SiloStats>;
     const counts = [value.processed, value.failed, value.deadLettered, value.turnP50Ms, value.turnP99Ms, value.mailboxDepth];
     if (counts.some((n) => typeof n !== 'number' || !Number.isFinite(n))) return {};
-    const byType = typeof value.activationsByType === 'object' && value.activationsByType !== null ? value.activationsByType : {};
-    return { stats: { ...(value as SiloStats), activationsByType: byType } };
+    const byType: Record<string, number> = {};
+    if (typeof value.activationsByType === 'object' && value.activationsByType !== null) {
+      for (const [type, count] of Object.entries(value.activationsByType).slice(0, 1_000)) {
+        if (typeof count === 'number' && Number.isFinite(count)) byType[type.slice(0, 200)] = count;
+      }
+    }
+    // Only the known fields: the record is shown to operators as it is.
+    const { processed, failed, deadLettered, turnP50Ms, turnP99Ms, mailboxDepth } = value as SiloStats;
+    return { stats: { processed, failed, deadLettered, turnP50Ms, turnP99Ms, mailboxDepth, activationsByType: byType } };
   } catch {
     return {};
   }

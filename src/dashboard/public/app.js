@@ -244,7 +244,8 @@ async function renderDeadLetters() {
       button.dataset.action = action;
       button.addEventListener('click', () => {
         if (!confirm(`${action} the dead letter ${letter.id} (${letter.grainType}/${letter.grainKey}.${letter.method})?`)) return;
-        api(`api/deadletters/${encodeURIComponent(letter.id)}/${action}`, { method: 'POST' })
+        button.disabled = true;
+        api(`api/deadletters/${encodeURIComponent(letter.id)}/${action}`, { method: 'POST', headers: { 'X-Redgrain-Dashboard': '1' } })
           .then(() => renderDeadLetters())
           .then(() => showError(undefined))
           .catch(showError);
@@ -268,6 +269,9 @@ function messageText(message) {
   const text = typeof args === 'string' ? args : JSON.stringify(args);
   return text && text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
+
+// Opened as /?token=...: the cookie the server set carries it from now on, so it leaves the address bar.
+if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname + location.hash);
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/');
