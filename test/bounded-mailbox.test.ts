@@ -76,8 +76,13 @@ describe('bounded mailboxes', () => {
     open();
     await held;
     expect(await grain.ask('pass', 'd')).toEqual(['b', 'c', 'd']);
-    // The dropped message can be redriven like any dead letter.
-    await client().deadLetters.redrive(letters[0]?.id ?? '');
+    // The dropped message can be redriven like any dead letter, once: a second redrive of it at
+    // the same moment (another operator, a second click) is refused.
+    const id = letters[0]?.id ?? '';
+    const [first, second] = await Promise.allSettled([client().deadLetters.redrive(id), client().deadLetters.redrive(id)]);
+    expect([first.status, second.status].sort()).toEqual(['fulfilled', 'rejected']);
+    const refusal = first.status === 'rejected' ? first.reason : second.status === 'rejected' ? second.reason : undefined;
+    expect(String(refusal)).toMatch(new RegExp(`^RangeError: (Dead letter ${id} is being redriven already|No dead letter with id ${id})$`));
     // Redriven to the end of the mailbox before this ask is sent, so it runs just before it.
     expect(await grain.ask('pass', 'e')).toEqual(['b', 'c', 'd', 'a', 'e']);
   });

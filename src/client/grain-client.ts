@@ -67,6 +67,8 @@ export interface PreparedPublish {
 const DIRECT_READ_WAIT_MS = 1_000;
 /** Grains with read-only handlers whose queued messages a client counts, at most (then it reads through the mailbox). */
 const MAX_TRACKED_GRAINS = 100_000;
+/** How long a redrive holds its claim on a dead letter, at most. */
+const REDRIVE_CLAIM_MS = 60_000;
 const PUBLISH_CONCURRENCY = 64;
 
 /** Hears one published message: its topic and data. */
@@ -406,8 +408,18 @@ export class GrainClient implements MessageSender {
       if (letter === undefined) throw new RangeError(`No dead letter with id ${id}`);
       const envelope = asEnvelope(letter.message);
       if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
-      await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
-      await this.runtime.deadLetters.remove(id);
+      // One redrive of a letter at a time (two operators, two clicks): the claim expires by itself
+      // if this process dies before the letter is removed, which leaves the letter to redrive again.
+      const claim = this.runtime.keys.deadLetterRedrive(id);
+      if ((await this.runtime.redis.set(claim, this.id, 'PX', REDRIVE_CLAIM_MS, 'NX')) !== 'OK') {
+        throw new RangeError(`Dead letter ${id} is being redriven already`);
+      }
+      try {
+        await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
+        await this.runtime.deadLetters.remove(id);
+      } finally {
+        await this.runtime.redis.del(claim);
+      }
     },
     discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
   };

@@ -114,6 +114,11 @@ export class RedisKeys {
     return `${this.prefix}:deadletters`;
   }
 
+  /** Held while one dead letter is being redriven (so it is redriven once). */
+  deadLetterRedrive(id: string): string {
+    return `${this.prefix}:deadletters:redrive:${id}`;
+  }
+
   siloInbox(siloId: string): string {
     return `${this.prefix}:s:{${siloId}}:inbox`;
   }
