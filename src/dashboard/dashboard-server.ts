@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { ClusterInspector, type SiloView } from '../cli/cluster-inspector.ts';
+import { ClusterInspector, type QueueDepth, type SiloView } from '../cli/cluster-inspector.ts';
 import { connect } from '../client/connect.ts';
 import type { GrainClient } from '../client/grain-client.ts';
 import { InvalidOptionError, describeError } from '../errors/errors.ts';
@@ -114,6 +114,17 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     for (const view of views) seenSilos.add(view.id);
     return views;
   };
+  // The deepest mailboxes cost a read of every held grain's depth: computed at most once per
+  // sample interval, however many pages and tabs ask (a page deeper than the last one read again).
+  let ranked: { at: number; limit: number; grains: Promise<QueueDepth[]> } | undefined;
+  const deepest = (limit: number): Promise<QueueDepth[]> => {
+    if (ranked === undefined || Date.now() - ranked.at >= sampleMs || ranked.limit < limit) {
+      const grains = inspector.topGrains(Math.max(limit, 100));
+      grains.catch(() => (ranked = undefined));
+      ranked = { at: Date.now(), limit: Math.max(limit, 100), grains };
+    }
+    return ranked.grains;
+  };
   let previous: { t: number; processed: Map<string, number> } | undefined;
   const sample = async (): Promise<void> => {
     const [views, deadLetters] = await Promise.all([silos(), inspector.deadLetterCount()]);
@@ -197,7 +208,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     if (route === 'GET /api/grains') {
       const limit = clampInt(url.searchParams.get('limit'), 1, 200, 20);
       const offset = clampInt(url.searchParams.get('offset'), 0, 100_000, 0);
-      const top = await inspector.topGrains(offset + limit);
+      const top = await deepest(offset + limit);
       send(response, 200, { grains: top.slice(offset, offset + limit), offset, limit });
       return;
     }
