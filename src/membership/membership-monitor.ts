@@ -4,13 +4,21 @@ import type { MembershipTable } from './membership-table.ts';
 import { takesWakeUps } from './silo-record.ts';
 
 /**
- * Watches the other silos' heartbeats and declares a silo dead once it has been silent longer
- * than the limit. The declaration is atomic, so exactly one monitor wins it and runs the
- * takeover of the dead silo's grains.
+ * Watches the other silos' heartbeats and declares a silo dead once this monitor has itself seen
+ * its heartbeat stand still for longer than the limit. The declaration is atomic, so exactly one
+ * monitor wins it and runs the takeover of the dead silo's grains.
+ *
+ * Why watched, not just read: a record whose heartbeat looks old may only be one this monitor
+ * could not see being written. The Redis (or cluster master) holding it was down, so the silo
+ * could not beat either, or a failover promoted a replica that missed the last beats. A
+ * heartbeat that changes (forward or back) starts the watch again, and so does a round in which
+ * the records could not be read.
  */
 export class MembershipMonitor {
   #timer: NodeJS.Timeout | undefined;
   #checking: Promise<void> | undefined;
+  /** Per silo: the heartbeat last seen, and since when (this process's clock) it has not changed. */
+  readonly #watched = new Map<string, { heartbeatAt: number; since: number }>();
 
   constructor(
     private readonly table: MembershipTable,
@@ -26,7 +34,10 @@ export class MembershipMonitor {
   start(): void {
     this.#timer ??= setInterval(() => {
       this.#checking ??= this.check()
-        .catch((error: unknown) => this.log.warn('membership check failed', { error: describeError(error) }))
+        .catch((error: unknown) => {
+          this.#watched.clear(); // what could not be read was not seen standing still
+          this.log.warn('membership check failed', { error: describeError(error) });
+        })
         .finally(() => {
           this.#checking = undefined;
         });
@@ -44,12 +55,24 @@ export class MembershipMonitor {
     // After an outage of Redis (or of this silo's link to it) every heartbeat looks old: judge
     // others only once this silo itself has been connected for a whole silence window.
     const since = this.healthySince();
-    if (since === undefined || Date.now() - since < this.silenceMs) return;
+    if (since === undefined || Date.now() - since < this.silenceMs) {
+      this.#watched.clear();
+      return;
+    }
     const silos = (await this.table.readAll()).filter((s) => s.id !== this.selfId);
-    const declared = await this.table.declareDead(
-      silos.filter((s) => takesWakeUps(s.status)).map((s) => s.id),
-      this.silenceMs,
-    );
+    const now = Date.now();
+    const silent: string[] = [];
+    for (const silo of silos) {
+      if (!takesWakeUps(silo.status)) continue;
+      const seen = this.#watched.get(silo.id);
+      if (seen === undefined || seen.heartbeatAt !== silo.heartbeatAt) this.#watched.set(silo.id, { heartbeatAt: silo.heartbeatAt, since: now });
+      else if (now - seen.since > this.silenceMs) silent.push(silo.id);
+    }
+    const listed = new Set(silos.map((s) => s.id));
+    for (const id of this.#watched.keys()) if (!listed.has(id)) this.#watched.delete(id);
+    // The script checks the silence again, by the Redis clock, in the same step as the declaration.
+    const declared = await this.table.declareDead(silent, this.silenceMs);
+    for (const id of declared) this.#watched.delete(id);
     const unfinished = silos.filter((s) => s.status === 'dead').map((s) => s.id);
     for (const id of new Set([...declared, ...unfinished])) {
       if (declared.includes(id)) this.log.warn('declared a silent silo dead; taking over its grains', { deadSilo: id });
