@@ -65,7 +65,8 @@ export class MembershipMonitor {
     for (const silo of silos) {
       if (!takesWakeUps(silo.status)) continue;
       const seen = this.#watched.get(silo.id);
-      if (seen === undefined || seen.heartbeatAt !== silo.heartbeatAt) this.#watched.set(silo.id, { heartbeatAt: silo.heartbeatAt, since: now });
+      if (seen === undefined || seen.heartbeatAt !== silo.heartbeatAt)
+        this.#watched.set(silo.id, { heartbeatAt: silo.heartbeatAt, since: now });
       else if (now - seen.since > this.silenceMs) silent.push(silo.id);
     }
     const listed = new Set(silos.map((s) => s.id));
