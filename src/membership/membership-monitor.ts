@@ -64,6 +64,11 @@ export class MembershipMonitor {
     const silent: string[] = [];
     for (const silo of silos) {
       if (!takesWakeUps(silo.status)) continue;
+      // A heartbeat that is not a number was not written by a silo: as good as none.
+      if (!Number.isFinite(silo.heartbeatAt)) {
+        silent.push(silo.id);
+        continue;
+      }
       const seen = this.#watched.get(silo.id);
       if (seen === undefined || seen.heartbeatAt !== silo.heartbeatAt)
         this.#watched.set(silo.id, { heartbeatAt: silo.heartbeatAt, since: now });
