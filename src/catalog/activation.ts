@@ -23,6 +23,7 @@ import {
   type CommitOutcome,
 } from './turn-commit.ts';
 import { OutboxForwarder } from '../outbox/outbox-forwarder.ts';
+import type { TurnTransaction } from '../mailbox/turn-connection.ts';
 import type { EventRecorder } from '../grain/event-sourced.ts';
 import { JournalReadFailure } from '../storage/event-journal.ts';
 import { loadEventSourced, newEventRecorder } from './event-replay.ts';
@@ -420,9 +421,10 @@ export class Activation {
     const span = startCommitSpan(this, parent, state, 0);
     const outbox = this.#number(effects);
     try {
-      const tx = this.mailbox.transaction();
-      queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] }, journal);
-      const [reply = [new Error('no reply to the commit'), undefined]] = (await tx.exec()) ?? [];
+      const replies = await this.mailbox.execTurns((tx) =>
+        queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] }, journal),
+      );
+      const [reply = [new Error('no reply to the commit'), undefined]] = replies;
       const outcome = readCommit(reply);
       if (outcome.kind === 'committed') {
         if (journal !== undefined) this.#journal?.committed(journal);
@@ -579,21 +581,22 @@ export class Activation {
       outbox: outbox.map((e) => e.raw),
       seen: [...seen].map(([sender, mark]) => [sender, encodeSeen(mark)] as const),
     };
-    const tx = this.mailbox.transaction();
-    queueCommit(
-      tx,
-      this,
-      changes,
-      ran,
-      turns.flatMap((turn) => turn.result.idempotent ?? []),
-      effects,
-      journal,
-    );
-    turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
-    this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
+    const build = (tx: TurnTransaction) => {
+      queueCommit(
+        tx,
+        this,
+        changes,
+        ran,
+        turns.flatMap((turn) => turn.result.idempotent ?? []),
+        effects,
+        journal,
+      );
+      turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
+      this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
+    };
     let replies: [Error | null, unknown][];
     try {
-      replies = (await tx.exec()) ?? [];
+      replies = await this.mailbox.execTurns(build);
     } finally {
       commit?.end();
       for (const turn of turns) endTurn(this, turn);

@@ -1,6 +1,7 @@
 import { raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
 import type { RedisClient } from '../redis/connection.ts';
 import { Packr } from 'msgpackr';
+import { isNoScript, reloadScripts } from '../redis/scripts.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { TurnTransaction } from './turn-connection.ts';
 import type { GrainId } from '../grain/grain-id.ts';
@@ -67,6 +68,32 @@ export class GrainMailbox {
     return this.turns.multi() as TurnTransaction;
   }
 
+  /**
+   * Sends the MULTI `build` queues on the turn connection. When its scripts were refused with
+   * NOSCRIPT (see `reloadScripts`: after a Redis restart ioredis can believe them loaded) they are
+   * loaded again; when every script of it was refused, nothing was written (all the MULTI's writes
+   * are scripts), so it is built and sent once more.
+   */
+  async execTurns(build: (tx: TurnTransaction) => void): Promise<[Error | null, unknown][]> {
+    for (let attempt = 0; ; attempt++) {
+      const tx = this.transaction();
+      let scripts = 0;
+      for (const name of ['commitTurns', 'moveToFinished', 'moveToActive'] as const) {
+        const queue = tx[name].bind(tx) as (...args: unknown[]) => unknown;
+        (tx as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+          scripts += 1;
+          return queue(...args);
+        };
+      }
+      build(tx);
+      const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
+      const refused = replies.filter(isNoScript).length;
+      if (refused === 0) return replies;
+      await reloadScripts(this.turns);
+      if (attempt > 0 || refused < scripts) return replies;
+    }
+  }
+
   /** Caps the queue's BullMQ event stream; sent once per activation. */
   async configure(): Promise<void> {
     await this.#backend.setQueueMeta({ 'opts.maxLenEvents': MAX_EVENTS_PER_GRAIN });
@@ -78,9 +105,8 @@ export class GrainMailbox {
    */
   async take(count: number): Promise<Taken> {
     const token = this.#nextToken();
-    const tx = this.transaction();
-    this.queueTake(tx, count, token);
-    return this.readTake((await tx.exec()) ?? [], 0, count, token, undefined);
+    const replies = await this.execTurns((tx) => this.queueTake(tx, count, token));
+    return this.readTake(replies, 0, count, token, undefined);
   }
 
   /**

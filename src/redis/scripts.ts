@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Cluster } from 'ioredis';
 import type { RedisClient } from './connection.ts';
 
 /**
@@ -36,4 +37,22 @@ export function registerScripts(redis: RedisClient): RedisClient & ScriptCommand
     registered.add(redis);
   }
   return redis as RedisClient & ScriptCommands;
+}
+
+/**
+ * Loads every script defined on a connection into the Redis server (every master of a cluster)
+ * again. ioredis marks a script as loaded on a connection once it has sent its EVAL, also when
+ * that EVAL sat in a transaction Redis then discarded (EXECABORT, as while a restarted node comes
+ * back): from then on it sends EVALSHA, which fails with NOSCRIPT inside every later transaction
+ * without ioredis noticing, until the connection is replaced.
+ */
+export async function reloadScripts(redis: RedisClient): Promise<void> {
+  const scripts = Object.values((redis as unknown as { scriptsSet: Record<string, { lua: string }> }).scriptsSet);
+  const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  await Promise.all(servers.flatMap((server) => scripts.map((script) => server.script('LOAD', script.lua))));
+}
+
+/** Whether a reply is Redis's NOSCRIPT error. */
+export function isNoScript([error]: [Error | null, unknown]): boolean {
+  return error !== null && error.message.startsWith('NOSCRIPT');
 }
