@@ -615,8 +615,17 @@ export class GrainClient implements MessageSender {
     place: Place = this.#order.place(grain.tag),
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
-    await this.#assertRegistered(grain.type);
-    await this.#refuseIfFull(grain);
+    try {
+      await this.#assertRegistered(grain.type);
+      await this.#refuseIfFull(grain);
+    } catch (error) {
+      place.done();
+      if (error instanceof RedgrainError) throw error;
+      throw new RedisUnavailableError(
+        `Cannot send ${grain.toString()}.${method}: ${describeError(error)}; the message was not enqueued`,
+        error,
+      );
+    }
     try {
       await this.#enqueueWithin(grain, method, this.#envelope(method, serializedArgs, call, replyTo, extra), place);
     } finally {
