@@ -1,4 +1,3 @@
-import { Cluster } from 'ioredis';
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, type RedisQueueBackend } from 'bullmq';
@@ -44,6 +43,7 @@ import type { RedisKeys } from '../redis/keys.ts';
 import { eventSourcingOf, type EventOf, type EventRange, type EventSourcedGrain, type JournalEvent } from '../grain/event-sourced.ts';
 import { readJournal } from '../storage/event-journal.ts';
 import { NOT_SERVED_CODE, type ReadOnlyQuery } from '../messaging/read-only-query.ts';
+import { publishTo } from '../redis/channels.ts';
 import { GrainReference, type CallOptions, type MessageSender } from './grain-reference.ts';
 import { ReplyListener } from './reply-listener.ts';
 import { CallOrder, type Place } from './call-order.ts';
@@ -235,9 +235,8 @@ export class GrainClient implements MessageSender {
       const reply = replies.expect(requestId, waitMs, () => new AskTimeoutError(grain.toString(), method, waitMs));
       reply.catch(() => undefined);
       const query: ReadOnlyQuery = { g: grain.tag, m: method, a: serializedArgs, c: call.correlationId, r: { c: this.id, i: requestId } };
-      const receivers = await this.runtime.redis.publish(this.runtime.keys.siloQueries(owner), JSON.stringify(query));
-      // No one listening: the owner is gone. (A cluster node counts only its own subscribers.)
-      if (receivers === 0 && !(this.runtime.redis instanceof Cluster)) {
+      // No one listening: the owner is gone.
+      if ((await publishTo(this.runtime.redis, this.runtime.keys.siloQueries(owner), JSON.stringify(query))) === 0) {
         replies.cancel(requestId);
         return { served: false };
       }
@@ -735,7 +734,7 @@ export class GrainClient implements MessageSender {
       });
       if (envelope?.r !== undefined) {
         const reply: ReplyMessage = { i: envelope.r.i, ok: false, e: errorToData(new MailboxFullError(grain.toString(), maxDepth, true)) };
-        await redis.publish(keys.replyChannel(envelope.r.c), JSON.stringify(reply));
+        await publishTo(redis, keys.replyChannel(envelope.r.c), JSON.stringify(reply));
       }
     }
   }

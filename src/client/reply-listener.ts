@@ -1,4 +1,5 @@
 import type { RedisClient } from '../redis/connection.ts';
+import { listenTo, resubscribe } from '../redis/channels.ts';
 import { ClosedError, RedisUnavailableError } from '../errors/errors.ts';
 import { errorFromData, type ErrorClassRegistry } from '../errors/error-converter.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
@@ -38,11 +39,10 @@ export class ReplyListener {
     this.#ready ??= (async () => {
       if (!this.#listening) {
         this.#listening = true;
-        this.subscriber.on('message', (channel: string, text: string) => {
-          if (channel === this.channel) this.#settle(text);
-        });
+        await listenTo(this.subscriber, this.channel, (text) => this.#settle(text));
+      } else {
+        await resubscribe(this.subscriber, this.channel);
       }
-      await this.subscriber.subscribe(this.channel);
       this.#subscribed = true;
     })();
     const subscribing = this.#ready;

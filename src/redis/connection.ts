@@ -88,6 +88,8 @@ function openCluster(input: RedisClusterInput, base: RedisOptions, kind: Connect
       ...clusterOptions,
       enableAutoPipelining: false,
       ...(kind === 'command' ? {} : { enableOfflineQueue: true }),
+      // Replies and direct read-only calls travel by sharded pub/sub on a cluster (see channels.ts).
+      ...(kind === 'subscriber' ? { shardedSubscribers: true } : {}),
       redisOptions: { ...shared, ...redisOptions, ...base },
     },
   );

@@ -4,6 +4,7 @@ import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import type { RedisClient } from '../redis/connection.ts';
+import { listenTo, stopListening } from '../redis/channels.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { MAX_QUERY_BYTES, NOT_SERVED_CODE, parseQuery } from '../messaging/read-only-query.ts';
 
@@ -24,15 +25,12 @@ export class ReadOnlyQueries {
   ) {}
 
   async start(): Promise<void> {
-    this.subscriber.on('message', (channel: string, text: string) => {
-      if (channel === this.channel) this.#answer(text);
-    });
-    await this.subscriber.subscribe(this.channel);
+    await listenTo(this.subscriber, this.channel, (text) => this.#answer(text));
     this.#subscribed = true;
   }
 
   async close(): Promise<void> {
-    if (this.#subscribed) await this.subscriber.unsubscribe(this.channel).catch(() => undefined);
+    if (this.#subscribed) await stopListening(this.subscriber, this.channel).catch(() => undefined);
     this.subscriber.disconnect();
   }
 

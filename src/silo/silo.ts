@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
 import { ReadOnlyQueries } from './read-only-queries.ts';
+import { publishTo } from '../redis/channels.ts';
 import { GrainClient } from '../client/grain-client.ts';
 import { describeError } from '../errors/errors.ts';
 import { ErrorClassRegistry } from '../errors/error-converter.ts';
@@ -140,9 +141,9 @@ export class Silo {
       });
       const reminderTable = new ReminderTable(redis, runtime.keys, runtime.mailboxRoot);
       const reply = (clientId: string, message: ReplyMessage) => {
-        redis
-          .publish(runtime.keys.replyChannel(clientId), JSON.stringify(message))
-          .catch((error: unknown) => log.warn('could not publish a reply', { error: describeError(error) }));
+        publishTo(redis, runtime.keys.replyChannel(clientId), JSON.stringify(message)).catch((error: unknown) =>
+          log.warn('could not publish a reply', { error: describeError(error) }),
+        );
       };
       const catalog = new Catalog(
         {
