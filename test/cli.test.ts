@@ -4,21 +4,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 import { startRedisServer } from 'redgrain/testing';
-import { main } from '../src/cli/main.ts';
 import type { LoadTestResult } from '../src/cli/load-test.ts';
 import { niceTicks } from '../src/cli/load-test-report.ts';
-
-/** Runs the `redgrain` command in this process: exit code, stdout lines, stderr lines. */
-async function redgrain(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (t) => out.push(t),
-    (t) => err.push(t),
-  );
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+import { redgrain } from './support/cli.ts';
 
 describe('redgrain command errors and help', () => {
   it('prints one line "redgrain: <message>" and exits 1, without an error class name', async () => {

@@ -9,6 +9,7 @@ import { Ledger } from './grains/test-grains.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { onCluster, testClusterRedis, testRedis, testRedisEnv } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
+import { redgrain } from './support/cli.ts';
 
 const runBin = promisify(execFile);
 
@@ -17,18 +18,6 @@ const runBin = promisify(execFile);
  * Cluster, `REDIS_CLUSTER` in the environment (the flag takes one URL).
  */
 const redisFlag = onCluster() ? [] : ['--redis', inject('redisUrl')];
-
-/** Runs the `redgrain` command in this process: exit code, stdout lines, stderr lines. */
-async function redgrain(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (t) => out.push(t),
-    (t) => err.push(t),
-  );
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 beforeAll(() => {
   if (onCluster()) vi.stubEnv('REDIS_CLUSTER', inject('redisClusterUrls').join(','));
