@@ -575,7 +575,9 @@ export class Activation {
     const last = turns[turns.length - 1];
     const commit = last?.trace === undefined ? undefined : startCommitSpan(this, last.trace.context, changes, turns.length);
     const take = this.#takeCount();
-    const token = messages[0]?.token ?? '';
+    // The acknowledgements present the token the commit puts into the locks (see commitTurns.lua),
+    // and the next batch is taken under it.
+    const sealed = this.mailbox.newToken();
     const outbox = this.#number(turns.flatMap((turn) => turn.effects));
     const effects: CommitEffects = {
       outbox: outbox.map((e) => e.raw),
@@ -590,9 +592,12 @@ export class Activation {
         turns.flatMap((turn) => turn.result.idempotent ?? []),
         effects,
         journal,
+        sealed,
       );
-      turns.forEach((turn, i) => this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1));
-      this.mailbox.queueTake(tx, Math.max(0, take - 1), token);
+      turns.forEach((turn, i) =>
+        this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1, sealed),
+      );
+      this.mailbox.queueTake(tx, Math.max(0, take - 1), sealed);
     };
     let replies: [Error | null, unknown][];
     try {
@@ -610,10 +615,10 @@ export class Activation {
       return [];
     }
     let next: MailboxMessage | undefined;
-    for (const [i, turn] of turns.entries()) {
+    for (let i = 0; i < turns.length; i++) {
       const [finishError, finishReply] = replies[1 + i] ?? [new Error('no reply to acknowledgement'), undefined];
       if (finishError !== null) throw finishError;
-      const finished = this.mailbox.readFinish(finishReply, turn.message);
+      const finished = this.mailbox.readFinish(finishReply, sealed);
       if (!finished.ok) {
         this.#stepDown(`acknowledgement refused by BullMQ (code ${finished.code})`, undefined);
         return [];
@@ -644,7 +649,7 @@ export class Activation {
       }
       return [];
     }
-    return this.#unlessForeignTaken(this.mailbox.readTake(replies, 1 + turns.length, Math.max(0, take - 1), token, next));
+    return this.#unlessForeignTaken(this.mailbox.readTake(replies, 1 + turns.length, Math.max(0, take - 1), sealed, next));
   }
 
   /** Runs one message's handler against the state as the batch left it so far. */

@@ -55,7 +55,11 @@ export interface CommitJournal {
 
 export const NO_JOURNAL: CommitJournal = { prev: 0, events: [], trimBelow: 0 };
 
-/** Queues the fenced state commit of `messages` (none for a commit outside a message) on `tx`. */
+/**
+ * Queues the fenced state commit of `messages` (none for a commit outside a message) on `tx`.
+ * `sealed`: the token the messages' locks hold once it commits, which their acknowledgements
+ * behind it in the MULTI must present (see commitTurns.lua).
+ */
 export function queueCommit(
   tx: TurnTransaction,
   { id, epoch, mailbox, host }: Committer,
@@ -64,6 +68,7 @@ export function queueCommit(
   records: readonly NonNullable<TurnResult['idempotent']>[],
   effects: CommitEffects,
   journal: CommitJournal = NO_JOURNAL,
+  sealed = '',
 ): void {
   const lockKeys = messages.map((message) => mailbox.lockKey(message));
   tx.commitTurns(
@@ -86,6 +91,7 @@ export function queueCommit(
     journal.events.length,
     journal.prev,
     journal.trimBelow,
+    sealed,
     ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
     ...journal.events.flat(),
     ...effects.outbox,

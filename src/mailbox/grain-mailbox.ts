@@ -171,15 +171,20 @@ export class GrainMailbox {
    * with `fetchNext`, BullMQ takes the next message in the same step and locks it with the
    * finishing message's token. Read its reply with `readFinish`.
    */
-  queueFinish(tx: TurnTransaction, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean): void {
+  queueFinish(tx: TurnTransaction, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean, token: string): void {
     // attempts: 1 — a message is never retried by BullMQ (a retry would move it behind later ones).
     const job = { id: message.jobId, opts: { attempts: 1 } } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
     if (outcome.target === 'completed') {
-      tx.moveToFinished(...this.#backend.moveToCompletedArgs(job, undefined, true, message.token, fetchNext));
+      tx.moveToFinished(...this.#backend.moveToCompletedArgs(job, undefined, true, token, fetchNext));
       return;
     }
     this.#noteFailed();
-    tx.moveToFinished(...this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, message.token, fetchNext));
+    tx.moveToFinished(...this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, token, fetchNext));
+  }
+
+  /** A fresh lock token of this silo (a commit's, see queueCommit). */
+  newToken(): string {
+    return this.#nextToken();
   }
 
   /**
@@ -194,11 +199,11 @@ export class GrainMailbox {
   }
 
   /** Reads the reply of a queued acknowledgement: the message taken with it, or BullMQ's error code. */
-  readFinish(reply: unknown, finished: MailboxMessage): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
+  readFinish(reply: unknown, token: string): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
     if (typeof reply === 'number' && reply < 0) return { ok: false, code: reply };
     if (!Array.isArray(reply)) return { ok: true, next: undefined };
     const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
-    return { ok: true, next: this.#toMessage(jobData, id, finished.token) };
+    return { ok: true, next: this.#toMessage(jobData, id, token) };
   }
 
   /**

@@ -15,6 +15,10 @@
   still existing, every number) is checked before the first write. A refusal writes nothing and
   drops the locks, so no acknowledgement in the same MULTI lands without the state it goes with.
 
+  The acknowledgements queued behind this script in the same MULTI present the commit's token,
+  which only this script, when it commits, puts into the messages' locks: should it not run at
+  all (refused, or not loaded in Redis), they find the take's token and acknowledge nothing.
+
   An event-sourced grain's events are appended to its journal (a stream whose entry ids are
   `0-<seq>`) in the same step, first among the writes, each right after the one before: the
   journal must end at the event the activation last committed (`prev`), or nothing is written.
@@ -40,6 +44,7 @@
   ARGV[8] e, the number of events to append to the journal
   ARGV[9] prev, the sequence number of the journal's last event (the events get prev+1 .. prev+e)
   ARGV[10] trim: remove the journal's events below this sequence number (0: none)
+  ARGV[11] the commit's token ('' when L is 0): the messages' locks hold it once this commits
   then, per idempotency record: how long to keep it (whole ms, > 0), the outcome returned to duplicates
   then, per event: its version (whole, >= 1), the event, its correlation id, its time (whole ms)
   then o outbox entries
@@ -63,6 +68,7 @@ local s = tonumber(ARGV[7])
 local e = tonumber(ARGV[8])
 local prev = tonumber(ARGV[9])
 local trim = tonumber(ARGV[10])
+local sealed = ARGV[11]
 
 local function wholeNumber(value, min)
   return value ~= nil and value == math.floor(value) and value >= min and value < 2 ^ 53
@@ -71,7 +77,8 @@ end
 local function dropOwnLocks()
   if not wholeNumber(locks, 0) or #KEYS < 5 + locks then return end
   for i = 6, 5 + locks do
-    if redis.call('GET', KEYS[i]) == token then
+    local holder = redis.call('GET', KEYS[i])
+    if holder == token or (sealed ~= nil and sealed ~= '' and holder == sealed) then
       redis.call('DEL', KEYS[i])
     end
   end
@@ -79,12 +86,12 @@ end
 
 if not wholeNumber(locks, 0) or not wholeNumber(n, 0) or not wholeNumber(o, 0) or not wholeNumber(s, 0)
   or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(trim, 0) or trim > prev + e
-  or #KEYS < 5 + 2 * locks then
+  or #KEYS < 5 + 2 * locks or sealed == nil or (locks > 0 and (sealed == '' or sealed == token)) then
   dropOwnLocks()
   return -4
 end
 local records = #KEYS - 5 - 2 * locks
-local events = 11 + 2 * records
+local events = 12 + 2 * records
 local entries = events + 4 * e
 local senders = entries + o
 local first = senders + 2 * s
@@ -93,7 +100,7 @@ if #ARGV < first - 1 + 2 * n then
   return -4
 end
 for r = 1, records do
-  if not wholeNumber(tonumber(ARGV[9 + 2 * r]), 1) then
+  if not wholeNumber(tonumber(ARGV[10 + 2 * r]), 1) then
     dropOwnLocks()
     return -4
   end
@@ -133,6 +140,9 @@ end
 -- Only the first write can still be refused (Redis checks maxmemory there, not after a script
 -- has written): then nothing was written, and dropping the locks keeps the acknowledgements out.
 local written = pcall(function()
+  for i = 6, 5 + locks do
+    redis.call('SET', KEYS[i], sealed, 'KEEPTTL')
+  end
   for i = 0, e - 1 do
     local at = events + 4 * i
     redis.call('XADD', KEYS[5], string.format('0-%d', prev + 1 + i),
@@ -151,7 +161,7 @@ local written = pcall(function()
     redis.call('HSET', KEYS[4], unpack(ARGV, senders, senders + 2 * s - 1))
   end
   for r = 1, records do
-    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[10 + 2 * r], 'PX', ARGV[9 + 2 * r])
+    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[11 + 2 * r], 'PX', ARGV[10 + 2 * r])
   end
   if trim > 0 then
     redis.call('XTRIM', KEYS[5], 'MINID', string.format('0-%d', trim))
