@@ -55,10 +55,13 @@ export class MembershipMonitor {
     // After an outage of Redis (or of this silo's link to it) every heartbeat looks old: judge
     // others only once this silo itself has been connected for a whole silence window.
     const since = this.healthySince();
-    if (since === undefined || Date.now() - since < this.silenceMs) {
+    if (since === undefined) {
       this.#watched.clear();
       return;
     }
+    // While this silo has not been healthy for a whole window it only watches, so that once it
+    // has, it can judge at once what it has seen standing still since.
+    const judging = Date.now() - since >= this.silenceMs;
     const silos = (await this.table.readAll()).filter((s) => s.id !== this.selfId);
     const now = Date.now();
     const silent: string[] = [];
@@ -76,6 +79,7 @@ export class MembershipMonitor {
     }
     const listed = new Set(silos.map((s) => s.id));
     for (const id of this.#watched.keys()) if (!listed.has(id)) this.#watched.delete(id);
+    if (!judging) return;
     // The script checks the silence again, by the Redis clock, in the same step as the declaration.
     const declared = await this.table.declareDead(silent, this.silenceMs);
     for (const id of declared) this.#watched.delete(id);
