@@ -10,17 +10,20 @@ import { waitFor } from './support/wait-for.ts';
  * was down for a while) leaves a healthy silo's record looking silent. Monitors declare a silo
  * dead only after watching its heartbeat stand still for the whole silence window themselves.
  */
+/** Heartbeats every 100 ms; silent for 500 ms is dead. */
+const siloOptions = (keyPrefix: string) => ({
+  redis: testRedis(),
+  keyPrefix,
+  grains: [Counter],
+  heartbeatIntervalMs: 100,
+  missedHeartbeatsLimit: 5,
+  logLevel: 'silent' as const,
+});
+
 describe('membership across a heartbeat rollback', () => {
   it('does not declare a healthy silo dead when its heartbeat is set back, again and again', async () => {
     const keyPrefix = freshPrefix('rollback');
-    const options = {
-      redis: testRedis(),
-      keyPrefix,
-      grains: [Counter],
-      heartbeatIntervalMs: 100,
-      missedHeartbeatsLimit: 5,
-      logLevel: 'silent' as const,
-    };
+    const options = siloOptions(keyPrefix);
     const watcher = await Silo.start(options);
     const watched = await Silo.start(options);
     const redis = rawRedis();
@@ -50,14 +53,7 @@ describe('membership across a heartbeat rollback', () => {
 
   it('still declares a silo dead once its heartbeat stands still for the silence window', async () => {
     const keyPrefix = freshPrefix('rollback-dead');
-    const options = {
-      redis: testRedis(),
-      keyPrefix,
-      grains: [Counter],
-      heartbeatIntervalMs: 100,
-      missedHeartbeatsLimit: 5,
-      logLevel: 'silent' as const,
-    };
+    const options = siloOptions(keyPrefix);
     const watcher = await Silo.start(options);
     const redis = rawRedis();
     try {
