@@ -62,13 +62,13 @@ export interface PreparedPublish {
   messages: { grain: GrainId; envelope: MessageEnvelope }[];
 }
 
-/** How many subscribers a publish enqueues for at once. */
 /** How long a direct read-only call waits for the owner's answer before it goes through the mailbox. */
 const DIRECT_READ_WAIT_MS = 1_000;
 /** Grains with read-only handlers whose queued messages a client counts, at most (then it reads through the mailbox). */
 const MAX_TRACKED_GRAINS = 100_000;
 /** How long a redrive holds its claim on a dead letter, at most. */
 const REDRIVE_CLAIM_MS = 60_000;
+/** How many subscribers a publish enqueues for at once. */
 const PUBLISH_CONCURRENCY = 64;
 
 /** Hears one published message: its topic and data. */

@@ -63,13 +63,18 @@ const SECURITY_HEADERS = {
 };
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 const PUBLIC = new URL('./public/', import.meta.url);
-const CHART_JS = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js');
-const STATIC: Record<string, { file: string | URL; type: string }> = {
-  '/': { file: new URL('index.html', PUBLIC), type: 'text/html; charset=utf-8' },
-  '/app.js': { file: new URL('app.js', PUBLIC), type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: new URL('style.css', PUBLIC), type: 'text/css; charset=utf-8' },
-  '/vendor/chart.umd.min.js': { file: CHART_JS, type: 'text/javascript; charset=utf-8' },
-};
+
+/** The page's files, read once when a dashboard starts (not when the package is imported). */
+function readAssets(): Map<string, { body: Buffer; type: string }> {
+  const chartJs = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js');
+  const files: [string, string | URL, string][] = [
+    ['/', new URL('index.html', PUBLIC), 'text/html; charset=utf-8'],
+    ['/app.js', new URL('app.js', PUBLIC), 'text/javascript; charset=utf-8'],
+    ['/style.css', new URL('style.css', PUBLIC), 'text/css; charset=utf-8'],
+    ['/vendor/chart.umd.min.js', chartJs, 'text/javascript; charset=utf-8'],
+  ];
+  return new Map(files.map(([path, file, type]) => [path, { body: readFileSync(file), type }]));
+}
 
 /**
  * Serves the dashboard: the cluster's silos and live charts, the grains with the deepest
@@ -90,6 +95,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   const port = options.port ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new InvalidOptionError('port', String(port), 'must be a port number (0 to 65535)');
+  const assets = readAssets();
   const sampleMs = options.sampleMs ?? 2_000;
   if (!Number.isFinite(sampleMs) || sampleMs < 100) throw new InvalidOptionError('sampleMs', String(sampleMs), 'must be at least 100 (ms)');
   const connection = {
@@ -185,11 +191,10 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     if (token !== undefined && url.searchParams.get('token') === token) {
       response.setHeader('Set-Cookie', `redgrain_dashboard=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`);
     }
-    const asset = request.method === 'GET' ? STATIC[url.pathname] : undefined;
+    const asset = request.method === 'GET' ? assets.get(url.pathname) : undefined;
     if (asset !== undefined) {
-      const body = readFileSync(asset.file);
       response.writeHead(200, { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' });
-      response.end(body);
+      response.end(asset.body);
       return;
     }
     const route = `${request.method} ${url.pathname}`;

@@ -167,9 +167,10 @@ export class GrainMailbox {
   }
 
   /**
-   * Queues the acknowledgement of `message` on a MULTI (after the state commit that fences it);
-   * with `fetchNext`, BullMQ takes the next message in the same step and locks it with the
-   * finishing message's token. Read its reply with `readFinish`.
+   * Queues the acknowledgement of `message` on a MULTI (after the state commit that fences it),
+   * presenting `token`: the commit's, which the message's lock holds only once the commit went
+   * through. With `fetchNext`, BullMQ takes the next message in the same step and locks it with
+   * that token. Read its reply with `readFinish`.
    */
   queueFinish(tx: TurnTransaction, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean, token: string): void {
     // attempts: 1 — a message is never retried by BullMQ (a retry would move it behind later ones).
