@@ -1,6 +1,8 @@
+import { Cluster, type Redis } from 'ioredis';
 import { describe, expect, it, onTestFailed } from 'vitest';
 import { Alarm, type RecordedTick } from './grains/alarm.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
+import { onCluster, rawRedis } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
 
 describe('durable reminders', () => {
@@ -91,6 +93,41 @@ describe('durable reminders', () => {
     const allTicks = (ticks[2] as RecordedTick[]).map((t) => t.scheduledAt).sort((a, b) => a - b);
     for (let i = 1; i < allTicks.length; i++) expect(allTicks[i]! - allTicks[i - 1]!).toBe(200);
     for (const key of ['missed-once', 'missed-skip', 'missed-all']) await client().getGrain(Alarm, key).ask('cancel', 'tick');
+  });
+
+  it('spreads reminders over every master of a cluster (one queue on one Redis), and fires each once', async () => {
+    const grains = Array.from({ length: 60 }, (_, i) => `spread-${i}`);
+    await Promise.all(grains.map((key) => client().getGrain(Alarm, key).ask('set', 'soon', { after: 1_500 })));
+    // Where the delayed one-shot reminders wait, per Redis node that holds any. A reminder is
+    // registered from the turn's outbox, once the turn has committed (and may have replied).
+    const redis = rawRedis();
+    const perNode = await waitFor('every reminder registered', async () => {
+      const found: Record<string, number> = {};
+      const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
+      for (const node of nodes) {
+        for (const key of await node.keys(`${cluster.keyPrefix}:q:*:delayed`)) {
+          const name = `${node.options.port} ${key.slice(cluster.keyPrefix.length + ':q:'.length, -':delayed'.length)}`;
+          found[name] = await node.zcard(key);
+        }
+      }
+      return Object.values(found).reduce((a, b) => a + b, 0) >= 60 ? found : undefined;
+    }).finally(() => redis.disconnect());
+    const counts = Object.values(perNode);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(60);
+    if (onCluster()) {
+      const queues = Object.keys(perNode).map((name) => name.split(' ')[1]);
+      const masters = new Set(Object.keys(perNode).map((name) => name.split(' ')[0]));
+      expect(new Set(queues).size).toBe(6);
+      expect(queues.every((queue) => /^\{reminders-\d[a-z]+\}$/.test(queue ?? ''))).toBe(true);
+      expect(masters.size).toBe(3);
+    } else {
+      expect(Object.keys(perNode).map((name) => name.split(' ')[1])).toEqual(['reminders']);
+    }
+    const fired = await waitFor('every reminder to fire', async () => {
+      const ticks = await Promise.all(grains.map(persisted));
+      return ticks.every((t) => t.length > 0) ? ticks : undefined;
+    });
+    expect(fired.map((t) => t.map((x) => x.label))).toEqual(grains.map(() => ['soon']));
   });
 
   it('refuses a bad schedule', async () => {

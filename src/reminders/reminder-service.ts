@@ -5,9 +5,9 @@ import { GrainId } from '../grain/grain-id.ts';
 import { closeRedis, openRedis, type RedisConnectionInput, type RedisClient } from '../redis/connection.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { reminderQueue, type ReminderJobData, type ReminderTable } from './reminder-table.ts';
+import { reminderQueues, type ReminderJobData, type ReminderTable } from './reminder-table.ts';
 
-/** How many reminders one silo delivers at once. */
+/** How many reminders one silo delivers at once, per reminder queue. */
 const CONCURRENCY = 16;
 /**
  * How long the worker's blocking read waits when nothing is due (s). BullMQ wakes it at the due
@@ -32,14 +32,14 @@ export function ticksToDeliver(data: Pick<ReminderJobData, 'p' | 'e' | 'o'>, sch
 }
 
 /**
- * Delivers due reminders: a BullMQ worker on the reminders queue (every silo runs one; each due
+ * Delivers due reminders: a BullMQ worker on each reminders queue (every silo runs them; each due
  * reminder goes to one of them). A tick becomes a message in the grain's mailbox, so the grain is
  * activated wherever placement puts it. Delivery is at least once: each tick carries an
  * idempotency key made of its reminder and scheduled time, so a tick delivered twice (a silo died
  * between delivering and acknowledging it) runs once.
  */
 export class ReminderService {
-  readonly #worker: Worker<ReminderJobData>;
+  readonly #workers: Worker<ReminderJobData>[];
 
   private constructor(
     private readonly connection: RedisClient,
@@ -48,22 +48,26 @@ export class ReminderService {
     private readonly log: Logger,
     keys: RedisKeys,
   ) {
-    this.#worker = new Worker<ReminderJobData>(reminderQueue(connection), (job) => this.#fire(job), {
-      connection,
-      prefix: keys.bullPrefix,
-      concurrency: CONCURRENCY,
-      drainDelay: IDLE_WAIT_SECONDS,
-    });
+    // One worker per reminder queue (one on one Redis); each has its own blocking connection.
     // Connection errors during a Redis outage are expected and retried by BullMQ; only say so once a minute.
     let lastWarned = 0;
-    this.#worker.on('error', (error) => {
-      if (Date.now() - lastWarned < 60_000) return;
-      lastWarned = Date.now();
-      log.warn('reminder worker error (retrying)', { error: describeError(error) });
+    this.#workers = reminderQueues(connection).map((queue) => {
+      const worker = new Worker<ReminderJobData>(queue, (job) => this.#fire(job), {
+        connection,
+        prefix: keys.bullPrefix,
+        concurrency: CONCURRENCY,
+        drainDelay: IDLE_WAIT_SECONDS,
+      });
+      worker.on('error', (error) => {
+        if (Date.now() - lastWarned < 60_000) return;
+        lastWarned = Date.now();
+        log.warn('reminder worker error (retrying)', { error: describeError(error) });
+      });
+      worker.on('failed', (job, error) =>
+        log.warn('a reminder could not be delivered; retrying', { reminder: job?.data.n, grain: job?.data.g, error: describeError(error) }),
+      );
+      return worker;
     });
-    this.#worker.on('failed', (job, error) =>
-      log.warn('a reminder could not be delivered; retrying', { reminder: job?.data.n, grain: job?.data.g, error: describeError(error) }),
-    );
   }
 
   static start(
@@ -96,7 +100,7 @@ export class ReminderService {
    * by another silo once its lock expires, and runs once (its idempotency key).
    */
   async close(): Promise<void> {
-    await this.#worker.close(true);
+    await Promise.all(this.#workers.map((worker) => worker.close(true)));
     await closeRedis(this.connection);
   }
 }

@@ -1,4 +1,5 @@
 import { Queue, type RedisQueueBackend } from 'bullmq';
+import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis/connection.ts';
 import { InvalidTimerError } from '../errors/errors.ts';
@@ -57,16 +58,47 @@ export interface ReminderJobData {
   o?: true;
 }
 
-/** The BullMQ queue (under the application's BullMQ prefix) that holds every reminder. */
+/** The BullMQ queue (under the application's BullMQ prefix) that holds every reminder on one Redis. */
 export const REMINDER_QUEUE = 'reminders';
 
+/** Redis Cluster's hash slots. */
+const SLOTS = 16_384;
+
+/** How many reminder queues a Redis Cluster spreads reminders over. */
+export const CLUSTER_REMINDER_QUEUES = 6;
+
 /**
- * The reminders queue's name on a connection. BullMQ's scripts touch several keys of a queue at
- * once, so on a Redis Cluster the name carries a hash tag that puts them in one slot; one Redis
- * keeps the name it always had, so reminders registered before stay where they are.
+ * The reminder queues on a Redis Cluster. BullMQ's scripts touch several keys of a queue at once,
+ * so each name is its own hash tag (one slot). Queue `i` serves the grains whose slots lie in the
+ * i-th sixth of the slot range, and its name is the first `reminders-<i><letters>` whose own slot
+ * lies in the middle of that sixth: a master that serves a share of the slots holds the reminders
+ * of its share's grains, and no master holds them all.
  */
-export function reminderQueue(redis: RedisClient): string {
-  return redis instanceof Cluster ? `{${REMINDER_QUEUE}}` : REMINDER_QUEUE;
+const CLUSTER_QUEUES: readonly string[] = Array.from({ length: CLUSTER_REMINDER_QUEUES }, (_, i) => {
+  const width = SLOTS / CLUSTER_REMINDER_QUEUES;
+  const inMiddle = (name: string) => {
+    const slot = calculateSlot(name);
+    return slot >= i * width + width / 3 && slot < i * width + (2 * width) / 3;
+  };
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  const suffixes = [...letters, ...[...letters].flatMap((a) => [...letters].map((b) => a + b))];
+  const suffix = suffixes.find((candidate) => inMiddle(`reminders-${i}${candidate}`));
+  if (suffix === undefined) throw new Error(`no reminder queue name for slot range ${i}`);
+  return `{reminders-${i}${suffix}}`;
+});
+
+/**
+ * The reminder queues on a connection: one (`reminders`) on one Redis, {@link CLUSTER_REMINDER_QUEUES}
+ * on a Redis Cluster. Every silo runs a worker on each.
+ */
+export function reminderQueues(redis: RedisClient): readonly string[] {
+  return redis instanceof Cluster ? CLUSTER_QUEUES : [REMINDER_QUEUE];
+}
+
+/** The queue that holds `grain`'s reminders: the one whose share of the slot range holds the grain's slot. */
+function queueOf(queues: readonly string[], grain: GrainId): string {
+  if (queues.length === 1) return queues[0] as string;
+  return queues[Math.floor((calculateSlot(grain.tag) * queues.length) / SLOTS)] as string;
 }
 
 const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 1_000, attempts: 5, backoff: { type: 'exponential', delay: 500 } } as const;
@@ -77,20 +109,28 @@ const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 1_000, attempts: 5, 
  * reminders are ever read. Each grain also keeps a hash of its reminders, for listing.
  */
 export class ReminderTable {
-  readonly #queue: Queue;
+  readonly #queues = new Map<string, Queue>();
 
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
-    root: RedisQueueBackend,
-  ) {
-    const name = reminderQueue(redis);
-    this.#queue = new Queue(
-      name,
-      { connection: redis, prefix: keys.bullPrefix, skipMetasUpdate: true },
-      () => root.forQueue(name) as RedisQueueBackend,
-    );
-    this.#queue.on('error', () => undefined); // failures reject the calls themselves
+    private readonly root: RedisQueueBackend,
+  ) {}
+
+  /** The queue that holds `grain`'s reminders (opened on first use). */
+  #queueOf(grain: GrainId): Queue {
+    const name = queueOf(reminderQueues(this.redis), grain);
+    let queue = this.#queues.get(name);
+    if (queue === undefined) {
+      queue = new Queue(
+        name,
+        { connection: this.redis, prefix: this.keys.bullPrefix, skipMetasUpdate: true },
+        () => this.root.forQueue(name) as RedisQueueBackend,
+      );
+      queue.on('error', () => undefined); // failures reject the calls themselves
+      this.#queues.set(name, queue);
+    }
+    return queue;
   }
 
   /** Registers (or replaces) a reminder of `grain`; `dueAt` fixes when a one-shot one fires. */
@@ -117,7 +157,7 @@ export class ReminderTable {
     const id = reminderId(grain, name);
     const data: ReminderJobData = { g: grain.tag, n: name, m: method, a: serializedArgs, p: plan.missed };
     if (plan.kind === 'once') {
-      await this.#queue.add(
+      await this.#queueOf(grain).add(
         'tick',
         { ...data, o: true },
         { ...JOB_OPTIONS, jobId: `once/${id}`, delay: Math.max(0, plan.at - Date.now()) },
@@ -128,7 +168,7 @@ export class ReminderTable {
         plan.kind === 'every'
           ? { every: plan.every, startDate: Date.now() + plan.every }
           : { pattern: plan.cron, ...(plan.tz === undefined ? {} : { tz: plan.tz }) };
-      await this.#queue.upsertJobScheduler(id, repeat, {
+      await this.#queueOf(grain).upsertJobScheduler(id, repeat, {
         name: 'tick',
         data: { ...data, ...(plan.kind === 'every' ? { e: plan.every } : {}) },
         opts: JOB_OPTIONS,
@@ -142,8 +182,9 @@ export class ReminderTable {
     if (listed === null) return false;
     const id = reminderId(grain, name);
     const { kind } = JSON.parse(listed) as { kind: Plan['kind'] };
-    if (kind === 'once') await this.#queue.remove(`once/${id}`);
-    else await this.#queue.removeJobScheduler(id);
+    const queue = this.#queueOf(grain);
+    if (kind === 'once') await queue.remove(`once/${id}`);
+    else await queue.removeJobScheduler(id);
     await this.redis.hdel(this.keys.reminders(grain), name);
     return true;
   }
@@ -171,7 +212,7 @@ export class ReminderTable {
   }
 
   async close(): Promise<void> {
-    await this.#queue.close();
+    await Promise.all([...this.#queues.values()].map((queue) => queue.close()));
   }
 }
 
