@@ -60,6 +60,8 @@ export type ActivationStatus = 'creating' | 'activating' | 'valid' | 'deactivati
 export class Activation {
   status: ActivationStatus = 'creating';
   epoch = '';
+  /** Commits this activation has made (its directory entry counts them too; see commitTurns.lua). */
+  commits = 0;
   lastActiveAt = Date.now();
   /** The messages this activation holds taken (a batch in progress); the silo renews their locks. */
   held: readonly MailboxMessage[] = [];
@@ -427,6 +429,7 @@ export class Activation {
       const [reply = [new Error('no reply to the commit'), undefined]] = replies;
       const outcome = readCommit(reply);
       if (outcome.kind === 'committed') {
+        this.commits += 1;
         if (journal !== undefined) this.#journal?.committed(journal);
         await this.host.replicate(this.id);
         void this.#forwarder.push(outbox);
@@ -609,11 +612,14 @@ export class Activation {
     }
     const outcome = readCommit(replies[0] ?? [new Error('no reply to commit'), undefined]);
     if (outcome.kind !== 'committed') {
+      if (outcome.kind === 'rolledBack')
+        this.host.log.warn('Redis lost commits of this grain; reading its state again', { grain: this.id.toString() });
       this.#stepDown(stepDownReason(outcome), undefined);
       // The messages are back in the hands of the grain's owner: tell it to take them back now.
       this.host.wakeOwner(this.id, true);
       return [];
     }
+    this.commits += 1;
     let next: MailboxMessage | undefined;
     for (let i = 0; i < turns.length; i++) {
       const [finishError, finishReply] = replies[1 + i] ?? [new Error('no reply to acknowledgement'), undefined];

@@ -28,10 +28,14 @@ export interface BatchTurn {
   effects: OutboxEffect[];
 }
 
-/** The activation that commits: its grain, its fence (silo and epoch) and its mailbox. */
+/**
+ * The activation that commits: its grain, its fence (silo and epoch, and how many commits it has
+ * made, which the grain's directory entry counts too) and its mailbox.
+ */
 export interface Committer {
   readonly id: GrainId;
   readonly epoch: string;
+  readonly commits: number;
   readonly mailbox: GrainMailbox;
   readonly host: ActivationHost;
 }
@@ -62,7 +66,7 @@ export const NO_JOURNAL: CommitJournal = { prev: 0, events: [], trimBelow: 0 };
  */
 export function queueCommit(
   tx: TurnTransaction,
-  { id, epoch, mailbox, host }: Committer,
+  { id, epoch, commits, mailbox, host }: Committer,
   changes: StateChanges,
   messages: readonly MailboxMessage[],
   records: readonly NonNullable<TurnResult['idempotent']>[],
@@ -92,6 +96,7 @@ export function queueCommit(
     journal.prev,
     journal.trimBelow,
     sealed,
+    commits,
     ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
     ...journal.events.flat(),
     ...effects.outbox,
@@ -102,7 +107,13 @@ export function queueCommit(
 }
 
 /** What the fenced commit answered (commitTurns.lua); anything but `committed` wrote nothing. */
-export type CommitOutcome = { kind: 'committed' } | { kind: 'fenced' } | { kind: 'lockLost' } | { kind: 'refused'; reason: string };
+export type CommitOutcome =
+  | { kind: 'committed' }
+  | { kind: 'fenced' }
+  | { kind: 'lockLost' }
+  /** Redis lost commits of this activation (a failover promoted a replica that lacked them). */
+  | { kind: 'rolledBack' }
+  | { kind: 'refused'; reason: string };
 
 /** Reads the commit's reply in a MULTI: a Redis error is thrown, a refusal is returned. */
 export function readCommit([error, code]: [Error | null, unknown]): CommitOutcome {
@@ -122,6 +133,8 @@ export function readCommit([error, code]: [Error | null, unknown]): CommitOutcom
       return { kind: 'refused', reason: 'Redis refused the write (out of memory?)' };
     case -6:
       return { kind: 'refused', reason: 'the journal does not end at the event this activation last committed' };
+    case -7:
+      return { kind: 'rolledBack' };
     default:
       return { kind: 'refused', reason: `unexpected commit reply ${JSON.stringify(code)}` };
   }
@@ -134,6 +147,8 @@ export function stepDownReason(outcome: Exclude<CommitOutcome, { kind: 'committe
       return 'another activation owns the grain';
     case 'lockLost':
       return 'a message lock was lost';
+    case 'rolledBack':
+      return 'Redis lost commits of this activation (a failover?): its state is read again';
     default:
       return `commit refused: ${outcome.reason}`;
   }

@@ -81,7 +81,7 @@ const CLUSTER_QUEUES: readonly string[] = Array.from({ length: CLUSTER_REMINDER_
     return slot >= i * width + width / 3 && slot < i * width + (2 * width) / 3;
   };
   const letters = 'abcdefghijklmnopqrstuvwxyz';
-  const suffixes = [...letters, ...[...letters].flatMap((a) => [...letters].map((b) => a + b))];
+  const suffixes = [...letters.split(''), ...letters.split('').flatMap((a) => letters.split('').map((b) => a + b))];
   const suffix = suffixes.find((candidate) => inMiddle(`reminders-${i}${candidate}`));
   if (suffix === undefined) throw new Error(`no reminder queue name for slot range ${i}`);
   return `{reminders-${i}${suffix}}`;

@@ -125,11 +125,11 @@ process.once('exit', () => {
 });
 
 /**
- * Spawns `redis-server` with these arguments and resolves once it accepts connections; it is
- * killed when this process exits. Internal (`redis-cluster.ts` starts its nodes with it); not
- * exported from `redgrain/testing`.
+ * Spawns `redis-server` with these arguments and resolves once it accepts connections (once its
+ * log says `ready`); it is killed when this process exits. Internal (`redis-cluster.ts` and the
+ * tests' Sentinel helper start their servers with it); not exported from `redgrain/testing`.
  */
-export async function launch(args: string[]): Promise<ChildProcess> {
+export async function launch(args: string[], ready = 'Ready to accept connections'): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   await new Promise<void>((resolve, reject) => {
@@ -152,7 +152,7 @@ export async function launch(args: string[]): Promise<ChildProcess> {
     });
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(ready)) {
         clearTimeout(timer);
         child.removeAllListeners('exit');
         child.stdout?.removeAllListeners('data');

@@ -3,7 +3,7 @@
   Every successful claim increments the grain's epoch, so epochs are never reused and a commit
   can be fenced by comparing epochs.
 
-  KEYS[1] the grain's directory entry (hash: silo, epoch, since)
+  KEYS[1] the grain's directory entry (hash: silo, epoch, since, commits)
 
   ARGV[1] claiming silo id
   ARGV[2] a silo id whose hold may be superseded because it is known to be gone, or ''
@@ -29,5 +29,6 @@ else
   epoch = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-redis.call('HSET', KEYS[1], 'silo', ARGV[1], 'since', ARGV[3])
+-- The new activation has made no commit yet (commitTurns.lua counts them, to notice lost ones).
+redis.call('HSET', KEYS[1], 'silo', ARGV[1], 'since', ARGV[3], 'commits', 0)
 return {1, tostring(epoch)}

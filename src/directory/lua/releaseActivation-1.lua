@@ -10,7 +10,7 @@
   Returns 1 released, 0 the entry names another activation (nothing changed)
 ]]
 if redis.call('HGET', KEYS[1], 'silo') == ARGV[1] and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] then
-  redis.call('HDEL', KEYS[1], 'silo', 'since')
+  redis.call('HDEL', KEYS[1], 'silo', 'since', 'commits')
   return 1
 end
 return 0

@@ -45,6 +45,7 @@
   ARGV[9] prev, the sequence number of the journal's last event (the events get prev+1 .. prev+e)
   ARGV[10] trim: remove the journal's events below this sequence number (0: none)
   ARGV[11] the commit's token ('' when L is 0): the messages' locks hold it once this commits
+  ARGV[12] how many commits this activation has made so far (the directory entry counts them)
   then, per idempotency record: how long to keep it (whole ms, > 0), the outcome returned to duplicates
   then, per event: its version (whole, >= 1), the event, its correlation id, its time (whole ms)
   then o outbox entries
@@ -59,6 +60,9 @@
           -4 malformed arguments (nothing written)
           -5 Redis refused the first write, e.g. out of memory (nothing written)
           -6 the journal does not end at event prev (nothing written)
+          -7 the directory entry counts fewer or more commits of this activation than it made: Redis
+             lost some of them (a failover promoted a replica that lacked them), so the
+             activation's memory is ahead of Redis (nothing written)
 ]]
 local token = ARGV[3]
 local locks = tonumber(ARGV[4])
@@ -69,6 +73,7 @@ local e = tonumber(ARGV[8])
 local prev = tonumber(ARGV[9])
 local trim = tonumber(ARGV[10])
 local sealed = ARGV[11]
+local made = tonumber(ARGV[12])
 
 local function wholeNumber(value, min)
   return value ~= nil and value == math.floor(value) and value >= min and value < 2 ^ 53
@@ -85,13 +90,13 @@ local function dropOwnLocks()
 end
 
 if not wholeNumber(locks, 0) or not wholeNumber(n, 0) or not wholeNumber(o, 0) or not wholeNumber(s, 0)
-  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(trim, 0) or trim > prev + e
+  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(made, 0) or not wholeNumber(trim, 0) or trim > prev + e
   or #KEYS < 5 + 2 * locks or sealed == nil or (locks > 0 and (sealed == '' or sealed == token)) then
   dropOwnLocks()
   return -4
 end
 local records = #KEYS - 5 - 2 * locks
-local events = 12 + 2 * records
+local events = 13 + 2 * records
 local entries = events + 4 * e
 local senders = entries + o
 local first = senders + 2 * s
@@ -100,7 +105,7 @@ if #ARGV < first - 1 + 2 * n then
   return -4
 end
 for r = 1, records do
-  if not wholeNumber(tonumber(ARGV[10 + 2 * r]), 1) then
+  if not wholeNumber(tonumber(ARGV[11 + 2 * r]), 1) then
     dropOwnLocks()
     return -4
   end
@@ -112,10 +117,14 @@ for i = 0, e - 1 do
   end
 end
 
-local dir = redis.call('HMGET', KEYS[1], 'silo', 'epoch')
+local dir = redis.call('HMGET', KEYS[1], 'silo', 'epoch', 'commits')
 if dir[1] ~= ARGV[1] or dir[2] ~= ARGV[2] then
   dropOwnLocks()
   return -1
+end
+if tonumber(dir[3] or '0') ~= made then
+  dropOwnLocks()
+  return -7
 end
 for i = 6, 5 + locks do
   if redis.call('GET', KEYS[i]) ~= token then
@@ -161,11 +170,12 @@ local written = pcall(function()
     redis.call('HSET', KEYS[4], unpack(ARGV, senders, senders + 2 * s - 1))
   end
   for r = 1, records do
-    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[11 + 2 * r], 'PX', ARGV[10 + 2 * r])
+    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[12 + 2 * r], 'PX', ARGV[11 + 2 * r])
   end
   if trim > 0 then
     redis.call('XTRIM', KEYS[5], 'MINID', string.format('0-%d', trim))
   end
+  redis.call('HINCRBY', KEYS[1], 'commits', 1)
 end)
 if not written then
   dropOwnLocks()
