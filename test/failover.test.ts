@@ -1,8 +1,10 @@
-import { Cluster } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, Silo, type GrainClient } from 'redgrain';
 import { startRedisCluster, type RedisCluster } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
+import { GrainId } from '../src/grain/grain-id.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -93,4 +95,96 @@ describe('failover on a Redis Cluster with replicas: 1', () => {
     expect({ lost, doubled }).toEqual({ lost: 0, doubled: 0 });
     expect(acknowledged.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1_000);
   }, 180_000);
+});
+
+/**
+ * With `replicas: 0` the README says a failover loses the writes the promoted replica lacked:
+ * the replica is cut off from its master, 30 acknowledged sends and their turns land on the master
+ * alone, and the master is killed. Exactly those 30 are gone, and the grain goes on from the
+ * replica's state (its activation, whose memory held the 30, reads the state again).
+ */
+describe('failover on a Redis Cluster with replicas: 0', () => {
+  let cluster: RedisCluster;
+  let silo: Silo | undefined;
+  let client: GrainClient | undefined;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.close().catch(() => undefined);
+    await silo?.stop().catch(() => undefined);
+    await cluster?.stop();
+  }, 60_000);
+
+  it('loses exactly the acknowledged writes the promoted replica lacked', async () => {
+    const redis = { cluster: cluster.urls };
+    const keyPrefix = freshPrefix('failover-lag');
+    silo = await Silo.start({ redis, grains: [Counter], keyPrefix, logLevel: 'silent' });
+    client = await connect({ redis, keyPrefix, redisTimeoutMs: 15_000 });
+    const counter = client.getGrain(Counter, 'lagging');
+    for (let i = 0; i < 50; i++) await counter.send('add', 1);
+    expect(await counter.ask('get')).toBe(50);
+
+    // The master that holds the grain, and its replica.
+    const slot = calculateSlot(GrainId.of('Counter', 'lagging').tag);
+    const probe = new Cluster(cluster.startupNodes);
+    const lines = ((await probe.cluster('NODES')) as string)
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '));
+    probe.disconnect();
+    const serves = (fields: string[]) =>
+      fields.slice(8).some((range) => {
+        const [from, to = from] = range.split('-').map(Number);
+        return from !== undefined && slot >= from && slot <= (to ?? from);
+      });
+    const owner = lines.find((fields) => fields[2]?.includes('master') && serves(fields));
+    const follower = lines.find((fields) => fields[3] === owner?.[0]);
+    const portOf = (fields: string[] | undefined) => Number(fields?.[1]?.split('@')[0]?.split(':')[1]);
+    const victim = cluster.nodes.find((node) => node.port === portOf(owner));
+    const replica = cluster.nodes.find((node) => node.port === portOf(follower));
+    if (victim === undefined || replica === undefined) throw new Error(`no master and replica for slot ${slot}`);
+
+    const master = new Redis(victim.url);
+    try {
+      expect(await master.wait(1, 10_000)).toBe(1);
+      process.kill(replica.pid, 'SIGSTOP');
+      await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
+    } finally {
+      master.disconnect();
+    }
+    try {
+      for (let i = 0; i < 30; i++) await counter.send('add', 1);
+      expect(await counter.ask('get')).toBe(80);
+      await victim.kill();
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+    const survivors = new Cluster(cluster.startupNodes.filter((node) => node.port !== victim.port));
+    try {
+      await waitFor(
+        'the replica promoted and the cluster healthy again',
+        async () => {
+          const info = (await survivors.cluster('INFO')) as string;
+          const nodes = (await survivors.cluster('NODES')) as string;
+          const promoted = nodes.split('\n').some((line) => line.includes(`:${replica.port}@`) && line.includes('master'));
+          return info.includes('cluster_state:ok') && promoted ? true : undefined;
+        },
+        { timeoutMs: 40_000, everyMs: 100 },
+      );
+    } finally {
+      survivors.disconnect();
+    }
+
+    // An answer published while the client's subscriber reconnects is missed: ask again then.
+    const after = await waitFor('the grain to answer again', () => counter.with({ timeoutMs: 3_000 }).ask('get'), {
+      timeoutMs: 40_000,
+      everyMs: 200,
+    });
+    expect(after).toBe(50);
+    await counter.send('add', 1);
+    expect(await counter.ask('get')).toBe(51);
+  }, 150_000);
 });
