@@ -1,6 +1,7 @@
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
-import { Job, Queue, type RedisQueueBackend } from 'bullmq';
+import { Queue, type RedisQueueBackend } from 'bullmq';
+import { addAllInTransaction } from '../mailbox/bullmq-adapter.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import {
@@ -696,21 +697,13 @@ export class GrainClient implements MessageSender {
 
   /**
    * Adds several messages to one grain's mailbox in one MULTI, in order: all of them or none (a
-   * receiver that got a later one would drop an earlier one sent again). BullMQ's own add script,
-   * queued through its backend as its addBulk does, but in a transaction instead of a pipeline.
+   * receiver that got a later one would drop an earlier one sent again).
    */
   async #addAll(grain: GrainId, envelopes: readonly MessageEnvelope[]): Promise<void> {
-    const queue = this.#producer(grain);
-    // BullMQ's wrapper of the connection, whose transactions run its scripts by name.
-    const tx = (await queue.backend.client).multi();
-    for (const envelope of envelopes) {
-      const job = new Job(queue, envelope.m, envelope);
-      // Queued on the transaction synchronously; its promise settles with the transaction.
-      queue.backend.addJobToTransaction(tx, job.asJSON(), '').catch(() => undefined);
-    }
-    const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
-    const failed = replies.find(([error]) => error !== null);
-    if (failed !== undefined) throw failed[0];
+    await addAllInTransaction(
+      this.#producer(grain),
+      envelopes.map((envelope) => ({ name: envelope.m, data: envelope })),
+    );
   }
 
   /** Moves the oldest waiting messages past `maxDepth` to the dead letters, telling `ask` callers. */

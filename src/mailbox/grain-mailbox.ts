@@ -1,6 +1,14 @@
-import { raw2NextJobData, type JobJson, type RedisQueueBackend } from 'bullmq';
+import type { RedisQueueBackend } from 'bullmq';
 import type { RedisClient } from '../redis/connection.ts';
-import { Packr } from 'msgpackr';
+import {
+  fetchedJob,
+  finishErrorCode,
+  moveToActiveArgs,
+  moveToFinishedArgs,
+  QUEUE_PARTS,
+  releaseLock,
+  type FetchedJob,
+} from './bullmq-adapter.ts';
 import { isNoScript, reloadScripts } from '../redis/scripts.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { TurnTransaction } from './turn-connection.ts';
@@ -21,10 +29,6 @@ export interface MailboxMessage {
   token: string;
   attemptsStarted: number;
 }
-
-/** BullMQ packs the options of moveToActive with these msgpackr settings (redis-queue-backend.js). */
-const packer = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
-const packOptions = (options: object): Buffer => packer.pack(options);
 
 /**
  * Messages taken in one step, oldest first. `foreignTaken`: another message is taken too, left by
@@ -117,15 +121,12 @@ export class GrainMailbox {
    * need a round trip of its own.) Queues `count + 2` commands; read them with `readTake`.
    */
   queueTake(tx: TurnTransaction, count: number, token: string): void {
-    const key = (type: string) => this.#backend.toKey(type);
     if (count > 0) {
-      const keys = ['wait', 'active', 'prioritized', 'events', 'stalled', 'limiter', 'delayed', 'paused', 'meta', 'pc', 'marker'].map(key);
-      const options = packOptions({ token, lockDuration: this.lockDurationMs, limiter: undefined, name: undefined });
-      const now = Date.now();
-      for (let i = 0; i < count; i++) tx.moveToActive(...keys, key(''), now, options);
+      const args = moveToActiveArgs(this.#backend, token, this.lockDurationMs, Date.now());
+      for (let i = 0; i < count; i++) tx.moveToActive(...args);
     }
-    tx.lrange(key('active'), 0, -1);
-    tx.llen(key('wait'));
+    tx.lrange(this.#backend.toKey('active'), 0, -1);
+    tx.llen(this.#backend.toKey('wait'));
   }
 
   /**
@@ -139,8 +140,7 @@ export class GrainMailbox {
       if (error !== null) throw error;
     }
     for (let i = from; i < from + count; i++) {
-      const [jobData, id] = raw2NextJobData(replies[i]?.[1] as unknown[]) as [JobJson | null | undefined, string | undefined];
-      const message = this.#toMessage(jobData, id, token);
+      const message = this.#toMessage(fetchedJob(replies[i]?.[1]), token);
       if (message !== undefined) messages.push(message);
     }
     const ours = new Set(messages.map((message) => message.jobId));
@@ -160,10 +160,7 @@ export class GrainMailbox {
    * run first, newer messages before older.)
    */
   async release(messages: readonly MailboxMessage[]): Promise<void> {
-    const client = await this.#backend.client;
-    await Promise.all(
-      messages.map((message) => this.#backend.execCommand(client, 'releaseLock', [this.lockKey(message), message.token, 0])),
-    );
+    await Promise.all(messages.map((message) => releaseLock(this.#backend, this.lockKey(message), message.token)));
   }
 
   /**
@@ -173,14 +170,9 @@ export class GrainMailbox {
    * that token. Read its reply with `readFinish`.
    */
   queueFinish(tx: TurnTransaction, message: MailboxMessage, outcome: FinishOutcome, fetchNext: boolean, token: string): void {
-    // attempts: 1 — a message is never retried by BullMQ (a retry would move it behind later ones).
-    const job = { id: message.jobId, opts: { attempts: 1 } } as Parameters<RedisQueueBackend['moveToCompletedArgs']>[0];
-    if (outcome.target === 'completed') {
-      tx.moveToFinished(...this.#backend.moveToCompletedArgs(job, undefined, true, token, fetchNext));
-      return;
-    }
-    this.#noteFailed();
-    tx.moveToFinished(...this.#backend.moveToFailedArgs(job, outcome.reason, { count: KEEP_FAILED_MESSAGES }, token, fetchNext));
+    if (outcome.target === 'failed') this.#noteFailed();
+    const finished = outcome.target === 'completed' ? outcome : { ...outcome, keepFailed: KEEP_FAILED_MESSAGES };
+    tx.moveToFinished(...moveToFinishedArgs(this.#backend, message.jobId, finished, token, fetchNext));
   }
 
   /** A fresh lock token of this silo (a commit's, see queueCommit). */
@@ -201,10 +193,9 @@ export class GrainMailbox {
 
   /** Reads the reply of a queued acknowledgement: the message taken with it, or BullMQ's error code. */
   readFinish(reply: unknown, token: string): { ok: true; next: MailboxMessage | undefined } | { ok: false; code: number } {
-    if (typeof reply === 'number' && reply < 0) return { ok: false, code: reply };
-    if (!Array.isArray(reply)) return { ok: true, next: undefined };
-    const [jobData, id] = raw2NextJobData(reply) as [JobJson | null | undefined, string | undefined];
-    return { ok: true, next: this.#toMessage(jobData, id, token) };
+    const code = finishErrorCode(reply);
+    if (code !== undefined) return { ok: false, code };
+    return { ok: true, next: this.#toMessage(fetchedJob(reply), token) };
   }
 
   /**
@@ -218,13 +209,10 @@ export class GrainMailbox {
     const activeKey = this.#backend.toKey('active');
     const taken = await this.redis.lrange(activeKey, 0, -1);
     if (taken.length === 0) return { moved: 0, locked: 0 };
-    const client = await this.#backend.client;
-    const lockKeys = taken.map((jobId) => this.#backend.toKey(`${jobId}:lock`));
+    const lockKeys = taken.map((jobId) => this.keys.jobLock(this.grain, jobId));
     const tokens = await this.redis.mget(lockKeys);
     for (const [i, token] of tokens.entries()) {
-      if (token !== null && (await isStale(token))) {
-        await this.#backend.execCommand(client, 'releaseLock', [lockKeys[i], token, 0]);
-      }
+      if (token !== null && (await isStale(token))) await releaseLock(this.#backend, lockKeys[i] as string, token);
     }
     const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''), '0')) as [
       number,
@@ -273,10 +261,7 @@ export class GrainMailbox {
    * marker, meta), so an idle grain costs its state and directory entry only. Returns whether it did.
    */
   async tidy(): Promise<boolean> {
-    const keys = ['wait', 'active', 'paused', 'delayed', 'prioritized', 'failed', 'events', 'id', 'marker', 'meta', 'pc'].map((part) =>
-      this.#backend.toKey(part),
-    );
-    return (await this.redis.tidyMailbox(...keys)) === 1;
+    return (await this.redis.tidyMailbox(...QUEUE_PARTS.map((part) => this.#backend.toKey(part)))) === 1;
   }
 
   /** Messages waiting (not yet taken). */
@@ -303,15 +288,14 @@ export class GrainMailbox {
     return token.slice(0, token.indexOf(':'));
   }
 
-  #toMessage(jobData: JobJson | null | undefined, id: string | undefined, token: string): MailboxMessage | undefined {
-    // BullMQ answers "nothing waiting" with a null job (and sometimes an id placeholder).
-    if (jobData === null || jobData === undefined || id === undefined || id === null) return undefined;
+  #toMessage(job: FetchedJob | undefined, token: string): MailboxMessage | undefined {
+    if (job === undefined) return undefined;
     let data: unknown;
     try {
-      data = JSON.parse(jobData.data);
+      data = JSON.parse(job.data);
     } catch {
       data = undefined;
     }
-    return { jobId: id, name: jobData.name, data, token, attemptsStarted: jobData.attemptsStarted };
+    return { jobId: job.id, name: job.name, data, token, attemptsStarted: job.attemptsStarted };
   }
 }

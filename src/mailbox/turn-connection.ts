@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { moveToActive } from 'bullmq/dist/esm/scripts/moveToActive-11.js';
-import { moveToFinished } from 'bullmq/dist/esm/scripts/moveToFinished-14.js';
 import type { ChainableCommander } from 'ioredis';
 import { openRedis, type RedisConnectionInput, type RedisClient } from '../redis/connection.ts';
+import { TURN_SCRIPTS } from './bullmq-adapter.ts';
 
 /**
  * The connection a silo commits turns on: one MULTI per batch of turns, holding our fenced state
- * commit and BullMQ's own moveToFinished and moveToActive scripts (its compiled source, as BullMQ ships it).
+ * commit and BullMQ's own moveToFinished and moveToActive scripts (its compiled source, see bullmq-adapter.ts).
  *
  * Why a connection of its own: ioredis copies every script defined on a connection onto each
  * MULTI it builds, and BullMQ defines dozens on the connection its backend manages. Measured, that
@@ -14,8 +13,8 @@ import { openRedis, type RedisConnectionInput, type RedisClient } from '../redis
  */
 export function openTurnConnection(input: RedisConnectionInput, name: string): RedisClient {
   const redis = openRedis(input, name);
-  redis.defineCommand('moveToFinished', { numberOfKeys: moveToFinished.keys, lua: moveToFinished.content });
-  redis.defineCommand('moveToActive', { numberOfKeys: moveToActive.keys, lua: moveToActive.content });
+  redis.defineCommand('moveToFinished', TURN_SCRIPTS.moveToFinished);
+  redis.defineCommand('moveToActive', TURN_SCRIPTS.moveToActive);
   // A variable number of keys (one lock per message of a batch): the count is passed first.
   redis.defineCommand('commitTurns', { lua: readFileSync(new URL('../storage/lua/commitTurns.lua', import.meta.url), 'utf8') });
   return redis;
