@@ -12,21 +12,10 @@ import type { MembershipTable } from '../membership/membership-table.ts';
 import { takesWakeUps } from '../membership/silo-record.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { Activation, GrainActivationError } from './activation.ts';
+import { parseWakeEntry } from '../directory/wake-entry.ts';
+import { IdleCollector } from './idle-collector.ts';
+import { LockRenewer } from './lock-renewer.ts';
 import type { ActivationHost } from './activation-host.ts';
-
-/** Prefix of an inbox entry asking the owner to take back released messages first. */
-export const RECOVER_MARK = '!';
-
-/**
- * Reads an inbox entry: a grain tag, marked when the owner should take back released messages.
- * A tag in the form older versions wrote comes back in the current one, which activations are
- * keyed by; a malformed one comes back as it is, for `GrainId.fromTag` to refuse.
- */
-export function parseWakeEntry(entry: string): { tag: string; recover: boolean } {
-  const recover = entry.startsWith(RECOVER_MARK);
-  const tag = recover ? entry.slice(RECOVER_MARK.length) : entry;
-  return { tag: GrainId.isLegacyTag(tag) ? GrainId.fromTag(tag).tag : tag, recover };
-}
 
 export interface CatalogSettings {
   /** Default idle time after which an activation is deactivated. */
@@ -48,15 +37,14 @@ export interface CatalogDeps {
 
 /**
  * The activations one silo holds: creates them when a wake-up arrives for a grain this silo may
- * host (claiming it in the directory first), forwards wake-ups for grains other silos own,
- * deactivates idle ones, and renews the message locks of long turns.
+ * host (claiming it in the directory first) and forwards wake-ups for grains other silos own. Its
+ * IdleCollector deactivates idle ones; its LockRenewer renews the message locks of long turns.
  */
 export class Catalog {
   readonly #activations = new Map<string, Activation>();
   readonly #host: ActivationHost;
-  readonly #idleSweep: NodeJS.Timeout;
-  /** Renews the locks of long turns; runs until the last turn has committed or been handed back. */
-  readonly #lockRenewal: NodeJS.Timeout;
+  readonly #idle: IdleCollector;
+  readonly #locks: LockRenewer;
   readonly #supervisor: ActivationSupervisor;
   readonly #retries = new Set<NodeJS.Timeout>();
   /** Consecutive Redis failures per grain, for backoff; cleared when the grain activates. */
@@ -82,9 +70,9 @@ export class Catalog {
       settings.collectionAgeMs,
       ...deps.registry.names().map((name) => deps.registry.get(name)?.collectionAgeMs ?? Infinity),
     );
-    const sweepEvery = Math.max(50, Math.min(shortestAge / 4, 60_000));
-    this.#idleSweep = setInterval(() => this.#collectIdle(), sweepEvery).unref();
-    this.#lockRenewal = setInterval(() => this.#renewLocks(), Math.max(50, settings.lockDurationMs / 3)).unref();
+    const activations = () => this.#activations.values();
+    this.#idle = new IdleCollector(activations, settings.collectionAgeMs, shortestAge, deps.log);
+    this.#locks = new LockRenewer(activations, settings.lockDurationMs, deps.log);
   }
 
   get size(): number {
@@ -175,7 +163,7 @@ export class Catalog {
   /** Stops creating activations and deactivates every one, handing queued work to other silos. */
   async deactivateAll(): Promise<void> {
     this.#stopping = true;
-    clearInterval(this.#idleSweep);
+    this.#idle.stop();
     for (const timer of this.#retries) clearTimeout(timer);
     try {
       // Activations being created finish, then hand themselves over (they see #stopping).
@@ -191,7 +179,7 @@ export class Catalog {
       await Promise.all(Array.from({ length: Math.min(this.settings.shutdownConcurrency, all.length) }, worker));
     } finally {
       // Only now: a turn still running when the stop began keeps its locks until it commits.
-      clearInterval(this.#lockRenewal);
+      this.#locks.stop();
     }
   }
 
@@ -328,8 +316,8 @@ export class Catalog {
    */
   abandonAll(): void {
     this.#stopping = true;
-    clearInterval(this.#idleSweep);
-    clearInterval(this.#lockRenewal);
+    this.#idle.stop();
+    this.#locks.stop();
     for (const timer of this.#retries) clearTimeout(timer);
     for (const activation of this.#activations.values()) activation.abandon();
     this.#activations.clear();
@@ -379,34 +367,5 @@ export class Catalog {
     if (this.#activations.get(tag) !== activation) return;
     this.#activations.delete(tag);
     if (activation.wokenWhileDeactivating) void this.#wakeLogged(tag);
-  }
-
-  #collectIdle(): void {
-    const now = Date.now();
-    for (const activation of this.#activations.values()) {
-      const age = activation.type.collectionAgeMs ?? this.settings.collectionAgeMs;
-      if (activation.status === 'valid' && !activation.draining && !activation.forwarding && now - activation.lastActiveAt >= age) {
-        activation
-          .deactivate('idle')
-          .catch((error: unknown) =>
-            this.deps.log.error('deactivation failed', { grain: activation.id.toString(), error: describeError(error) }),
-          );
-      }
-    }
-  }
-
-  #renewLocks(): void {
-    const now = Date.now();
-    const threshold = this.settings.lockDurationMs / 3;
-    for (const activation of this.#activations.values()) {
-      if (activation.held.length === 0 || now - activation.heldSince < threshold) continue;
-      for (const message of activation.held) {
-        activation.mailbox
-          .extendLock(message, this.settings.lockDurationMs)
-          .catch((error: unknown) =>
-            this.deps.log.warn('could not renew a message lock', { grain: activation.id.toString(), error: describeError(error) }),
-          );
-      }
-    }
   }
 }

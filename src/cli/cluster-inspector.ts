@@ -9,7 +9,7 @@ import { GrainId } from '../grain/grain-id.ts';
 import { DeadLetterStore, type DeadLetter } from '../mailbox/dead-letters.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
 import { takesWakeUps, type SiloStatus } from '../membership/silo-record.ts';
-import { parseWakeEntry } from '../catalog/catalog.ts';
+import { parseWakeEntry } from '../directory/wake-entry.ts';
 import { GrainTypeNotRegisteredError } from '../errors/errors.ts';
 import { closeRedis, openRedis, type RedisConnectionInput, type RedisClient } from '../redis/connection.ts';
 import { readyWithin } from '../redis/runtime.ts';

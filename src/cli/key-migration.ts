@@ -8,6 +8,7 @@ import { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import { REMINDER_QUEUE, type ReminderJobData } from '../reminders/reminder-table.ts';
 import { openToolConnection, type InspectOptions } from './cluster-inspector.ts';
+import { encodeWakeEntry, parseWakeEntry } from '../directory/wake-entry.ts';
 
 /** A silo whose heartbeat is younger than this may still be running. */
 const LIVE_HEARTBEAT_MS = 30_000;
@@ -230,9 +231,9 @@ function rewriteMember(member: string): string | undefined {
 }
 
 function rewriteWakeEntry(entry: string): string | undefined {
-  const mark = entry.startsWith('!') ? '!' : '';
-  const tag = currentTag(entry.slice(mark.length));
-  return tag === undefined ? undefined : `${mark}${tag}`;
+  const { raw, recover } = parseWakeEntry(entry);
+  const tag = currentTag(raw);
+  return tag === undefined ? undefined : encodeWakeEntry(tag, recover);
 }
 
 /** A reminder's id is `<tag>/<name>` (the tag holds one `/`): the id with the current tag, if it moves. */

@@ -5,6 +5,7 @@ import type { PlacementStrategy } from '../placement/placement.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { GrainDirectory } from './grain-directory.ts';
+import { encodeWakeEntry } from './wake-entry.ts';
 
 /**
  * Gets a grain's queued messages processed: wakes the silo that owns the grain, or, when no silo
@@ -58,7 +59,7 @@ export class GrainLocator {
 
   /** Pushes a wake-up to one silo; `recover` marks it (`!<tag>`) to take back released messages first. */
   async notify(siloId: string, grain: GrainId, recover = false): Promise<boolean> {
-    const entry = recover ? `!${grain.tag}` : grain.tag;
+    const entry = encodeWakeEntry(grain, recover);
     return (await this.redis.notifySilo(this.keys.siloInfo(siloId), this.keys.siloInbox(siloId), entry)) === 1;
   }
 }

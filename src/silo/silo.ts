@@ -1,7 +1,8 @@
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Catalog, parseWakeEntry } from '../catalog/catalog.ts';
+import { Catalog } from '../catalog/catalog.ts';
+import { parseWakeEntry } from '../directory/wake-entry.ts';
 import { ReadOnlyQueries } from './read-only-queries.ts';
 import { publishTo } from '../redis/channels.ts';
 import { GrainClient } from '../client/grain-client.ts';

@@ -1,5 +1,5 @@
 import { execEach, type Command } from '../redis/commands.ts';
-import { parseWakeEntry } from '../catalog/catalog.ts';
+import { parseWakeEntry } from '../directory/wake-entry.ts';
 import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { RedisRuntime } from '../redis/runtime.ts';
