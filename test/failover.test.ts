@@ -167,7 +167,7 @@ describe('failover on a Redis Cluster with replicas: 0', () => {
       await waitFor(
         'the replica promoted and the cluster healthy again',
         async () => {
-          const info = (await survivors.cluster('INFO')) as string;
+          const info = await survivors.cluster('INFO');
           const nodes = (await survivors.cluster('NODES')) as string;
           const promoted = nodes.split('\n').some((line) => line.includes(`:${replica.port}@`) && line.includes('master'));
           return info.includes('cluster_state:ok') && promoted ? true : undefined;

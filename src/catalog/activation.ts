@@ -12,18 +12,9 @@ import type { ActivationHost } from './activation-host.ts';
 import type { TimerTick } from './grain-timers.ts';
 import { ActivationContext, type TurnState } from './activation-context.ts';
 import { deadLetter, invoke, runOnce, type HandlerTurn, type TurnResult } from './handler-invoker.ts';
-import {
-  endTurn,
-  queueCommit,
-  readCommit,
-  startCommitSpan,
-  stepDownReason,
-  type BatchTurn,
-  type CommitEffects,
-  type CommitOutcome,
-} from './turn-commit.ts';
+import { endTurn, startCommitSpan, type BatchTurn, type CommitEffects } from './turn-commit.ts';
+import { BatchCommit, stepDownReason, type BatchOutcome } from './batch-commit.ts';
 import { OutboxForwarder } from '../outbox/outbox-forwarder.ts';
-import type { TurnTransaction } from '../mailbox/turn-connection.ts';
 import type { EventRecorder } from '../grain/event-sourced.ts';
 import { JournalReadFailure } from '../storage/event-journal.ts';
 import { loadEventSourced, newEventRecorder } from './event-replay.ts';
@@ -298,7 +289,7 @@ export class Activation {
     });
     const context = contextWith(span);
     this.#turnState.trace = { span, context, traceId: span.spanContext().traceId };
-    let commit: CommitOutcome = { kind: 'committed' };
+    let commit: BatchOutcome | undefined;
     let result: TurnResult | undefined;
     const effects = new TurnEffects();
     this.#turnState.effects = effects;
@@ -328,7 +319,7 @@ export class Activation {
         );
       }
     }
-    if (commit.kind !== 'committed') {
+    if (commit !== undefined && commit.kind !== 'committed') {
       this.#stepDown(stepDownReason(commit), undefined);
       return;
     }
@@ -410,24 +401,21 @@ export class Activation {
    * Commits state changes and effects made outside a message (a timer tick, onDeactivate), fenced
    * by the activation's epoch (nothing to commit counts as committed).
    */
-  async #commitOutsideMessage(
-    changes: StateChanges | undefined,
-    parent: Context,
-    effects: readonly OutboxEffect[],
-  ): Promise<CommitOutcome> {
+  async #commitOutsideMessage(changes: StateChanges | undefined, parent: Context, effects: readonly OutboxEffect[]): Promise<BatchOutcome> {
     // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
     const journal = this.#journal?.prepare((changes ?? { snapshot: this.#snapshot }).snapshot);
     const state = journal?.changes ?? changes ?? { set: [], remove: [], snapshot: this.#snapshot };
     if (state.set.length === 0 && state.remove.length === 0 && effects.length === 0 && (journal?.events.length ?? 0) === 0)
-      return { kind: 'committed' };
+      return { kind: 'committed', next: { messages: [], foreignTaken: false, waiting: 0 } };
     const span = startCommitSpan(this, parent, state, 0);
     const outbox = this.#number(effects);
     try {
-      const replies = await this.mailbox.execTurns((tx) =>
-        queueCommit(tx, this, state, [], [], { outbox: outbox.map((e) => e.raw), seen: [] }, journal),
-      );
-      const [reply = [new Error('no reply to the commit'), undefined]] = replies;
-      const outcome = readCommit(reply);
+      const outcome = await new BatchCommit(this, {
+        changes: state,
+        turns: [],
+        effects: { outbox: outbox.map((e) => e.raw), seen: [] },
+        journal,
+      }).send();
       if (outcome.kind === 'committed') {
         this.commits += 1;
         if (journal !== undefined) this.#journal?.committed(journal);
@@ -570,47 +558,29 @@ export class Activation {
       }
       return [];
     }
-    const ran = messages.slice(0, turns.length);
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
     // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
     const journal = this.#journal?.prepare(working);
     const changes = journal?.changes ?? only ?? GrainStateCodec.between(this.#snapshot, working);
     const last = turns[turns.length - 1];
     const commit = last?.trace === undefined ? undefined : startCommitSpan(this, last.trace.context, changes, turns.length);
-    const take = this.#takeCount();
-    // The acknowledgements present the token the commit puts into the locks (see commitTurns.lua),
-    // and the next batch is taken under it.
-    const sealed = this.mailbox.newToken();
     const outbox = this.#number(turns.flatMap((turn) => turn.effects));
     const effects: CommitEffects = {
       outbox: outbox.map((e) => e.raw),
       seen: [...seen].map(([sender, mark]) => [sender, encodeSeen(mark)] as const),
     };
-    const build = (tx: TurnTransaction) => {
-      queueCommit(
-        tx,
-        this,
-        changes,
-        ran,
-        turns.flatMap((turn) => turn.result.idempotent ?? []),
-        effects,
-        journal,
-        sealed,
-      );
-      turns.forEach((turn, i) =>
-        this.mailbox.queueFinish(tx, turn.message, turn.result.outcome, take > 0 && i === turns.length - 1, sealed),
-      );
-      this.mailbox.queueTake(tx, Math.max(0, take - 1), sealed);
-    };
-    let replies: [Error | null, unknown][];
+    let outcome: BatchOutcome;
     try {
-      replies = await this.mailbox.execTurns(build);
+      outcome = await new BatchCommit(this, { changes, turns, effects, journal, take: this.#takeCount() }).send();
     } finally {
       commit?.end();
       for (const turn of turns) endTurn(this, turn);
       this.held = [];
     }
-    const outcome = readCommit(replies[0] ?? [new Error('no reply to commit'), undefined]);
+    if (outcome.kind === 'ackRefused') {
+      this.#stepDown(stepDownReason(outcome), undefined);
+      return [];
+    }
     if (outcome.kind !== 'committed') {
       if (outcome.kind === 'rolledBack')
         this.host.log.warn('Redis lost commits of this grain; reading its state again', { grain: this.id.toString() });
@@ -620,17 +590,6 @@ export class Activation {
       return [];
     }
     this.commits += 1;
-    let next: MailboxMessage | undefined;
-    for (let i = 0; i < turns.length; i++) {
-      const [finishError, finishReply] = replies[1 + i] ?? [new Error('no reply to acknowledgement'), undefined];
-      if (finishError !== null) throw finishError;
-      const finished = this.mailbox.readFinish(finishReply, sealed);
-      if (!finished.ok) {
-        this.#stepDown(`acknowledgement refused by BullMQ (code ${finished.code})`, undefined);
-        return [];
-      }
-      next = finished.next;
-    }
     this.#snapshot = working;
     if (journal !== undefined) this.#journal?.committed(journal);
     for (const [sender, mark] of seen) this.#seen.set(sender, mark);
@@ -655,7 +614,7 @@ export class Activation {
       }
       return [];
     }
-    return this.#unlessForeignTaken(this.mailbox.readTake(replies, 1 + turns.length, Math.max(0, take - 1), sealed, next));
+    return this.#unlessForeignTaken(outcome.next);
   }
 
   /** Runs one message's handler against the state as the batch left it so far. */

@@ -140,20 +140,6 @@ export function readCommit([error, code]: [Error | null, unknown]): CommitOutcom
   }
 }
 
-/** Why an activation whose commit was not `committed` steps down. */
-export function stepDownReason(outcome: Exclude<CommitOutcome, { kind: 'committed' }>): string {
-  switch (outcome.kind) {
-    case 'fenced':
-      return 'another activation owns the grain';
-    case 'lockLost':
-      return 'a message lock was lost';
-    case 'rolledBack':
-      return 'Redis lost commits of this activation (a failover?): its state is read again';
-    default:
-      return `commit refused: ${outcome.reason}`;
-  }
-}
-
 /** The span of one commit, committing `messages` turns (0 outside a message). */
 export function startCommitSpan({ id, host }: Committer, parent: Context, changes: StateChanges, messages: number) {
   return startGrainSpan(SpanNames.stateCommit(id.type), id, host.siloId, parent, {
