@@ -1,0 +1,166 @@
+import type { MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
+import type { Activation } from './activation.ts';
+import type { TurnRunner } from './turn-runner.ts';
+
+/**
+ * An activation's message loop: takes the grain's messages from its mailbox in batches and has
+ * the turn runner run them, in order, until none is left; runs due timer ticks between batches;
+ * and, before taking anything, puts back at the head of the mailbox whatever other activations
+ * left taken (a crash, a step-down, a stale activation), so order holds across failures.
+ */
+export class MessageLoop {
+  #draining: Promise<void> | undefined;
+  /** A wake-up came while draining: look at the mailbox again before stopping. */
+  #wakeAgain = false;
+  /**
+   * Messages another activation left taken must go back to the head of the mailbox before this
+   * one processes any: set when a take finds such a message (a new activation learns it from its
+   * first take, which reads the taken list anyway), and by a recover wake-up from a fenced one.
+   */
+  #recoverFirst = false;
+  #recoveryRetry: NodeJS.Timeout | undefined;
+  /** Messages waiting when this activation last took: the size of its next take. */
+  #waiting = 0;
+  /**
+   * Messages to take one at a time: those just put back after a crash. Recovery charges the crash
+   * to the first of them only (see recoverTaken-2.lua), so each of the others must run alone: a
+   * poison message among them then crashes alone and is counted, and its batch-mates are not.
+   */
+  #singleTakes = 0;
+
+  constructor(
+    private readonly activation: Activation,
+    private readonly runner: TurnRunner,
+  ) {}
+
+  /** Messages that were still waiting after the last take (free: no Redis read). */
+  get waitingHint(): number {
+    return this.#waiting;
+  }
+
+  get draining(): boolean {
+    return this.#draining !== undefined;
+  }
+
+  /** Resolves once the drain in progress (if any) has ended. */
+  async settled(): Promise<void> {
+    await this.#draining;
+  }
+
+  /** There may be messages: drain the mailbox unless already draining. */
+  wake(recover = false): void {
+    if (recover) this.#recoverFirst = true;
+    if (this.activation.status !== 'valid') return;
+    if (this.#draining !== undefined) {
+      this.#wakeAgain = true;
+      return;
+    }
+    this.#draining = this.#drain()
+      .catch((error: unknown) => {
+        // Redis failed under us (an outage, a lost reply): whatever this activation held is
+        // released when it activates again, so drop it and have the silo retry the grain.
+        this.activation.stepDown('mailbox failed', error);
+        this.activation.host.retryLater(this.activation.id);
+      })
+      .finally(() => {
+        this.#draining = undefined;
+        this.activation.lastActiveAt = Date.now();
+      });
+  }
+
+  /** A timer fired: run its tick now unless the drain in progress will (between its turns). */
+  tickDue(): void {
+    if (this.activation.status !== 'valid' || this.#draining !== undefined) return;
+    this.#draining = this.#runTicks([])
+      .catch((error: unknown) => {
+        this.activation.stepDown('timer commit failed', error);
+        this.activation.host.retryLater(this.activation.id);
+      })
+      .finally(() => {
+        this.#draining = undefined;
+        if (this.#wakeAgain) this.wake();
+      });
+  }
+
+  /** Stops retrying a recovery (the activation ends). */
+  stop(): void {
+    clearTimeout(this.#recoveryRetry);
+  }
+
+  /** Runs the timer ticks that are due, each as a turn; `held` are messages taken and waiting. */
+  async #runTicks(held: readonly MailboxMessage[]): Promise<void> {
+    const due = () => this.activation.timers?.takeDue();
+    for (let tick = due(); tick !== undefined; tick = due()) {
+      if (this.activation.status !== 'valid') return;
+      await this.runner.runTick(tick, held);
+    }
+  }
+
+  async #drain(): Promise<void> {
+    const activation = this.activation;
+    const hooks = {
+      takeCount: () => this.#takeCount(),
+      ran: () => {
+        if (this.#singleTakes > 0) this.#singleTakes -= 1;
+      },
+    };
+    do {
+      this.#wakeAgain = false;
+      await this.#runTicks([]);
+      if (this.#recoverFirst && !(await this.#recover())) return;
+      const count = this.#takeCount();
+      let batch = count === 0 ? [] : await this.#unlessForeignTaken(await activation.mailbox.take(count));
+      while (batch.length > 0 && activation.status !== 'invalid') {
+        const next = await this.runner.runBatch(batch, hooks);
+        batch = next === undefined ? [] : await this.#unlessForeignTaken(next);
+        if (batch.length > 0 && (activation.timers?.hasDue ?? false)) await this.#runTicks(batch);
+      }
+    } while ((this.#wakeAgain || this.#recoverFirst || (activation.timers?.hasDue ?? false)) && activation.status === 'valid');
+  }
+
+  /**
+   * How many messages to take next: as many as were waiting at the last take (they are certainly
+   * there), at least one, at most `turnBatchSize`; one at a time after a crash; none once stopping.
+   */
+  #takeCount(): number {
+    if (this.activation.status !== 'valid') return 0;
+    if (this.#singleTakes > 0) return 1;
+    return Math.min(this.activation.host.turnBatchSize, Math.max(1, this.#waiting));
+  }
+
+  /**
+   * When another activation holds a message too (a stale one, or one that let go of its own),
+   * lets go of the taken messages and recovers first: recovery puts everything taken back in the
+   * order it was taken, so order holds. Otherwise returns them to be processed.
+   */
+  async #unlessForeignTaken(taken: Taken): Promise<MailboxMessage[]> {
+    this.#waiting = taken.waiting;
+    if (!taken.foreignTaken) return taken.messages;
+    // Normal after a takeover (what the previous activation held), rare otherwise (a stale one
+    // still taking): either way recovery puts all of it back in order.
+    this.activation.host.log.debug('messages taken by another activation; recovering them first', {
+      grain: this.activation.id.toString(),
+    });
+    if (taken.messages.length > 0) await this.activation.mailbox.release(taken.messages);
+    this.#recoverFirst = true;
+    return [];
+  }
+
+  /**
+   * Takes back messages left taken by activations that will never finish them. Runs inside the
+   * drain, so no later message is taken meanwhile. Returns false while one is still under a live
+   * lock (its holder may yet acknowledge it): then nothing is taken, and recovery is tried again.
+   */
+  async #recover(): Promise<boolean> {
+    const { mailbox, host } = this.activation;
+    const { moved, locked } = await mailbox.recoverTaken((token) => host.isStaleLock(token));
+    if (locked === 0) {
+      this.#recoverFirst = false;
+      this.#singleTakes = Math.max(this.#singleTakes, moved);
+      return true;
+    }
+    clearTimeout(this.#recoveryRetry);
+    this.#recoveryRetry = setTimeout(() => this.wake(), Math.min(1_000, host.lockDurationMs)).unref();
+    return false;
+  }
+}
