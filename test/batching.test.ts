@@ -29,11 +29,11 @@ describe('batched turns', () => {
    * Queues messages to one Ledger while no silo runs, starts a silo with `turnBatchSize`, and
    * returns what the grain and its callers saw, and how many MULTIs the drain took.
    */
-  async function drainQueued(keyPrefix: string, turnBatchSize: number) {
+  async function drainQueued(keyPrefix: string, turnBatchSize: number, maxPackMessages?: number) {
     const log = new LogRecorder();
     // A silo has hosted Ledger under this prefix (so clients may address it), and none runs now.
     await (await Silo.start({ redis: server.url, keyPrefix, grains: [Ledger], logger: log })).stop();
-    const client = await connect({ redis: server.url, keyPrefix });
+    const client = await connect({ redis: server.url, keyPrefix, maxPackMessages });
     const ledger = client.getGrain(Ledger, 'busy');
     const credits = Array.from({ length: 40 }, (_, i) => `c${i}`);
     const asks: Promise<unknown>[] = [];
@@ -76,8 +76,8 @@ describe('batched turns', () => {
     log.expectQuiet();
   });
 
-  it('with turnBatchSize 1 commits every message in its own MULTI, with the same results', async () => {
-    const { replies, multis, snapshot } = await drainQueued('unbatched', 1);
+  it('with turnBatchSize 1 and packing off commits every message in its own MULTI, with the same results', async () => {
+    const { replies, multis, snapshot } = await drainQueued('unbatched', 1, 1);
     expect(replies.filter((r) => typeof r === 'bigint')).toHaveLength(40);
     expect(snapshot.balance).toBe(540n);
     expect(multis).toBeGreaterThanOrEqual(43);

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { describe, expect, it, onTestFailed } from 'vitest';
-import type { GrainClient } from 'redgrain';
+import { ClusterInspector, type GrainClient } from 'redgrain';
 import { TestCluster, type SiloProcess } from 'redgrain/testing';
 import { GrainId } from '../src/grain/grain-id.ts';
 import { serialize } from '../src/messaging/serializer.ts';
@@ -8,7 +8,7 @@ import { senderDigest } from '../src/outbox/outbox.ts';
 import { Emitter, Sink } from './grains/outbox-grains.ts';
 import { Probe, probeKey } from './grains/probe.ts';
 import { freshPrefix } from './support/prefix.ts';
-import { rawRedis, testClusterRedis } from './support/redis.ts';
+import { rawRedis, testClusterRedis, testRedis } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const PROBE_MODULE = 'test/grains/probe.ts';
@@ -312,6 +312,51 @@ describe('poison messages', () => {
         expect([...new Set(runs)]).toEqual([0, 1, 2, 3, 4]);
       },
     );
+  });
+});
+
+describe('a poison message in a pack', () => {
+  it('is dead-lettered alone: its pack-mates run and commit once each, in order', async () => {
+    await withFaultCluster('poison-pack', 4, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' }, async ({ cluster, redis, client }) => {
+      const probe = client.getGrain(Probe, 'poisoned-pack');
+      const jobsCreated = async () => Number((await redis.get(`${cluster.keyPrefix}:q:{Probe/poisoned-pack}:id`)) ?? 0);
+      await probe.send('hit', 'p', 0);
+      expect(await probe.ask('count')).toBe(1);
+      const before = await jobsCreated();
+      // Sent at once: the first goes alone, the four behind it wait for its enqueue and go as one
+      // pack, the poison message second in it.
+      await Promise.all([
+        probe.send('hit', 'p', 1),
+        probe.send('hit', 'p', 2),
+        probe.send('crash'),
+        probe.send('hit', 'p', 3),
+        probe.send('hit', 'p', 4),
+      ]);
+      expect(await jobsCreated()).toBe(before + 2);
+      const letters = await poisonDeadLettered(client);
+      expect(letters.map((letter) => letter.method)).toEqual(['crash']);
+      expect(letters[0]?.message).toMatchObject({ v: 1, m: 'crash' });
+      expect(await probe.ask('count')).toBe(5);
+      // The pack's first crash is counted against the pack; then it runs one message per commit,
+      // so the poison message crashes alone, twice more, and only it is set aside.
+      expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(3);
+      const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).map((r) => Number(r.split('|')[2]));
+      // 2 ran in the interrupted pack (not committed), then again, once, in order with the rest.
+      expect(runs).toEqual([0, 1, 2, 2, 3, 4]);
+      // Nothing is left of the pack (the last message's commit acknowledged it), nor of its progress.
+      const inspector = await ClusterInspector.open({ redis: testRedis(), keyPrefix: cluster.keyPrefix });
+      try {
+        const view = await inspector.grain('Probe', 'poisoned-pack');
+        expect({ waiting: view.mailbox.waiting, active: view.mailbox.active, state: view.state }).toEqual({
+          waiting: 0,
+          active: 0,
+          state: { count: 5, seen: { p: 4 } },
+        });
+      } finally {
+        await inspector.close();
+      }
+      expect(await redis.hexists(`${cluster.keyPrefix}:g:{Probe/poisoned-pack}:state`, '~pack')).toBe(0);
+    });
   });
 });
 

@@ -5,6 +5,7 @@ import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
 import { GrainMailbox, type MailboxMessage } from '../mailbox/grain-mailbox.ts';
+import { PACK_PROGRESS_FIELD, readPackProgress, type PackProgress } from '../messaging/message-pack.ts';
 import { OutboxForwarder } from '../outbox/outbox-forwarder.ts';
 import { TurnEffects, type OutboxEffect } from '../outbox/outbox.ts';
 import { JournalReadFailure } from '../storage/event-journal.ts';
@@ -63,6 +64,8 @@ export class Activation {
   snapshot: StateSnapshot = new Map();
   /** An event-sourced grain's journal and snapshot, and the events of the batch in progress. */
   journal: EventRecorder | undefined;
+  /** How far a pack run one message per commit has got (see TurnRunner), as last committed. */
+  packProgress: PackProgress | undefined;
   /** Carries out the effects of committed turns. */
   readonly forwarder: OutboxForwarder;
   readonly #runner: TurnRunner;
@@ -185,6 +188,9 @@ export class Activation {
     } finally {
       load.end();
     }
+    // A pack's progress is the runtime's, not the grain's state.
+    this.packProgress = readPackProgress(fields[PACK_PROGRESS_FIELD]);
+    delete fields[PACK_PROGRESS_FIELD];
     // From here a failure is the grain's own (its constructor, its state, its onActivate): it
     // counts towards suspension. Redis failures before this point are retried without limit.
     try {

@@ -1,4 +1,4 @@
-import type { MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
+import type { FinishOutcome, MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
 import type { TurnTransaction } from '../mailbox/turn-connection.ts';
 import type { StateChanges } from '../storage/grain-state.ts';
 import type { TurnResult } from './handler-invoker.ts';
@@ -15,8 +15,11 @@ import {
 
 /** What a batch's commit answered. Anything but `committed` wrote nothing. */
 export type BatchOutcome =
-  /** State, effects and acknowledgements landed; `next` is the batch taken with them (empty when none was asked for). */
-  | { kind: 'committed'; next: Taken }
+  /**
+   * State, effects and acknowledgements landed; `next` is the batch taken with them (empty when
+   * none was asked for); `sealed` is the token the messages' locks now hold.
+   */
+  | { kind: 'committed'; next: Taken; sealed: string }
   | Exclude<CommitOutcome, { kind: 'committed' }>
   /** The commit went through but BullMQ refused an acknowledgement (its error code). */
   | { kind: 'ackRefused'; code: number };
@@ -24,12 +27,22 @@ export type BatchOutcome =
 /** One batch of turns to commit: their messages, what they changed, and how many to take next. */
 export interface BatchParts {
   changes: StateChanges;
-  /** The batch's messages, each with its turn's result, in order (none for a commit outside a message). */
-  turns: readonly { message: MailboxMessage; result: TurnResult }[];
+  /**
+   * The batch's messages (BullMQ jobs; a pack is one, however many turns it held), each with the
+   * outcome to finish it with, in order. None for a commit outside a message.
+   */
+  messages: readonly { message: MailboxMessage; outcome: FinishOutcome }[];
+  /** The idempotency records the batch's turns decided. */
+  records?: readonly NonNullable<TurnResult['idempotent']>[] | undefined;
   effects?: CommitEffects | undefined;
   journal?: CommitJournal | undefined;
   /** How many messages to take with the commit (0: none). */
   take?: number | undefined;
+  /**
+   * False: commit the turns but keep the messages taken, their locks sealed to the commit (a pack
+   * run one message per commit). Default true: acknowledge them.
+   */
+  finish?: boolean | undefined;
 }
 
 /**
@@ -46,30 +59,34 @@ export class BatchCommit {
 
   async send(): Promise<BatchOutcome> {
     const { mailbox } = this.committer;
-    const { changes, turns, effects = NO_EFFECTS, journal = NO_JOURNAL, take = 0 } = this.parts;
-    const messages = turns.map((turn) => turn.message);
-    const records = turns.flatMap((turn) => turn.result.idempotent ?? []);
+    const { changes, effects = NO_EFFECTS, journal = NO_JOURNAL, records = [] } = this.parts;
+    const finish = this.parts.finish ?? true;
+    const jobs = this.parts.messages;
+    const messages = jobs.map((job) => job.message);
+    const take = finish ? (this.parts.take ?? 0) : 0;
     // Without messages there is nothing to acknowledge, so no lock to seal (see commitTurns.lua).
     const sealed = messages.length === 0 ? '' : mailbox.newToken();
-    const fetchNext = take > 0 && messages.length > 0;
-    const more = messages.length === 0 ? take : Math.max(0, take - 1);
+    const finishes = finish ? jobs : [];
+    const fetchNext = take > 0 && finishes.length > 0;
+    const more = finishes.length === 0 ? take : Math.max(0, take - 1);
+    const takes = more > 0 || finishes.length > 0;
     const replies = await mailbox.execTurns((tx: TurnTransaction) => {
       queueCommit(tx, this.committer, changes, messages, records, effects, journal, sealed);
-      turns.forEach((turn, i) => mailbox.queueFinish(tx, turn.message, turn.result.outcome, fetchNext && i === turns.length - 1, sealed));
-      if (more > 0 || messages.length > 0) mailbox.queueTake(tx, more, sealed);
+      finishes.forEach((job, i) => mailbox.queueFinish(tx, job.message, job.outcome, fetchNext && i === finishes.length - 1, sealed));
+      if (takes) mailbox.queueTake(tx, more, sealed);
     });
     const outcome = readCommit(replies[0] ?? [new Error('no reply to the commit'), undefined]);
     if (outcome.kind !== 'committed') return outcome;
     let first: MailboxMessage | undefined;
-    for (let i = 0; i < turns.length; i++) {
+    for (let i = 0; i < finishes.length; i++) {
       const [error, reply] = replies[1 + i] ?? [new Error('no reply to an acknowledgement'), undefined];
       if (error !== null) throw error;
       const finished = mailbox.readFinish(reply, sealed);
       if (!finished.ok) return { kind: 'ackRefused', code: finished.code };
       first = finished.next;
     }
-    if (more === 0 && messages.length === 0) return { kind: 'committed', next: { messages: [], foreignTaken: false, waiting: 0 } };
-    return { kind: 'committed', next: mailbox.readTake(replies, 1 + turns.length, more, sealed, first) };
+    if (!takes) return { kind: 'committed', next: { messages: [], foreignTaken: false, waiting: 0 }, sealed };
+    return { kind: 'committed', next: mailbox.readTake(replies, 1 + finishes.length, more, sealed, first), sealed };
   }
 }
 

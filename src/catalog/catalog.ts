@@ -3,6 +3,7 @@ import { ActivationFailedError, describeError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import { GrainMailbox } from '../mailbox/grain-mailbox.ts';
 import { asEnvelope } from '../messaging/envelope.ts';
+import { jobMessages } from '../messaging/message-pack.ts';
 import { ActivationSupervisor, type SupervisionSettings } from './activation-supervisor.ts';
 import type { GrainDirectory } from '../directory/grain-directory.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
@@ -294,10 +295,13 @@ export class Catalog {
       .peekWaiting(1_000)
       .then((waiting) => {
         for (const { jobId, data } of waiting) {
-          const envelope = asEnvelope(data);
-          if (envelope?.r === undefined || answered.has(jobId)) continue;
-          answered.add(jobId);
-          this.#host.reply(envelope.r.c, { i: envelope.r.i, ok: false, e: reply });
+          for (const [at, message] of (jobMessages(data) ?? []).entries()) {
+            const envelope = asEnvelope(message);
+            const place = `${jobId}.${at}`;
+            if (envelope?.r === undefined || answered.has(place)) continue;
+            answered.add(place);
+            this.#host.reply(envelope.r.c, { i: envelope.r.i, ok: false, e: reply });
+          }
         }
       })
       .catch((error: unknown) =>

@@ -45,7 +45,7 @@ export interface HandlerTurn {
 export async function deadLetter(
   id: GrainId,
   host: ActivationHost,
-  message: MailboxMessage,
+  message: Pick<MailboxMessage, 'jobId' | 'name' | 'data' | 'attemptsStarted'>,
   envelope: MessageEnvelope | undefined,
 ): Promise<TurnResult> {
   const attempts = message.attemptsStarted - 1;

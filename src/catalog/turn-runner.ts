@@ -1,7 +1,8 @@
 import { context as otelContext, type Context, type SpanContext } from '@opentelemetry/api';
 import type { Grain } from '../grain/grain.ts';
-import type { MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
+import type { FinishOutcome, MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
 import { asEnvelope, newCorrelationId } from '../messaging/envelope.ts';
+import { isPack, jobMessages, PACK_PROGRESS_FIELD, type PackProgress } from '../messaging/message-pack.ts';
 import {
   decodeSeen,
   encodeSeen,
@@ -18,7 +19,7 @@ import { Attr, SpanNames } from '../telemetry/semantics.ts';
 import { contextWith, markFailed, startGrainSpan, startTurn } from '../telemetry/tracing.ts';
 import type { TurnState } from './activation-context.ts';
 import type { Activation } from './activation.ts';
-import { BatchCommit, stepDownReason, type BatchOutcome } from './batch-commit.ts';
+import { BatchCommit, stepDownReason, type BatchOutcome, type BatchParts } from './batch-commit.ts';
 import type { TimerTick } from './grain-timers.ts';
 import { deadLetter, invoke, runOnce, type HandlerTurn, type TurnResult } from './handler-invoker.ts';
 import { endTurn, startCommitSpan, type BatchTurn, type CommitEffects } from './turn-commit.ts';
@@ -57,16 +58,20 @@ export class TurnRunner {
   constructor(private readonly activation: Activation) {}
 
   /**
-   * Runs a batch of taken messages, each as its own turn in order, then commits all their state
-   * changes and acknowledgements in one fenced MULTI, which also takes the next batch. A failed
-   * handler rolls back only its own message's changes. Replies go out once the batch is committed.
-   * Returns the next batch (undefined when there is none to run: stopping, stepped down).
+   * Runs a batch of taken messages, each as its own turn in order (a pack's messages each as its
+   * own turn too), then commits all their state changes and acknowledgements in one fenced MULTI,
+   * which also takes the next batch. A failed handler rolls back only its own message's changes.
+   * Replies go out once the batch is committed. Returns the next batch (undefined when there is
+   * none to run: stopping, stepped down).
    */
   async runBatch(messages: readonly MailboxMessage[], hooks: BatchHooks): Promise<Taken | undefined> {
     const activation = this.activation;
+    const [first] = messages;
+    if (messages.length === 1 && first !== undefined && this.#needsCare(first)) return this.#runPackCarefully(first, hooks);
     activation.held = messages;
     activation.heldSince = Date.now();
     const turns: BatchTurn[] = [];
+    const jobs: { message: MailboxMessage; outcome: FinishOutcome }[] = [];
     /** Outcomes of idempotency keys decided in this batch, not yet committed. */
     const decided = new Map<string, string>();
     /** The last message of each sending grain processed in this batch, not committed yet. */
@@ -78,43 +83,133 @@ export class TurnRunner {
     };
     try {
       for (const message of messages) {
-        // Abandoned meanwhile (its silo was declared dead): nothing may be written.
-        if (activation.status === 'invalid') {
-          drop();
-          return undefined;
-        }
         // Stopping: commit the turns that ran and hand back, in order, those that did not start.
         if (activation.status === 'deactivating') break;
-        const turn = await this.#runMessage(message, working, decided, seen);
-        if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
+        const ofJob: BatchTurn[] = [];
+        for (const [at, data] of (jobMessages(message.data) ?? [TOO_BIG]).entries()) {
+          // Abandoned meanwhile (its silo was declared dead): nothing may be written.
+          if (activation.status === 'invalid') {
+            drop();
+            return undefined;
+          }
+          const turn = await this.#runMessage(message, data, at, message.attemptsStarted, working, decided, seen);
+          if (turn.result.changes !== undefined) working = turn.result.changes.snapshot;
+          turns.push(turn);
+          ofJob.push(turn);
+        }
+        jobs.push({ message, outcome: jobOutcome(ofJob) });
         hooks.ran();
-        turns.push(turn);
       }
     } catch (error) {
       drop();
       throw error;
     }
-    const unstarted = messages.slice(turns.length);
-    if (turns.length === 0) {
+    const unstarted = messages.slice(jobs.length);
+    if (jobs.length === 0) {
       await this.#handBack(unstarted);
       return undefined;
     }
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
+    const outcome = await this.#commit(turns, only ?? GrainStateCodec.between(activation.snapshot, working), working, seen, {
+      messages: jobs,
+      take: hooks.takeCount(),
+    });
+    if (outcome === undefined) return undefined;
+    if (unstarted.length > 0) {
+      await this.#handBack(unstarted);
+      return undefined;
+    }
+    return outcome.next;
+  }
+
+  /**
+   * Whether a pack must run one message per commit: it was in the hands of an activation that
+   * crashed or stepped down (taken before), or one of its messages has committed already.
+   */
+  #needsCare(message: MailboxMessage): boolean {
+    return isPack(message.data) && (message.attemptsStarted > 1 || this.activation.packProgress?.j === message.jobId);
+  }
+
+  /**
+   * Runs a pack one message per commit, recording how far it got with each commit (the state
+   * field PACK_PROGRESS_FIELD), so that a crash repeats only the message it interrupted: a message
+   * that keeps killing its activation is counted alone, dead-lettered alone, and its pack-mates go
+   * on. The pack is acknowledged with its last message's commit, which also takes the next batch.
+   */
+  async #runPackCarefully(pack: MailboxMessage, hooks: BatchHooks): Promise<Taken | undefined> {
+    const activation = this.activation;
+    const all = jobMessages(pack.data) ?? [];
+    const progress = activation.packProgress?.j === pack.jobId ? activation.packProgress : undefined;
+    let message = pack;
+    activation.held = [message];
+    activation.heldSince = Date.now();
+    const turns: BatchTurn[] = [];
+    for (let at = progress?.d ?? 0; at < all.length; at++) {
+      if (activation.status === 'invalid') {
+        activation.held = [];
+        return undefined;
+      }
+      if (activation.status === 'deactivating') {
+        await this.#handBack([message]);
+        return undefined;
+      }
+      // The message the last crash interrupted carries the takes since it started; the rest one.
+      const attempts = at === (progress?.d ?? 0) ? Math.max(1, pack.attemptsStarted - (progress?.a ?? 0)) : 1;
+      const seen = new Map<string, SenderMark>();
+      const turn = await this.#runMessage(message, all[at], at, attempts, activation.snapshot, new Map(), seen);
+      turns.push(turn);
+      const last = at === all.length - 1;
+      const working = turn.result.changes?.snapshot ?? activation.snapshot;
+      const changes = turn.result.changes ?? GrainStateCodec.between(activation.snapshot, working);
+      const next: PackProgress = { j: pack.jobId, d: at + 1, a: pack.attemptsStarted - 1 };
+      const tracked: StateChanges = last
+        ? { ...changes, remove: [...changes.remove, PACK_PROGRESS_FIELD] }
+        : { ...changes, set: [...changes.set, [PACK_PROGRESS_FIELD, JSON.stringify(next)]] };
+      if (last) hooks.ran();
+      const outcome = await this.#commit([turn], tracked, working, seen, {
+        messages: [{ message, outcome: jobOutcome(turns) }],
+        finish: last,
+        take: last ? hooks.takeCount() : 0,
+      });
+      if (outcome === undefined) return undefined;
+      activation.packProgress = last ? undefined : next;
+      if (last) return outcome.next;
+      // The pack stays taken, its lock now holding the commit's token.
+      message = { ...message, token: outcome.sealed };
+      activation.held = [message];
+    }
+    return undefined;
+  }
+
+  /**
+   * Commits turns that ran (their state `changes`, leading to `working`) and, once committed,
+   * answers their callers and carries out their effects. Returns undefined when the commit was
+   * refused (the activation has stepped down).
+   */
+  async #commit(
+    turns: readonly BatchTurn[],
+    stateChanges: StateChanges,
+    working: StateSnapshot,
+    seen: ReadonlyMap<string, SenderMark>,
+    parts: Pick<BatchParts, 'messages' | 'take' | 'finish'>,
+  ): Promise<Extract<BatchOutcome, { kind: 'committed' }> | undefined> {
+    const activation = this.activation;
     // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
     const journal = activation.journal?.prepare(working);
-    const changes = journal?.changes ?? only ?? GrainStateCodec.between(activation.snapshot, working);
+    const changes = journal?.changes === undefined ? stateChanges : withProgressOf(stateChanges, journal.changes);
     const last = turns[turns.length - 1];
-    const commit = last?.trace === undefined ? undefined : startCommitSpan(activation, last.trace.context, changes, turns.length);
+    const span = last?.trace === undefined ? undefined : startCommitSpan(activation, last.trace.context, changes, turns.length);
     const outbox = this.#number(turns.flatMap((turn) => turn.effects));
     const effects: CommitEffects = {
       outbox: outbox.map((e) => e.raw),
       seen: [...seen].map(([sender, mark]) => [sender, encodeSeen(mark)] as const),
     };
+    const records = turns.flatMap((turn) => turn.result.idempotent ?? []);
     let outcome: BatchOutcome;
     try {
-      outcome = await new BatchCommit(activation, { changes, turns, effects, journal, take: hooks.takeCount() }).send();
+      outcome = await new BatchCommit(activation, { ...parts, changes, records, effects, journal }).send();
     } finally {
-      commit?.end();
+      span?.end();
       for (const turn of turns) endTurn(activation, turn);
       activation.held = [];
     }
@@ -143,11 +238,7 @@ export class TurnRunner {
     };
     if (outbox.length === 0) answer();
     else void carriedOut.then(answer);
-    if (unstarted.length > 0) {
-      await this.#handBack(unstarted);
-      return undefined;
-    }
-    return outcome.next;
+    return outcome;
   }
 
   /** Gives back, in order, messages of the batch that did not start (the silo is stopping). */
@@ -160,9 +251,16 @@ export class TurnRunner {
     }
   }
 
-  /** Runs one message's handler against the state as the batch left it so far. */
+  /**
+   * Runs one message's handler against the state as the batch left it so far. `data` is the
+   * message as stored (the job's data, or one message of a pack, at place `at`); `attempts` is how
+   * many times it has been started, this time included.
+   */
   async #runMessage(
     message: MailboxMessage,
+    data: unknown,
+    at: number,
+    attempts: number,
     snapshot: StateSnapshot,
     decided: Map<string, string>,
     seen: Map<string, SenderMark>,
@@ -170,30 +268,31 @@ export class TurnRunner {
     const { id, type, host } = this.activation;
     const startedAt = Date.now();
     this.activation.lastActiveAt = startedAt;
-    const envelope = asEnvelope(message.data);
+    const envelope = data === TOO_BIG ? undefined : asEnvelope(data);
     const method = envelope?.m ?? message.name;
+    const jobId = isPack(message.data) ? `${message.jobId}.${at}` : message.jobId;
     const trace =
       envelope === undefined
         ? undefined
         : startTurn(id, envelope, {
             siloId: host.siloId,
             epoch: this.activation.epoch,
-            jobId: message.jobId,
-            deliveryCount: message.attemptsStarted,
+            jobId,
+            deliveryCount: attempts,
             activationLink: this.activationLink,
           });
     this.activationLink = undefined;
-    if (message.attemptsStarted > 1) host.metrics.retried(id.type, method);
+    if (attempts > 1) host.metrics.retried(id.type, method);
     let result: TurnResult;
     let effects: OutboxEffect[] = [];
     const duplicate = envelope?.o !== undefined && (await this.#seenBefore(envelope.o, seen));
     if (duplicate) {
       host.log.debug('message from a grain processed already; dropped', { grain: id.toString(), method: envelope.m });
       result = { outcome: { target: 'completed' }, changes: undefined, reply: undefined };
-    } else if (message.attemptsStarted > host.maxMessageAttempts) {
-      result = await deadLetter(id, host, message, envelope);
+    } else if (attempts > host.maxMessageAttempts) {
+      result = await deadLetter(id, host, { jobId, name: method, data, attemptsStarted: attempts }, envelope);
     } else if (envelope === undefined) {
-      host.log.warn('refused a message that is not a redgrain envelope', { grain: id.toString(), jobId: message.jobId });
+      host.log.warn('refused a message that is not a redgrain envelope', { grain: id.toString(), jobId });
       const reason = 'malformed message: not a redgrain envelope';
       result = { outcome: { target: 'failed', reason }, changes: undefined, reply: undefined, error: new TypeError(reason) };
     } else {
@@ -289,13 +388,13 @@ export class TurnRunner {
     const journal = activation.journal?.prepare((changes ?? { snapshot: activation.snapshot }).snapshot);
     const state = journal?.changes ?? changes ?? { set: [], remove: [], snapshot: activation.snapshot };
     if (state.set.length === 0 && state.remove.length === 0 && effects.length === 0 && (journal?.events.length ?? 0) === 0)
-      return { kind: 'committed', next: { messages: [], foreignTaken: false, waiting: 0 } };
+      return { kind: 'committed', next: { messages: [], foreignTaken: false, waiting: 0 }, sealed: '' };
     const span = startCommitSpan(activation, parent, state, 0);
     const outbox = this.#number(effects);
     try {
       const outcome = await new BatchCommit(activation, {
         changes: state,
-        turns: [],
+        messages: [],
         effects: { outbox: outbox.map((e) => e.raw), seen: [] },
         journal,
       }).send();
@@ -347,4 +446,33 @@ export class TurnRunner {
       correlationId: this.turnState.correlationId,
     };
   }
+}
+
+/** Stands for the messages of a pack too big to be ours: one malformed message. */
+const TOO_BIG = Symbol('a pack too big to be read');
+
+/**
+ * How to finish a job once its turns ran: completed when every one completed; failed otherwise,
+ * with each failure's reason (for a pack, which of its messages failed).
+ */
+function jobOutcome(turns: readonly BatchTurn[]): FinishOutcome {
+  const failures = turns.flatMap((turn, at) =>
+    turn.result.outcome.target === 'failed' ? [{ at, turn, reason: turn.result.outcome.reason }] : [],
+  );
+  if (failures.length === 0) return { target: 'completed' };
+  const [only] = failures;
+  if (turns.length === 1 && only !== undefined) return { target: 'failed', reason: only.reason };
+  return {
+    target: 'failed',
+    reason: failures.map(({ at, turn, reason }) => `message ${at + 1} of the pack (${turn.method}): ${reason}`).join('; '),
+  };
+}
+
+/** An event-sourced grain's journal changes, keeping a pack's progress field from the turn's changes. */
+function withProgressOf(turn: StateChanges, journal: StateChanges): StateChanges {
+  const set = turn.set.filter(([field]) => field === PACK_PROGRESS_FIELD);
+  const remove = turn.remove.filter((field) => field === PACK_PROGRESS_FIELD);
+  return set.length === 0 && remove.length === 0
+    ? journal
+    : { ...journal, set: [...journal.set, ...set], remove: [...journal.remove, ...remove] };
 }

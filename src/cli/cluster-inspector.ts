@@ -2,6 +2,7 @@ import type { SiloStats } from '../telemetry/silo-metrics.ts';
 import { execEach, type Command } from '../redis/commands.ts';
 import { Queue, type Job } from 'bullmq';
 import { asEnvelope } from '../messaging/envelope.ts';
+import { isPack, jobMessages, PACK_PROGRESS_FIELD } from '../messaging/message-pack.ts';
 import { parseEntry } from '../storage/event-journal.ts';
 import type { MachineDefinition } from '../grain/state-machine.ts';
 import { deserialize } from '../messaging/serializer.ts';
@@ -19,6 +20,8 @@ import { OPTIONS, resolveOption, resolveRedis } from '../config/options-schema.t
 
 /** How many waiting and failed messages a grain view lists. */
 const MESSAGES_SHOWN = 10;
+/** Jobs per list whose names are read to count the messages in packs. */
+const PACKED_JOBS_READ = 100_000;
 
 /**
  * A silo's status as the inspector shows it: the membership status, or `suspect` for a silo
@@ -185,7 +188,7 @@ export class ClusterInspector {
     }
     const queue = this.#queue(id);
     try {
-      const [directory, counts, waiting, failed, fields, reminders, subscriptions, journal, machine] = await Promise.all([
+      const [directory, counts, waiting, failed, fields, reminders, subscriptions, journal, machine, packed] = await Promise.all([
         this.redis.hgetall(this.keys.directory(id)),
         queue.getJobCounts('wait', 'active', 'failed', 'delayed', 'prioritized'),
         queue.getWaiting(0, MESSAGES_SHOWN - 1),
@@ -195,7 +198,9 @@ export class ClusterInspector {
         this.redis.hgetall(this.keys.grainSubscriptions(id)),
         this.redis.xrevrange(this.keys.journal(id), '+', '-', 'COUNT', MESSAGES_SHOWN),
         this.redis.hget(this.keys.grainMachines(), type),
+        this.#packedMessages(id),
       ]);
+      delete fields[PACK_PROGRESS_FIELD];
       const silo = directory.silo;
       return {
         grain: id.toString(),
@@ -211,13 +216,16 @@ export class ClusterInspector {
                 since: directory.since === undefined ? undefined : new Date(Number(directory.since)),
               },
         mailbox: {
-          waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0),
-          active: counts.active ?? 0,
+          waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0) + packed.wait,
+          active: (counts.active ?? 0) + packed.active,
           failed: counts.failed ?? 0,
           delayed: counts.delayed ?? 0,
         },
         // Oldest first: the order the grain will handle them.
-        waiting: waiting.filter(Boolean).map((job) => messageView(job)),
+        waiting: waiting
+          .filter(Boolean)
+          .flatMap((job) => messageViews(job))
+          .slice(0, MESSAGES_SHOWN),
         failed: failed.filter(Boolean).map((job) => ({ ...messageView(job), reason: job.failedReason })),
         state: Object.fromEntries(
           Object.entries(fields)
@@ -379,6 +387,23 @@ export class ClusterInspector {
     return queue;
   }
 
+  /**
+   * The messages beyond one per job that packs add to a grain's waiting and taken messages (read
+   * from the jobs' names, up to PACKED_JOBS_READ jobs per list), so counts are of messages.
+   */
+  async #packedMessages(id: GrainId): Promise<{ wait: number; active: number }> {
+    const extra = async (part: 'wait' | 'active') => {
+      const jobIds = await this.redis.lrange(this.keys.mailbox(id, part), 0, PACKED_JOBS_READ - 1);
+      const names = await execEach(
+        this.redis,
+        jobIds.map((jobId) => ['hget', this.keys.job(id, jobId), 'name']),
+      );
+      return names.reduce((sum, [, name]) => sum + extraInPack(name), 0);
+    };
+    const [wait, active] = await Promise.all([extra('wait'), extra('active')]);
+    return { wait, active };
+  }
+
   async #now(): Promise<number> {
     const [seconds, micros] = await this.redis.time();
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
@@ -402,6 +427,27 @@ function messageView(job: Job): MessageView {
     sentAt: envelope === undefined ? undefined : new Date(envelope.t),
     attempts: job.attemptsStarted ?? job.attemptsMade,
   };
+}
+
+/** A job's messages, one line each: a pack's as `<job id>.<place>`. */
+function messageViews(job: Job): MessageView[] {
+  if (!isPack(job.data)) return [messageView(job)];
+  return (jobMessages(job.data) ?? []).map((data, at) => {
+    const envelope = asEnvelope(data);
+    return {
+      id: `${job.id ?? ''}.${at}`,
+      method: envelope?.m ?? job.name,
+      correlationId: envelope?.c,
+      sentAt: envelope === undefined ? undefined : new Date(envelope.t),
+      attempts: job.attemptsStarted ?? job.attemptsMade,
+    };
+  });
+}
+
+/** How many messages a job named `name` holds beyond its first (a pack's name says how many). */
+function extraInPack(name: unknown): number {
+  const count = typeof name === 'string' ? /^pack:(\d+)$/.exec(name)?.[1] : undefined;
+  return count === undefined ? 0 : Math.max(0, Number(count) - 1);
 }
 
 function readField(text: string): unknown {

@@ -33,6 +33,15 @@ export interface ConnectOptions {
   redisTimeoutMs?: number | undefined;
   /** Largest serialized arguments of one message, in bytes (1 MiB); larger ones reject with PayloadTooLargeError. */
   maxPayloadBytes?: number | undefined;
+  /**
+   * Most messages to one grain that travel as one BullMQ job (a pack): while an enqueue to a grain
+   * is in flight, the messages this client sends it meanwhile wait and then go together (never
+   * waiting for more to arrive). Each is still its own turn, reply and dead letter. 1 turns
+   * packing off. Default 64.
+   */
+  maxPackMessages?: number | undefined;
+  /** Largest pack, counting its messages' arguments, in bytes (256 KiB). */
+  maxPackBytes?: number | undefined;
   /** How long a message's outcome is kept for its idempotency key, in ms (24 h). */
   idempotencyWindowMs?: number | undefined;
   /**
@@ -85,6 +94,7 @@ export async function connect(options: ConnectOptions = {}): Promise<GrainClient
     askTimeoutMs: resolved.askTimeoutMs,
     redisTimeoutMs: resolved.redisTimeoutMs,
     maxPayloadBytes: resolved.maxPayloadBytes,
+    pack: { messages: resolved.maxPackMessages, bytes: resolved.maxPackBytes },
     idempotencyWindowMs: resolved.idempotencyWindowMs,
     replicas: resolved.replicas,
     errorClasses,
@@ -105,6 +115,8 @@ export function resolveConnectOptions(options: ConnectOptions, env: Environment 
       | 'connectTimeoutMs'
       | 'redisTimeoutMs'
       | 'maxPayloadBytes'
+      | 'maxPackMessages'
+      | 'maxPackBytes'
       | 'idempotencyWindowMs'
       | 'replicas'
       | 'placement'
@@ -119,6 +131,8 @@ export function resolveConnectOptions(options: ConnectOptions, env: Environment 
     connectTimeoutMs: get('connectTimeoutMs'),
     redisTimeoutMs: get('redisTimeoutMs'),
     maxPayloadBytes: get('maxPayloadBytes'),
+    maxPackMessages: get('maxPackMessages'),
+    maxPackBytes: get('maxPackBytes'),
     idempotencyWindowMs: get('idempotencyWindowMs'),
     replicas: get('replicas'),
     placement: get('placement'),

@@ -2,6 +2,8 @@ import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
 import { addAllInTransaction } from '../mailbox/bullmq-adapter.ts';
+import { packBytes, packJobName, toPack } from '../messaging/message-pack.ts';
+import { MessagePacker, type PackLimits, type PackSending } from './message-packer.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import {
@@ -98,6 +100,8 @@ export interface ClientRuntime {
   redisTimeoutMs: number;
   /** Largest serialized arguments of one message, in bytes. */
   maxPayloadBytes: number;
+  /** How big a pack of messages to one grain may grow (see MessagePacker); `messages: 1` sends each alone. */
+  pack: PackLimits;
   /** How long a message's outcome is kept for its idempotency key (ms). */
   idempotencyWindowMs: number;
   /** Replicas that must acknowledge an enqueue before it counts as sent (0: none). */
@@ -133,8 +137,11 @@ export class GrainClient implements MessageSender {
   readonly #readOnly = new Map<string, ReadonlySet<string>>();
   /** This client's messages to grains with read-only handlers, per grain: sent, and known processed. */
   #queued: Map<string, { sent: number; done: number }> | undefined = new Map();
+  readonly #packer: MessagePacker;
 
-  constructor(private readonly runtime: ClientRuntime) {}
+  constructor(private readonly runtime: ClientRuntime) {
+    this.#packer = new MessagePacker(runtime.pack, (grain, envelopes) => this.#sendPack(grain, envelopes));
+  }
 
   /** A typed reference to the grain of class `cls` with key `key`. */
   getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {
@@ -674,6 +681,14 @@ export class GrainClient implements MessageSender {
   }
 
   async #enqueue(grain: GrainId, envelopes: MessageEnvelope | readonly MessageEnvelope[], place: Place): Promise<void> {
+    // A bounded mailbox counts its messages by job: its messages travel alone.
+    if (this.runtime.pack.messages > 1 && !this.#limits.has(grain.type)) {
+      await place.turn;
+      const sent = this.#packer.add(grain, Array.isArray(envelopes) ? envelopes : [envelopes as MessageEnvelope]);
+      place.done();
+      await sent;
+      return;
+    }
     const { locator } = this.runtime;
     // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.
@@ -693,6 +708,35 @@ export class GrainClient implements MessageSender {
       locator.wake(grain, await owner),
       replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
     ]);
+  }
+
+  /**
+   * Sends a pack the packer made: one message as a job of its own, several as one pack job (or,
+   * past the limits, as several packs in one MULTI: all of them or none), then wakes the grain.
+   */
+  #sendPack(grain: GrainId, envelopes: readonly MessageEnvelope[]): PackSending {
+    const { locator, redis, keys, replicas, redisTimeoutMs, pack } = this.runtime;
+    // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
+    // follow the enqueue, or a silo could look at the mailbox before the message is in it.
+    const owner = locator.locate(grain);
+    owner.catch(() => undefined);
+    const [only] = envelopes;
+    const packs = packsOf(envelopes, pack);
+    const added: Promise<unknown> =
+      envelopes.length === 1 && only !== undefined
+        ? this.#producer(grain).add(only.m, only)
+        : addAllInTransaction(
+            this.#producer(grain),
+            packs.map((members) => ({ name: packJobName(members.length), data: toPack(members) })),
+          );
+    const done = (async () => {
+      await added;
+      await Promise.all([
+        locator.wake(grain, await owner),
+        replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
+      ]);
+    })();
+    return { added: added.then(() => undefined), done };
   }
 
   /**
@@ -770,4 +814,23 @@ export class GrainClient implements MessageSender {
     await this.#replies.ready(this.runtime.redisTimeoutMs);
     return this.#replies;
   }
+}
+
+/** Splits messages into packs within the limits, in order (one pack when they fit). */
+function packsOf(envelopes: readonly MessageEnvelope[], limits: PackLimits): MessageEnvelope[][] {
+  const packs: MessageEnvelope[][] = [];
+  let current: MessageEnvelope[] = [];
+  let bytes = 0;
+  for (const envelope of envelopes) {
+    const size = packBytes(envelope);
+    if (current.length > 0 && (current.length >= limits.messages || bytes + size > limits.bytes)) {
+      packs.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(envelope);
+    bytes += size;
+  }
+  if (current.length > 0) packs.push(current);
+  return packs;
 }

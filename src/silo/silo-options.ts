@@ -57,6 +57,10 @@ export interface SiloOptions {
   connectTimeoutMs?: number | undefined;
   /** Largest serialized arguments of a message sent by a grain, in bytes. Default 1 MiB. */
   maxPayloadBytes?: number | undefined;
+  /** Most messages a grain's turns send to one grain that travel as one job (see `connect`). 1 turns packing off. Default 64. */
+  maxPackMessages?: number | undefined;
+  /** Largest pack a grain sends, counting its messages' arguments, in bytes (256 KiB). */
+  maxPackBytes?: number | undefined;
   /** How long the outcome of a message a grain sends with an idempotency key is kept (ms, 24 h). */
   idempotencyWindowMs?: number | undefined;
   /** Log level of the built-in JSON logger. Default: `REDGRAIN_LOG_LEVEL`, else `info`. */
@@ -84,6 +88,8 @@ export interface ResolvedSiloOptions {
   askTimeoutMs: number;
   connectTimeoutMs: number;
   maxPayloadBytes: number;
+  maxPackMessages: number;
+  maxPackBytes: number;
   idempotencyWindowMs: number;
   membershipRefreshMs: number;
   logLevel: LogLevel;
@@ -117,6 +123,8 @@ export function resolveSiloOptions(options: SiloOptions, env: Environment = proc
     askTimeoutMs: get('askTimeoutMs'),
     connectTimeoutMs: get('connectTimeoutMs'),
     maxPayloadBytes: get('maxPayloadBytes'),
+    maxPackMessages: get('maxPackMessages'),
+    maxPackBytes: get('maxPackBytes'),
     idempotencyWindowMs: get('idempotencyWindowMs'),
     membershipRefreshMs: DEFAULT_MEMBERSHIP_REFRESH_MS,
     logLevel: get('logLevel'),

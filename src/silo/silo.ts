@@ -127,6 +127,7 @@ export class Silo {
         askTimeoutMs: resolved.askTimeoutMs,
         redisTimeoutMs: resolved.connectTimeoutMs,
         maxPayloadBytes: resolved.maxPayloadBytes,
+        pack: { messages: resolved.maxPackMessages, bytes: resolved.maxPackBytes },
         idempotencyWindowMs: resolved.idempotencyWindowMs,
         replicas: resolved.replicas,
         errorClasses,

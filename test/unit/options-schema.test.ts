@@ -105,6 +105,8 @@ describe('the options schema', () => {
       connectTimeoutMs: 10_000,
       redisTimeoutMs: 10_000,
       maxPayloadBytes: 1_048_576,
+      maxPackMessages: 64,
+      maxPackBytes: 262_144,
       idempotencyWindowMs: 86_400_000,
       replicas: 0,
       placement: randomPlacement,
@@ -118,10 +120,12 @@ describe('the options schema', () => {
         REDGRAIN_SILO_ID: 'web-1',
         REDGRAIN_HEARTBEAT_INTERVAL_MS: '',
         REDGRAIN_REPLICAS: '1',
+        REDGRAIN_MAX_PACK_MESSAGES: '1',
       },
     );
     expect(silo).toMatchObject({
       turnBatchSize: 4,
+      maxPackMessages: 1,
       replicas: 1,
       logLevel: 'debug',
       siloId: 'web-1',
