@@ -128,12 +128,14 @@ describe('one silo, in process', () => {
     expect(await session.ask('visit')).toBe(1);
     const directory = `${keyPrefix}:g:{Session/s1}:dir`;
     expect(await redis.hget(directory, 'silo')).toBe(silo.id);
-    await waitFor('the idle session to be collected', async () => ((await redis.hget(directory, 'silo')) === null ? true : undefined));
+    // At rest the grain keeps its state and its directory entry; its emptied mailbox leaves nothing
+    // (tidied right after the directory entry is released).
+    const mailbox = ['events', 'id', 'marker', 'meta', 'wait', 'active'].map((part) => `${keyPrefix}:q:{Session/s1}:${part}`);
+    await waitFor('the idle session to be collected and its mailbox tidied', async () =>
+      (await redis.hget(directory, 'silo')) === null && (await redis.exists(...mailbox)) === 0 ? true : undefined,
+    );
     const stored = await redis.hget(`${keyPrefix}:g:{Session/s1}:state`, 'deactivatedAt');
     expect(stored).not.toBeNull();
-    // At rest the grain keeps its state and its directory entry; its emptied mailbox leaves nothing.
-    const mailbox = ['events', 'id', 'marker', 'meta', 'wait', 'active'].map((part) => `${keyPrefix}:q:{Session/s1}:${part}`);
-    expect(await redis.exists(...mailbox)).toBe(0);
     expect(await redis.exists(directory, `${keyPrefix}:g:{Session/s1}:state`, `${keyPrefix}:g:{Session/s1}:outbox`)).toBe(2);
     // The first epoch is the server clock at the first claim; every later claim adds one.
     const first = Number(await redis.hget(directory, 'epoch'));
