@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
 import { addAllInTransaction } from '../mailbox/bullmq-adapter.ts';
 import { packBytes, packJobName, toPack } from '../messaging/message-pack.ts';
-import { MessagePacker, type PackLimits, type PackSending } from './message-packer.ts';
+import { MessagePacker, NotSentBehindError, type PackLimits, type PackSending } from './message-packer.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import {
@@ -667,6 +667,12 @@ export class GrainClient implements MessageSender {
         await Promise.race([this.#enqueue(grain, envelopes, place), timeout]);
       } catch (error) {
         if (error instanceof RedgrainError) throw error;
+        if (error instanceof NotSentBehindError) {
+          throw new RedisUnavailableError(
+            `Cannot send ${grain.toString()}.${method}: ${error.message}; the message was not enqueued`,
+            error,
+          );
+        }
         throw new RedisUnavailableError(
           `Redis failed while sending ${grain.toString()}.${method} (${describeError(error)}); the message may or may not have been enqueued`,
           error,

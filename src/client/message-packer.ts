@@ -27,7 +27,8 @@ interface Waiting {
  * at once; the messages sent to it while that enqueue is in flight wait for it, then go together
  * as one pack (up to the limits; the rest in the next). A pack never waits for more messages to
  * arrive, so an unloaded call pays nothing, and packs to one grain go one after another, so the
- * messages keep the order they were sent in.
+ * messages keep the order they were sent in. A pack whose enqueue failed takes those waiting
+ * behind it down with it, unsent.
  */
 export class MessagePacker {
   /** The calls waiting per grain (by tag); a grain is here while a pack to it is in flight. */
@@ -74,8 +75,14 @@ export class MessagePacker {
           for (const waiting of group) waiting.reject(error);
         },
       );
-      // The next pack goes once this one is in the mailbox, so packs arrive in order.
-      await sending.added.catch(() => undefined);
+      // The next pack goes once this one is in the mailbox, so packs arrive in order. When it
+      // could not be enqueued (or may not have been), what waits behind it is not sent at all:
+      // no message overtakes one that may be missing.
+      const failure = await sending.added.then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+      if (failure !== undefined) for (const waiting of lane.splice(0)) waiting.reject(new NotSentBehindError(failure.error));
     }
     this.#lanes.delete(grain.tag);
   }
@@ -93,5 +100,21 @@ export class MessagePacker {
       taken += 1;
     }
     return lane.splice(0, taken);
+  }
+}
+
+/**
+ * A message that was not sent because the enqueue of an earlier message to the same grain, from
+ * the same sender, failed: sending it would have let it overtake a message that may be missing.
+ */
+export class NotSentBehindError extends Error {
+  constructor(readonly earlier: unknown) {
+    super(
+      `not sent: the enqueue of an earlier message to the same grain failed (${earlier instanceof Error ? earlier.message : String(earlier)})`,
+      {
+        cause: earlier,
+      },
+    );
+    this.name = 'NotSentBehindError';
   }
 }

@@ -24,6 +24,11 @@ export interface ChaosOptions {
    */
   relay?: boolean;
   /**
+   * Sends each sender keeps in flight to one grain (default 4): sent at once, all but the first
+   * travel as one pack. 1 sends one message at a time.
+   */
+  window?: number;
+  /**
    * Run on a private 3-master Redis Cluster (every node AOF, fsync always) instead of one
    * redis-server; silos get it as REDIS_CLUSTER. A `redis-restart` then crashes one master (picked
    * at random) and starts it again.
@@ -54,6 +59,8 @@ export interface ChaosReport {
   doubles: string[];
   /** Relay runs: messages the relays sent on, and those their sinks got twice or never. */
   relayed?: { sent: number; lost: string[]; doubles: string[] };
+  /** BullMQ jobs the senders' grains got (a pack is one job for several messages). */
+  jobs: number;
 }
 
 const GRAIN_MODULES = ['../grains/tally.ts', '../grains/relay.ts'].map((path) => new URL(path, import.meta.url).pathname);
@@ -98,7 +105,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const senders = await Promise.all(
       Array.from(
         { length: options.senders ?? 4 },
-        async (_, i) => new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys, options.relay ?? false),
+        async (_, i) =>
+          new Sender(`s${i}`, await cluster!.connect({ redisTimeoutMs: 2_000 }), grainKeys, options.relay ?? false, options.window ?? 4),
       ),
     );
     const running = senders.map((s) => s.run());
@@ -142,7 +150,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       throw error;
     });
     const relayed = options.relay === true ? await verifyRelays((senders[0] as Sender).client, grainKeys) : undefined;
-    return { rounds, ...report, deadLetters, ...(relayed === undefined ? {} : { relayed }) };
+    // Each grain's mailbox counts the jobs it was given (BullMQ's id counter; no grain was at rest).
+    const type = options.relay === true ? 'Relay' : 'Tally';
+    const ids = await Promise.all(grainKeys.map((key) => observer.get(`${cluster!.keyPrefix}:q:{${type}/${key}}:id`)));
+    const jobs = ids.reduce((sum, id) => sum + Number(id ?? 0), 0);
+    log(`${acknowledged(senders)} messages travelled in ${jobs} jobs`);
+    return { rounds, ...report, deadLetters, jobs, ...(relayed === undefined ? {} : { relayed }) };
   } finally {
     observer.disconnect();
     await cluster?.stop();
@@ -159,37 +172,55 @@ class Sender {
     readonly client: GrainClient,
     private readonly grainKeys: string[],
     private readonly relay: boolean,
+    private readonly window: number,
   ) {}
 
   stop(): void {
     this.#stopped = true;
   }
 
-  /** Sends seq 0, 1, 2 ... to each grain in turn; a send that fails is retried with attempt + 1. */
+  /**
+   * Sends seq 0, 1, 2 ... to each grain in turn, `window` at a time (so they travel in packs).
+   * When one fails, those from it on are sent again with attempt + 1: each carries an idempotency
+   * key, so one that was enqueued after all runs once. A send that resolved is acknowledged.
+   */
   async run(): Promise<void> {
     while (!this.#stopped) {
       for (const key of this.grainKeys) {
         if (this.#stopped) return;
-        const seq = this.acked.get(key) ?? 0;
+        let next = this.acked.get(key) ?? 0;
+        const end = next + this.window;
         let attempt = 1;
-        for (;;) {
-          try {
-            if (this.relay) await this.client.getGrain(Relay, key).send('forward', this.id, seq, attempt);
-            else await this.client.getGrain(Tally, key).send('apply', this.id, seq, attempt);
-            break;
-          } catch (error) {
-            if (!(error instanceof RedisUnavailableError)) throw error;
+        while (next < end) {
+          const seqs = Array.from({ length: end - next }, (_, i) => next + i);
+          const results = await Promise.allSettled(seqs.map((seq) => this.#send(key, seq, attempt)));
+          const failed = results.findIndex((result) => result.status === 'rejected');
+          const failure = results[failed];
+          if (failure?.status === 'rejected' && !(failure.reason instanceof RedisUnavailableError)) throw failure.reason;
+          next = failed === -1 ? end : next + failed;
+          this.acked.set(key, next);
+          if (failed !== -1) {
             attempt += 1;
             await sleep(50);
           }
         }
-        this.acked.set(key, seq + 1);
       }
     }
   }
+
+  #send(key: string, seq: number, attempt: number): Promise<void> {
+    const once = { idempotencyKey: `${this.id}:${key}:${seq}` };
+    return this.relay
+      ? this.client.getGrain(Relay, key).with(once).send('forward', this.id, seq, attempt)
+      : this.client.getGrain(Tally, key).with(once).send('apply', this.id, seq, attempt);
+  }
 }
 
-async function verify(senders: Sender[], grainKeys: string[], relay: boolean): Promise<Omit<ChaosReport, 'rounds' | 'deadLetters'>> {
+async function verify(
+  senders: Sender[],
+  grainKeys: string[],
+  relay: boolean,
+): Promise<Omit<ChaosReport, 'rounds' | 'deadLetters' | 'jobs'>> {
   const client = (senders[0] as Sender).client;
   // Healthy messages a poison message took down with it: set aside, not lost.
   const setAside = new Set<string>();

@@ -2,11 +2,13 @@
  * The long chaos run:
  *
  *   npm run chaos -- [--rounds 12] [--duration 300] [--round-ms 3000] [--faults kill,pause,redis-restart,poison]
- *                    [--grains 12] [--senders 4] [--relay] [--redis-cluster] [--out bench/results/chaos.json]
+ *                    [--grains 12] [--senders 4] [--window 4] [--relay] [--redis-cluster] [--out bench/results/chaos.json]
  *
  * `--duration` (seconds) keeps striking rounds until that much time has passed. `--relay` sends to
  * Relay grains, which count and send on to a sink in the same turn: their sends are checked too.
  * `--redis-cluster` runs on a private 3-master Redis Cluster (a Redis restart crashes one master).
+ * `--window` is how many sends each sender keeps in flight to one grain (all but the first of them
+ * travel as one pack; 1 sends one at a time).
  *
  * Prints one row per round and the totals, and writes them to a JSON file. Exits non-zero when a
  * message was lost or applied twice.
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     faults: { type: 'string', default: FAULTS.join(',') },
     grains: { type: 'string', default: '12' },
     senders: { type: 'string', default: '4' },
+    window: { type: 'string', default: '4' },
     relay: { type: 'boolean', default: false },
     'redis-cluster': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/chaos.json' },
@@ -47,6 +50,7 @@ const report = await runChaos({
   faults,
   grains: positive('grains', values.grains),
   senders: positive('senders', values.senders),
+  window: positive('window', values.window),
   relay: values.relay,
   redisCluster: values['redis-cluster'],
   log: (line) => process.stderr.write(`${line}\n`),
@@ -59,11 +63,11 @@ console.log('| ---: | --- | ---: | ---: |');
 for (const r of report.rounds) console.log(`| ${r.round} | ${r.fault} | ${r.messages} | ${r.takeoverMs ?? ''} |`);
 console.log('');
 console.log(
-  '| acknowledged | lost | double-applied | sender retries | dead letters (poison + bystanders) | takeover p50 ms | takeover max ms | duration s |',
+  '| acknowledged | jobs | lost | double-applied | sender retries | dead letters (poison + bystanders) | takeover p50 ms | takeover max ms | duration s |',
 );
-console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 console.log(
-  `| ${report.acknowledged} | ${report.lost} | ${report.doubleApplied} | ${report.senderRetries} | ${report.deadLetters} (${report.deadLetters - report.deadLetteredBystanders} + ${report.deadLetteredBystanders}) | ` +
+  `| ${report.acknowledged} | ${report.jobs} | ${report.lost} | ${report.doubleApplied} | ${report.senderRetries} | ${report.deadLetters} (${report.deadLetters - report.deadLetteredBystanders} + ${report.deadLetteredBystanders}) | ` +
     `${median ?? ''} | ${takeovers.at(-1) ?? ''} | ${((Date.now() - started) / 1000).toFixed(0)} |`,
 );
 const out = values.out;
