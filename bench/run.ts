@@ -29,6 +29,11 @@ const record = (key: string, measure: string, value: number, unit: string, ratio
 };
 let prefixSeq = 0;
 const prefix = (): string => `bench${++prefixSeq}`;
+/** Redis's own CPU time so far (user + system, s). */
+const redisCpuSeconds = async (): Promise<number> => {
+  const info = await redis.info('cpu');
+  return Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
+};
 
 try {
   // ---- the raw substrate -------------------------------------------------------------------
@@ -138,12 +143,12 @@ try {
     if (total !== N) throw new Error(`hot grain counted ${total}, expected ${N}`);
     return { rate, silo, hot };
   };
-  // Batching off: one message per turn commit.
+  // Batching and packing off: one message per job and per turn commit.
   {
     const kp = prefix();
-    const c = await connect({ redis: server.url, keyPrefix: kp });
+    const c = await connect({ redis: server.url, keyPrefix: kp, maxPackMessages: 1 });
     const { rate, silo } = await drainHot(c, kp, 1);
-    record('hotDrainUnbatchedPerSec', 'hot grain drain, batching off (turnBatchSize 1)', rate, 'msg/s', {
+    record('hotDrainUnbatchedPerSec', 'hot grain drain, batching and packing off (turnBatchSize 1, maxPackMessages 1)', rate, 'msg/s', {
       to: rawTrivial,
       label: 'raw BullMQ c=1 drain',
     });
@@ -158,37 +163,67 @@ try {
       label: 'raw BullMQ c=1 drain',
     });
 
-    // send throughput (enqueue rate from one client, 64 in flight), and the same messages processed
-    const before = await hot.ask('get');
-    const sendStart = performance.now();
-    await withConcurrency(64, N, () => hot.send('add', 1));
-    record('hotSendPerSec', 'hot grain send (one client, 64 in flight), enqueue rate', N / (since(sendStart) / 1_000), 'msg/s');
-    const after = await hot.ask('get');
-    if (after !== before + N) throw new Error(`hot grain counted ${after - before} of ${N}`);
+    // 64 sends in flight from one client while the grain drains them, packing off then on: the
+    // rate sent and processed, and Redis's CPU per message.
+    const sendAndDrain = async (ref: typeof hot) => {
+      const before = await ref.ask('get');
+      const cpuBefore = await redisCpuSeconds();
+      const sendStart = performance.now();
+      await withConcurrency(64, N, () => ref.send('add', 1));
+      const sendRate = N / (since(sendStart) / 1_000);
+      const after = await ref.ask('get');
+      if (after !== before + N) throw new Error(`hot grain counted ${after - before} of ${N}`);
+      const drained = N / (since(sendStart) / 1_000);
+      return { sendRate, rate: drained, cpuUs: (((await redisCpuSeconds()) - cpuBefore) * 1e6) / N };
+    };
+    const unpackedClient = await connect({ redis: server.url, keyPrefix, maxPackMessages: 1 });
+    const unpacked = await sendAndDrain(unpackedClient.getGrain(Counter, 'hot'));
+    const packed = await sendAndDrain(hot);
+    record('hotSendPerSec', 'hot grain send (one client, 64 in flight), enqueue rate', packed.sendRate, 'msg/s');
+    record(
+      'hotSendAndDrainUnpackedPerSec',
+      'hot grain: 64 sends in flight, sent and processed (state every message), packing off',
+      unpacked.rate,
+      'msg/s',
+      { to: rawTrivial, label: 'raw BullMQ c=1 drain' },
+    );
     record(
       'hotSendAndDrainPerSec',
-      'hot grain: 64 sends in flight, sent and processed (state every message)',
-      N / (since(sendStart) / 1_000),
+      'hot grain: 64 sends in flight, sent and processed (state every message), packing on',
+      packed.rate,
       'msg/s',
-      {
-        to: rawTrivial,
-        label: 'raw BullMQ c=1 drain',
-      },
+      { to: rawTrivial, label: 'raw BullMQ c=1 drain' },
     );
+    record('redisCpuPerMessageUnpackedUs', 'Redis CPU per message of that hot grain, packing off', unpacked.cpuUs, 'µs');
+    record('redisCpuPerMessagePackedUs', 'Redis CPU per message of that hot grain, packing on', packed.cpuUs, 'µs', {
+      to: unpacked.cpuUs,
+      label: 'of packing off',
+    });
 
-    // ask throughput and latency, unloaded
+    // ask throughput and latency, unloaded; each ask alternates with the same ask from a client
+    // that never packs (an unloaded ask must pay nothing for packing), so both see the same machine.
+    const unpackedHot = unpackedClient.getGrain(Counter, 'hot');
     const askLat: number[] = [];
-    const askStart = performance.now();
+    const unpackedLat: number[] = [];
     for (let i = 0; i < 2_000; i++) {
       const t = performance.now();
       await hot.ask('add', 1);
       askLat.push(since(t));
+      const u = performance.now();
+      await unpackedHot.ask('add', 1);
+      unpackedLat.push(since(u));
     }
-    record('askSequentialPerSec', 'hot grain ask, one at a time', 2_000 / (since(askStart) / 1_000), 'asks/s');
+    record('askSequentialPerSec', 'hot grain ask, one at a time', 2_000 / (askLat.reduce((a, b) => a + b, 0) / 1_000), 'asks/s');
+    await unpackedClient.close();
     const p50 = percentile(askLat, 50);
     const p99 = percentile(askLat, 99);
     record('askP50Ms', 'ask latency p50, unloaded', p50, 'ms', { to: rawP50, label: 'raw add->process p50' });
     record('askP99Ms', 'ask latency p99, unloaded', p99, 'ms', { to: rawP99, label: 'raw add->process p99' });
+    record('askP50PackingOffMs', 'ask latency p50, unloaded, from a client with packing off', percentile(unpackedLat, 50), 'ms', {
+      to: p50,
+      label: 'packing on',
+      invert: true,
+    });
     record('askP50VsRequestResponse', 'ask latency p50, unloaded (state committed)', p50, 'ms', {
       to: rrP50,
       label: 'BullMQ request/response p50',
@@ -205,8 +240,9 @@ try {
       label: 'raw BullMQ c=1 drain',
     });
 
-    // ask latency at half the measured drain capacity (background sends to other grains)
-    const halfRate = rate / 2;
+    // ask latency with background sends to other grains at half the rate a hot grain's messages
+    // are sent and processed without packing (the same load as before packing existed)
+    const halfRate = unpacked.rate / 2;
     const load = { on: true };
     const background = (async () => {
       const others = Array.from({ length: 20 }, (_, i) => client.getGrain(Counter, `load-${i}`));
@@ -228,14 +264,11 @@ try {
     }
     load.on = false;
     await background;
-    record(
-      'askP50AtHalfLoadMs',
-      `ask latency p50 at half capacity (${halfRate.toFixed(0)} msg/s elsewhere)`,
-      percentile(loaded, 50),
-      'ms',
-      { to: rawP50, label: 'raw add->process p50' },
-    );
-    record('askP99AtHalfLoadMs', 'ask latency p99 at half capacity', percentile(loaded, 99), 'ms', {
+    record('askP50AtHalfLoadMs', `ask latency p50 with ${halfRate.toFixed(0)} msg/s sent to other grains`, percentile(loaded, 50), 'ms', {
+      to: rawP50,
+      label: 'raw add->process p50',
+    });
+    record('askP99AtHalfLoadMs', 'ask latency p99 with that load', percentile(loaded, 99), 'ms', {
       to: rawP99,
       label: 'raw add->process p99',
     });
