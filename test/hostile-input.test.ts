@@ -336,6 +336,18 @@ describe('hostile input', () => {
       expect(await client.getGrain(Target, key).ask('add', 1)).toBe(1);
       expect(await failedReasons(key)).toEqual([reason]);
     });
+
+    it('a pack: each message is its own turn, a malformed one fails alone, and an empty or oversized pack does not wedge the grain', async () => {
+      const good = { ...envelope, m: 'add' };
+      await rawJob('pack-mixed', 'pack:2', { v: 1, p: [{ nonsense: true }, good] });
+      expect(await client.getGrain(Target, 'pack-mixed').ask('add', 1)).toBe(6);
+      expect(await failedReasons('pack-mixed')).toEqual(['message 1 of the pack (pack:2): malformed message: not a redgrain envelope']);
+      await rawJob('pack-empty', 'pack:0', { v: 1, p: [] });
+      expect(await client.getGrain(Target, 'pack-empty').ask('add', 1)).toBe(1);
+      await rawJob('pack-huge', 'pack:1001', { v: 1, p: Array.from({ length: 1_001 }, () => good) });
+      expect(await client.getGrain(Target, 'pack-huge').ask('add', 1)).toBe(1);
+      expect(await failedReasons('pack-huge')).toEqual(['malformed message: not a redgrain envelope']);
+    });
   });
 
   describe('raw state fields', () => {

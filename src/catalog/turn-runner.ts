@@ -127,7 +127,8 @@ export class TurnRunner {
    * crashed or stepped down (taken before), or one of its messages has committed already.
    */
   #needsCare(message: MailboxMessage): boolean {
-    return isPack(message.data) && (message.attemptsStarted > 1 || this.activation.packProgress?.j === message.jobId);
+    if (!isPack(message.data) || jobMessages(message.data) === undefined) return false;
+    return message.attemptsStarted > 1 || this.activation.packProgress?.j === message.jobId;
   }
 
   /**
@@ -178,7 +179,16 @@ export class TurnRunner {
       message = { ...message, token: outcome.sealed };
       activation.held = [message];
     }
-    return undefined;
+    // Nothing was left to run (every message had committed, or the pack is empty): acknowledge it.
+    hooks.ran();
+    const { snapshot } = activation;
+    const outcome = await this.#commit([], { set: [], remove: [PACK_PROGRESS_FIELD], snapshot }, snapshot, new Map(), {
+      messages: [{ message, outcome: { target: 'completed' } }],
+      take: hooks.takeCount(),
+    });
+    if (outcome === undefined) return undefined;
+    activation.packProgress = undefined;
+    return outcome.next;
   }
 
   /**

@@ -14,6 +14,8 @@ const CONCURRENCY = 16;
  * time of the next delayed reminder anyway, so a long wait only saves idle commands.
  */
 const IDLE_WAIT_SECONDS = 60;
+/** How long a stopping silo waits for its reminder workers to finish what they fetched. */
+const CLOSE_WAIT_MS = 5_000;
 /** A late `cron` tick is skipped (policy `skip`) past this lateness. */
 const CRON_SKIP_AFTER_MS = 60_000;
 
@@ -95,12 +97,24 @@ export class ReminderService {
   }
 
   /**
-   * Stops delivering. Forced: BullMQ would otherwise wait out a blocking read (up to
-   * IDLE_WAIT_SECONDS after a Redis restart). A tick being delivered meanwhile is delivered again
-   * by another silo once its lock expires, and runs once (its idempotency key).
+   * Stops delivering. Not forced: a worker first finishes what it has fetched, and fetching a
+   * repeating reminder's tick is also when BullMQ schedules its next one, so a forced close that
+   * dropped the connection in between left the reminder without a next tick until the fetched one
+   * stalled and was fetched again (a minute late). BullMQ ends the blocking read at once. Bounded
+   * (Redis may be down): past CLOSE_WAIT_MS the connection is closed anyway, and a tick being
+   * delivered then is delivered again by another silo once its lock expires, and runs once (its
+   * idempotency key).
    */
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((worker) => worker.close(true)));
+    await Promise.all(
+      this.#workers.map((worker) => {
+        let timer: NodeJS.Timeout | undefined;
+        const waited = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        });
+        return Promise.race([worker.close(), waited]).finally(() => clearTimeout(timer));
+      }),
+    );
     await closeRedis(this.connection);
   }
 }
