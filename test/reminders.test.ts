@@ -71,7 +71,10 @@ describe('durable reminders', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500)); // the outage itself, not a wait for an event
     const downUntil = Date.now();
     await cluster.start();
-    const inOutage = (t: RecordedTick[]) => t.filter((x) => x.scheduledAt > downFrom && x.scheduledAt < downUntil);
+    // A tick is late when it ran well after it was due (half a second; on-time ticks run within a
+    // period): those fell while no silo ran (the first may be due just before the stop returned,
+    // once the reminder workers had finished).
+    const late = (t: RecordedTick[]) => t.filter((x) => x.ranAt - x.scheduledAt >= 500);
     // The late ticks of `all` are delivered one by one while the next on-time tick may already
     // run (the worker delivers several reminders at once), so wait for them, not just for that.
     const ticks = await waitFor('ticks after the outage', async () => {
@@ -79,17 +82,17 @@ describe('durable reminders', () => {
       const afterwards = all.every((t) => t.some((x) => x.scheduledAt > downUntil));
       const times = (all[2] as RecordedTick[]).map((t) => t.scheduledAt).sort((x, y) => x - y);
       const gapless = times.every((t, i) => i === 0 || t - (times[i - 1] as number) === 200);
-      return afterwards && gapless && inOutage(all[2] as RecordedTick[]).length >= 4 ? all : undefined;
+      return afterwards && gapless && late(all[2] as RecordedTick[]).length >= 4 ? all : undefined;
     });
     onTestFailed(() => {
       process.stdout.write(
         `outage ${downFrom}..${downUntil}\n${JSON.stringify(ticks.map((t) => t.map((x) => [x.scheduledAt, x.ranAt])))}\n`,
       );
     });
-    const [once, skip, all] = ticks.map(inOutage) as [RecordedTick[], RecordedTick[], RecordedTick[]];
+    const [once, skip, all] = ticks.map(late) as [RecordedTick[], RecordedTick[], RecordedTick[]];
     expect(skip).toHaveLength(0);
     expect(once).toHaveLength(1);
-    expect(all.length).toBeGreaterThanOrEqual(4); // about 1.5 s / 200 ms, each delivered late
+    expect(all.length).toBeGreaterThanOrEqual(4); // about 1.5 s / 200 ms due while down, the first 1 s of them late by 0.5 s or more
     const allTicks = (ticks[2] as RecordedTick[]).map((t) => t.scheduledAt).sort((a, b) => a - b);
     for (let i = 1; i < allTicks.length; i++) expect(allTicks[i]! - allTicks[i - 1]!).toBe(200);
     for (const key of ['missed-once', 'missed-skip', 'missed-all']) await client().getGrain(Alarm, key).ask('cancel', 'tick');
