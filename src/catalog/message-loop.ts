@@ -103,6 +103,10 @@ export class MessageLoop {
       ran: () => {
         if (this.#singleTakes > 0) this.#singleTakes -= 1;
       },
+      takeAlone: () => {
+        this.#singleTakes = Math.max(1, this.#singleTakes);
+        this.#wakeAgain = true;
+      },
     };
     do {
       this.#wakeAgain = false;

@@ -2,7 +2,7 @@ import { context as otelContext, type Context, type SpanContext } from '@opentel
 import type { Grain } from '../grain/grain.ts';
 import type { FinishOutcome, MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
 import { asEnvelope, newCorrelationId } from '../messaging/envelope.ts';
-import { isPack, jobMessages, PACK_PROGRESS_FIELD, type PackProgress } from '../messaging/message-pack.ts';
+import { isPack, jobMessages, packKey, PACK_PROGRESS_FIELD, type PackProgress } from '../messaging/message-pack.ts';
 import {
   decodeSeen,
   encodeSeen,
@@ -30,6 +30,8 @@ export interface BatchHooks {
   takeCount(): number;
   /** One message of the batch has run. */
   ran(): void;
+  /** The batch stopped before a pack that must run alone: take it alone, next. */
+  takeAlone(): void;
 }
 
 /**
@@ -85,6 +87,12 @@ export class TurnRunner {
       for (const message of messages) {
         // Stopping: commit the turns that ran and hand back, in order, those that did not start.
         if (activation.status === 'deactivating') break;
+        // A pack that must run one message per commit runs alone: what ran before it commits,
+        // it and what follows go back, and it is taken alone next.
+        if (this.#needsCare(message)) {
+          hooks.takeAlone();
+          break;
+        }
         const ofJob: BatchTurn[] = [];
         for (const [at, data] of (jobMessages(message.data) ?? [TOO_BIG]).entries()) {
           // Abandoned meanwhile (its silo was declared dead): nothing may be written.
@@ -112,7 +120,8 @@ export class TurnRunner {
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
     const outcome = await this.#commit(turns, only ?? GrainStateCodec.between(activation.snapshot, working), working, seen, {
       messages: jobs,
-      take: hooks.takeCount(),
+      // Nothing more is taken while messages of this batch are still to be given back.
+      take: unstarted.length > 0 ? 0 : hooks.takeCount(),
     });
     if (outcome === undefined) return undefined;
     if (unstarted.length > 0) {
@@ -128,7 +137,7 @@ export class TurnRunner {
    */
   #needsCare(message: MailboxMessage): boolean {
     if (!isPack(message.data) || jobMessages(message.data) === undefined) return false;
-    return message.attemptsStarted > 1 || this.activation.packProgress?.j === message.jobId;
+    return message.attemptsStarted > 1 || this.activation.packProgress?.j === packKey(message.jobId, message.data);
   }
 
   /**
@@ -140,7 +149,9 @@ export class TurnRunner {
   async #runPackCarefully(pack: MailboxMessage, hooks: BatchHooks): Promise<Taken | undefined> {
     const activation = this.activation;
     const all = jobMessages(pack.data) ?? [];
-    const progress = activation.packProgress?.j === pack.jobId ? activation.packProgress : undefined;
+    const key = packKey(pack.jobId, pack.data);
+    const found = activation.packProgress;
+    const progress = found?.j === key && found.d <= all.length ? found : undefined;
     let message = pack;
     activation.held = [message];
     activation.heldSince = Date.now();
@@ -162,13 +173,13 @@ export class TurnRunner {
       const last = at === all.length - 1;
       const working = turn.result.changes?.snapshot ?? activation.snapshot;
       const changes = turn.result.changes ?? GrainStateCodec.between(activation.snapshot, working);
-      const next: PackProgress = { j: pack.jobId, d: at + 1, a: pack.attemptsStarted - 1 };
+      const next: PackProgress = { j: key, d: at + 1, a: pack.attemptsStarted - 1 };
       const tracked: StateChanges = last
         ? { ...changes, remove: [...changes.remove, PACK_PROGRESS_FIELD] }
         : { ...changes, set: [...changes.set, [PACK_PROGRESS_FIELD, JSON.stringify(next)]] };
       if (last) hooks.ran();
       const outcome = await this.#commit([turn], tracked, working, seen, {
-        messages: [{ message, outcome: jobOutcome(turns) }],
+        messages: [{ message, outcome: jobOutcome(turns, progress?.d ?? 0) }],
         finish: last,
         take: last ? hooks.takeCount() : 0,
       });
@@ -300,7 +311,8 @@ export class TurnRunner {
       host.log.debug('message from a grain processed already; dropped', { grain: id.toString(), method: envelope.m });
       result = { outcome: { target: 'completed' }, changes: undefined, reply: undefined };
     } else if (attempts > host.maxMessageAttempts) {
-      result = await deadLetter(id, host, { jobId, name: method, data, attemptsStarted: attempts }, envelope);
+      const stored = data === TOO_BIG ? message.data : data;
+      result = await deadLetter(id, host, { jobId, name: method, data: stored, attemptsStarted: attempts }, envelope);
     } else if (envelope === undefined) {
       host.log.warn('refused a message that is not a redgrain envelope', { grain: id.toString(), jobId });
       const reason = 'malformed message: not a redgrain envelope';
@@ -465,7 +477,7 @@ const TOO_BIG = Symbol('a pack too big to be read');
  * How to finish a job once its turns ran: completed when every one completed; failed otherwise,
  * with each failure's reason (for a pack, which of its messages failed).
  */
-function jobOutcome(turns: readonly BatchTurn[]): FinishOutcome {
+function jobOutcome(turns: readonly BatchTurn[], first = 0): FinishOutcome {
   const failures = turns.flatMap((turn, at) =>
     turn.result.outcome.target === 'failed' ? [{ at, turn, reason: turn.result.outcome.reason }] : [],
   );
@@ -474,7 +486,7 @@ function jobOutcome(turns: readonly BatchTurn[]): FinishOutcome {
   if (turns.length === 1 && only !== undefined) return { target: 'failed', reason: only.reason };
   return {
     target: 'failed',
-    reason: failures.map(({ at, turn, reason }) => `message ${at + 1} of the pack (${turn.method}): ${reason}`).join('; '),
+    reason: failures.map(({ at, turn, reason }) => `message ${first + at + 1} of the pack (${turn.method}): ${reason}`).join('; '),
   };
 }
 

@@ -2,7 +2,7 @@ import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
 import { addAllInTransaction } from '../mailbox/bullmq-adapter.ts';
-import { packBytes, packJobName, toPack } from '../messaging/message-pack.ts';
+import { jobMessages, packBytes, packJobName, toPack } from '../messaging/message-pack.ts';
 import { MessagePacker, NotSentBehindError, type PackLimits, type PackSending } from './message-packer.ts';
 import type { RedisClient } from '../redis/connection.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
@@ -102,6 +102,8 @@ export interface ClientRuntime {
   maxPayloadBytes: number;
   /** How big a pack of messages to one grain may grow (see MessagePacker); `messages: 1` sends each alone. */
   pack: PackLimits;
+  /** Grain classes known from the start (a silo's own), as if referenced with `getGrain`. */
+  knownClasses?: readonly GrainClass[] | undefined;
   /** How long a message's outcome is kept for its idempotency key (ms). */
   idempotencyWindowMs: number;
   /** Replicas that must acknowledge an enqueue before it counts as sent (0: none). */
@@ -141,10 +143,16 @@ export class GrainClient implements MessageSender {
 
   constructor(private readonly runtime: ClientRuntime) {
     this.#packer = new MessagePacker(runtime.pack, (grain, envelopes) => this.#sendPack(grain, envelopes));
+    for (const cls of runtime.knownClasses ?? []) this.#learn(cls);
   }
 
   /** A typed reference to the grain of class `cls` with key `key`. */
   getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {
+    return new GrainReference<G>(this, GrainId.of(this.#learn(cls), key));
+  }
+
+  /** Takes in what a grain class says about its messages (bounds, handlers, errors); returns its type. */
+  #learn(cls: GrainClass): string {
     const type = grainTypeName(cls);
     const limits = mailboxLimits(cls);
     if (limits !== undefined) this.#limits.set(type, limits);
@@ -152,7 +160,7 @@ export class GrainClient implements MessageSender {
     const readOnly = readOnlyHandlers(cls);
     if (readOnly.size > 0) this.#readOnly.set(type, readOnly);
     this.runtime.errorClasses.register(cls.errors);
-    return new GrainReference<G>(this, GrainId.of(type, key));
+    return type;
   }
 
   async send(grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> {
@@ -687,8 +695,9 @@ export class GrainClient implements MessageSender {
   }
 
   async #enqueue(grain: GrainId, envelopes: MessageEnvelope | readonly MessageEnvelope[], place: Place): Promise<void> {
-    // A bounded mailbox counts its messages by job: its messages travel alone.
-    if (this.runtime.pack.messages > 1 && !this.#limits.has(grain.type)) {
+    // A bounded mailbox counts its messages by job: its messages travel alone, and so do those to
+    // a type whose class this client does not know (it cannot tell whether its mailbox is bounded).
+    if (this.runtime.pack.messages > 1 && this.#handlers.has(grain.type) && !this.#limits.has(grain.type)) {
       await place.turn;
       const sent = this.#packer.add(grain, Array.isArray(envelopes) ? envelopes : [envelopes as MessageEnvelope]);
       place.done();
@@ -765,19 +774,26 @@ export class GrainClient implements MessageSender {
     for (const job of await queue.getWaiting(0, depth - maxDepth - 1)) {
       // Removal fails for a message a silo has just taken: then it is not dropped.
       if (job?.id === undefined || (await queue.remove(job.id)) !== 1) continue;
-      const envelope = asEnvelope(job.data);
-      await deadLetters.add({
-        grainType: grain.type,
-        grainKey: grain.key,
-        method: envelope?.m ?? job.name,
-        reason: `mailbox full: dropped as the oldest waiting message (maxDepth ${maxDepth}, overflow drop-oldest)`,
-        attempts: 0,
-        silo: '',
-        message: job.data,
-      });
-      if (envelope?.r !== undefined) {
-        const reply: ReplyMessage = { i: envelope.r.i, ok: false, e: errorToData(new MailboxFullError(grain.toString(), maxDepth, true)) };
-        await publishTo(redis, keys.replyChannel(envelope.r.c), JSON.stringify(reply));
+      // A pack (sent by a process that did not know the bound) is set aside message by message.
+      for (const message of jobMessages(job.data) ?? [job.data]) {
+        const envelope = asEnvelope(message);
+        await deadLetters.add({
+          grainType: grain.type,
+          grainKey: grain.key,
+          method: envelope?.m ?? job.name,
+          reason: `mailbox full: dropped as the oldest waiting message (maxDepth ${maxDepth}, overflow drop-oldest)`,
+          attempts: 0,
+          silo: '',
+          message,
+        });
+        if (envelope?.r !== undefined) {
+          const reply: ReplyMessage = {
+            i: envelope.r.i,
+            ok: false,
+            e: errorToData(new MailboxFullError(grain.toString(), maxDepth, true)),
+          };
+          await publishTo(redis, keys.replyChannel(envelope.r.c), JSON.stringify(reply));
+        }
       }
     }
   }

@@ -64,7 +64,9 @@ export class MessagePacker {
           group.flatMap((waiting) => waiting.envelopes),
         );
       } catch (error) {
-        for (const waiting of group) waiting.reject(error);
+        // Nothing was sent: neither is what waits behind it (it would overtake this pack).
+        for (const waiting of group) waiting.reject(new NotSentBehindError(error));
+        for (const waiting of lane.splice(0)) waiting.reject(new NotSentBehindError(error));
         continue;
       }
       sending.done.then(

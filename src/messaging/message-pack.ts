@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { MessageEnvelope } from './envelope.ts';
 
 /*
@@ -10,6 +11,8 @@ import type { MessageEnvelope } from './envelope.ts';
 /** The data of a pack job. */
 export interface MessagePack {
   v: 1;
+  /** The pack's own id: job ids start again once a mailbox is tidied, this never repeats. */
+  i: string;
   p: MessageEnvelope[];
 }
 
@@ -23,7 +26,13 @@ export function packJobName(count: number): string {
 
 /** The job data of a pack. */
 export function toPack(envelopes: readonly MessageEnvelope[]): MessagePack {
-  return { v: 1, p: [...envelopes] };
+  return { v: 1, i: randomUUID(), p: [...envelopes] };
+}
+
+/** What a pack's progress is recorded under: its own id, or (a pack redgrain did not write) its job id. */
+export function packKey(jobId: string, data: unknown): string {
+  const id = (data as { i?: unknown } | null)?.i;
+  return typeof id === 'string' && id.length > 0 && id.length <= 64 ? `pack:${id}` : `job:${jobId}`;
 }
 
 /**
@@ -50,7 +59,7 @@ export function packBytes(envelope: MessageEnvelope): number {
 
 /**
  * The state field that records how far a pack run one message per commit has got (see
- * TurnRunner): `{ j: jobId, d: messages committed, a: the pack's takes before the next one started }`.
+ * TurnRunner): `{ j: packKey, d: messages committed, a: the pack's takes before the next one started }`.
  * It exists only while such a pack is under way, and is not part of the grain's state.
  */
 export const PACK_PROGRESS_FIELD = '~pack';
@@ -66,7 +75,8 @@ export function readPackProgress(text: string | undefined): PackProgress | undef
   if (text === undefined) return undefined;
   try {
     const { j, d, a } = JSON.parse(text) as Partial<PackProgress>;
-    return typeof j === 'string' && Number.isSafeInteger(d) && Number.isSafeInteger(a) ? { j, d: d as number, a: a as number } : undefined;
+    const whole = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+    return typeof j === 'string' && whole(d) && whole(a) ? { j, d, a } : undefined;
   } catch {
     return undefined;
   }

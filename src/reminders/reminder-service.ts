@@ -106,7 +106,7 @@ export class ReminderService {
    * idempotency key).
    */
   async close(): Promise<void> {
-    await Promise.all(
+    await Promise.allSettled(
       this.#workers.map((worker) => {
         let timer: NodeJS.Timeout | undefined;
         const waited = new Promise<void>((resolve) => {

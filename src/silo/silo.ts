@@ -128,6 +128,7 @@ export class Silo {
         redisTimeoutMs: resolved.connectTimeoutMs,
         maxPayloadBytes: resolved.maxPayloadBytes,
         pack: { messages: resolved.maxPackMessages, bytes: resolved.maxPackBytes },
+        knownClasses: resolved.grains,
         idempotencyWindowMs: resolved.idempotencyWindowMs,
         replicas: resolved.replicas,
         errorClasses,
