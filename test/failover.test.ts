@@ -1,11 +1,12 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, Silo, type GrainClient } from 'redgrain';
 import { startRedisCluster, type RedisCluster } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { GrainId } from '../src/grain/grain-id.ts';
 import { freshPrefix } from './support/prefix.ts';
+import { cutOffReplicas } from './support/sentinel.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const GRAINS = 24;
@@ -147,14 +148,7 @@ describe('failover on a Redis Cluster with replicas: 0', () => {
     const replica = cluster.nodes.find((node) => node.port === portOf(follower));
     if (victim === undefined || replica === undefined) throw new Error(`no master and replica for slot ${slot}`);
 
-    const master = new Redis(victim.url);
-    try {
-      expect(await master.wait(1, 10_000)).toBe(1);
-      process.kill(replica.pid, 'SIGSTOP');
-      await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
-    } finally {
-      master.disconnect();
-    }
+    await cutOffReplicas(victim.url, [replica]);
     try {
       for (let i = 0; i < 30; i++) await counter.send('add', 1);
       expect(await counter.ask('get')).toBe(80);

@@ -3,10 +3,10 @@ import { describe, expect, it, onTestFailed } from 'vitest';
 import { ClusterInspector, type GrainClient } from 'redgrain';
 import { TestCluster, type SiloProcess } from 'redgrain/testing';
 import { GrainId } from '../src/grain/grain-id.ts';
-import { serialize } from '../src/messaging/serializer.ts';
 import { senderDigest } from '../src/outbox/outbox.ts';
 import { Emitter, Sink } from './grains/outbox-grains.ts';
 import { Probe, probeKey } from './grains/probe.ts';
+import { sinkRecordEntry } from './support/outbox-entry.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { rawRedis, testClusterRedis, testRedis } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -224,13 +224,7 @@ describe('the outbox after a kill -9', () => {
         // The outbox as the dead silo would have left it had it died while forwarding: 1 delivered
         // but not trimmed yet (here with other arguments, to be seen if applied), 2 and 3 committed
         // and not delivered.
-        const entry = (args: unknown[], at: number) =>
-          JSON.stringify({
-            k: 'send',
-            g: 'Sink/sink',
-            e: { v: 1, m: 'record', a: serialize(args, 'test'), c: 'left-over', t: Date.now(), o: { s: sender, e: epoch, n: at } },
-            q: `${epoch}.${at}`,
-          });
+        const entry = (args: unknown[], at: number) => sinkRecordEntry(sender, epoch, at, args);
         await redis.rpush(key('Emitter/taken', 'outbox'), entry(['taken', 100], n), entry(['taken', 2], n + 1), entry(['taken', 3], n + 2));
         // No message goes to the emitter: the takeover wakes it because its outbox holds effects.
         const got = await waitFor(

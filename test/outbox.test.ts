@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { GrainId } from '../src/grain/grain-id.ts';
-import { serialize } from '../src/messaging/serializer.ts';
 import { senderDigest } from '../src/outbox/outbox.ts';
 import { Emitter, Sink } from './grains/outbox-grains.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
+import { sinkRecordEntry } from './support/outbox-entry.ts';
 import { waitFor } from './support/wait-for.ts';
 import { rawRedis } from './support/redis.ts';
 
@@ -68,13 +68,7 @@ describe('the outbox', () => {
     await cluster.stop();
     // As a silo that died after delivering 1 and before trimming its outbox, with 2 committed and
     // not delivered yet, would have left it (1 again carries other arguments, to be seen if applied).
-    const entry = (args: unknown[], at: number) =>
-      JSON.stringify({
-        k: 'send',
-        g: 'Sink/sink',
-        e: { v: 1, m: 'record', a: serialize(args, 'test'), c: 'left-over', t: Date.now(), o: { s: sender, e: epoch, n: at } },
-        q: `${epoch}.${at}`,
-      });
+    const entry = (args: unknown[], at: number) => sinkRecordEntry(sender, epoch, at, args);
     await redis.rpush(key('Emitter/left', 'outbox'), entry(['left', 100], n), entry(['left', 2], n + 1));
     await cluster.start();
     await emitter.ask('emit', 3);

@@ -1,9 +1,8 @@
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterInspector, connect, RedisUnavailableError, Silo } from 'redgrain';
 import { Counter } from '../grains/counter.ts';
 import { freshPrefix } from './support/prefix.ts';
-import { startSentinelGroup, type SentinelGroup } from './support/sentinel.ts';
+import { cutOffReplicas, startSentinelGroup, type SentinelGroup } from './support/sentinel.ts';
 import { waitFor } from './support/wait-for.ts';
 
 /**
@@ -99,17 +98,8 @@ describe('failover through Sentinel', () => {
     const counter = client.getGrain(Counter, 'lagging');
     for (let i = 0; i < 50; i++) await counter.send('add', 1);
     expect(await counter.ask('get')).toBe(50);
-    // Both replicas hold everything so far; then they stop, and the master drops its links to
-    // them (what it sends from now on would otherwise wait in their sockets): the master goes on
-    // alone, as it does when its replicas lag.
-    const master = new Redis(sentinels.master.url);
-    try {
-      expect(await master.wait(2, 10_000)).toBe(2);
-      for (const replica of sentinels.replicas) process.kill(replica.pid, 'SIGSTOP');
-      await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
-    } finally {
-      master.disconnect();
-    }
+    // Both replicas hold everything so far; then the master goes on alone.
+    await cutOffReplicas(sentinels.master.url, sentinels.replicas);
     try {
       for (let i = 0; i < 30; i++) await counter.send('add', 1);
       // Committed on the master and answered: the grain's memory and the master say 80.

@@ -96,3 +96,21 @@ function fieldOf(fields: string[], field: string): string | undefined {
   const at = fields.indexOf(field);
   return at < 0 ? undefined : fields[at + 1];
 }
+
+/**
+ * Waits until `replicas` replicas of the master at `masterUrl` have everything written so far,
+ * then stops them (SIGSTOP) and has the master drop its links to them: from then on the master
+ * goes on alone, as it does when its replicas lag. (SIGSTOP alone is not enough: the kernel keeps
+ * what the master writes in the stopped replica's socket, and it reads that once it runs again.)
+ */
+export async function cutOffReplicas(masterUrl: string, replicas: readonly { pid: number }[]): Promise<void> {
+  const master = new Redis(masterUrl);
+  try {
+    const synced = await master.wait(replicas.length, 10_000);
+    if (synced !== replicas.length) throw new Error(`only ${synced} of ${replicas.length} replicas caught up`);
+    for (const replica of replicas) process.kill(replica.pid, 'SIGSTOP');
+    await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
+  } finally {
+    master.disconnect();
+  }
+}
