@@ -23,13 +23,18 @@ export class CallOrder {
     const mine = new Promise<void>((resolve) => (free = resolve));
     this.#tails.set(grainTag, mine);
     let freed = false;
+    const turn = before ?? Promise.resolve();
     return {
-      turn: before ?? Promise.resolve(),
+      turn,
       done: () => {
         if (freed) return;
         freed = true;
-        free();
-        if (this.#tails.get(grainTag) === mine) this.#tails.delete(grainTag);
+        // A call that gives up before its turn came hands its place on only once its turn comes:
+        // the calls behind it must not overtake the calls before it either.
+        void turn.then(() => {
+          free();
+          if (this.#tails.get(grainTag) === mine) this.#tails.delete(grainTag);
+        });
       },
     };
   }

@@ -668,11 +668,19 @@ export class GrainClient implements MessageSender {
         throw new RedisUnavailableError(`Cannot send ${grain.toString()}.${method}: ${why}; the message was not enqueued`, error);
       }
       let timer: NodeJS.Timeout | undefined;
+      // Once this call has given up, it must not issue its enqueue later, behind calls made after it.
+      const gaveUp = { now: false };
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out')), Math.max(1, deadline - Date.now()));
+        timer = setTimeout(
+          () => {
+            gaveUp.now = true;
+            reject(new Error('timed out'));
+          },
+          Math.max(1, deadline - Date.now()),
+        );
       });
       try {
-        await Promise.race([this.#enqueue(grain, envelopes, place), timeout]);
+        await Promise.race([this.#enqueue(grain, envelopes, place, gaveUp), timeout]);
       } catch (error) {
         if (error instanceof RedgrainError) throw error;
         if (error instanceof NotSentBehindError) {
@@ -694,11 +702,17 @@ export class GrainClient implements MessageSender {
     }
   }
 
-  async #enqueue(grain: GrainId, envelopes: MessageEnvelope | readonly MessageEnvelope[], place: Place): Promise<void> {
+  async #enqueue(
+    grain: GrainId,
+    envelopes: MessageEnvelope | readonly MessageEnvelope[],
+    place: Place,
+    gaveUp: { readonly now: boolean },
+  ): Promise<void> {
     // A bounded mailbox counts its messages by job: its messages travel alone, and so do those to
     // a type whose class this client does not know (it cannot tell whether its mailbox is bounded).
     if (this.runtime.pack.messages > 1 && this.#handlers.has(grain.type) && !this.#limits.has(grain.type)) {
       await place.turn;
+      if (gaveUp.now) return;
       const sent = this.#packer.add(grain, Array.isArray(envelopes) ? envelopes : [envelopes as MessageEnvelope]);
       place.done();
       await sent;
@@ -712,6 +726,7 @@ export class GrainClient implements MessageSender {
     const limits = this.#limits.get(grain.type);
     // Issued in call order; the calls behind this one need not wait for its round trip.
     await place.turn;
+    if (gaveUp.now) return;
     const added = Array.isArray(envelopes)
       ? this.#addAll(grain, envelopes)
       : this.#producer(grain).add((envelopes as MessageEnvelope).m, envelopes);
