@@ -104,6 +104,33 @@ describe('redgrain inspect', () => {
     await slow;
   });
 
+  it('counts and lists the messages of a pack one by one', async () => {
+    const ledger = client.getGrain(Ledger, 'packed');
+    await ledger.ask('credit', 'first', 1);
+    const slow = ledger.ask('slow', 3_000);
+    slow.catch(() => undefined); // awaited at the end; a failed assertion must not leave it unhandled
+    await waitFor('the slow turn to start', async () =>
+      (await inspectJson<{ mailbox: { active: number } }>('grain', 'Ledger', 'packed')).mailbox.active === 1 ? true : undefined,
+    );
+    // Sent at once: the first goes alone, the three behind it as one pack.
+    await Promise.all(['p1', 'p2', 'p3', 'p4'].map((id) => ledger.send('credit', id, 1)));
+    const grain = await inspectJson<{ mailbox: { waiting: number }; waiting: { id: string; method: string }[] }>(
+      'grain',
+      'Ledger',
+      'packed',
+    );
+    expect(grain.mailbox.waiting).toBe(4);
+    const [alone, ...packed] = grain.waiting;
+    const pack = packed[0]?.id.split('.')[0];
+    expect({ alone: /^\d+$/.test(alone?.id ?? ''), packed: packed.map((m) => m.id) }).toEqual({
+      alone: true,
+      packed: [`${pack}.0`, `${pack}.1`, `${pack}.2`],
+    });
+    expect(grain.waiting.map((m) => m.method)).toEqual(['credit', 'credit', 'credit', 'credit']);
+    await slow;
+    expect([...(await ledger.ask('snapshot')).entries.keys()]).toEqual(['first', 'p1', 'p2', 'p3', 'p4']);
+  });
+
   it('runs as the redgrain command, and fails clearly on bad input', async () => {
     // Its Redis from the environment, as an operator's shell gives it.
     const { REDIS_URL: _url, REDIS_CLUSTER: _cluster, REDIS_SENTINELS: _sentinels, ...env } = process.env;

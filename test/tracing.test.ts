@@ -142,6 +142,26 @@ describe('tracing', () => {
     expect(parentOf(serverSpan as ReadableSpan)).toBe(clientSpan?.spanContext().spanId);
   });
 
+  it('gives each message of a pack its own span, under its own caller', async () => {
+    const campaign = client.getGrain(Campaign, `packed-${Date.now()}`);
+    // Asked at once: the first goes alone, the two behind it as one pack.
+    await Promise.all(['pack-1', 'pack-2', 'pack-3'].map((id) => campaign.with({ correlationId: id }).ask('get')));
+    const spans = await waitFor('a client and a server span for each ask', () => {
+      const found = exporter
+        .getFinishedSpans()
+        .filter((s) => s.name === 'Campaign/get' && String(s.attributes['redgrain.correlation_id']).startsWith('pack-'));
+      return found.length === 6 ? found : undefined;
+    });
+    const ids = ['pack-1', 'pack-2', 'pack-3'].map((id) => {
+      const mine = spans.filter((s) => s.attributes['redgrain.correlation_id'] === id);
+      const [clientSpan, serverSpan] = [mine.find((s) => s.kind === SpanKind.CLIENT), mine.find((s) => s.kind === SpanKind.SERVER)];
+      expect(parentOf(serverSpan as ReadableSpan)).toBe(clientSpan?.spanContext().spanId);
+      return String(serverSpan?.attributes['messaging.message.id']);
+    });
+    const pack = ids[1]?.split('.')[0];
+    expect({ alone: /^\d+$/.test(ids[0] ?? ''), packed: ids.slice(1) }).toEqual({ alone: true, packed: [`${pack}.0`, `${pack}.1`] });
+  });
+
   it('puts the trace id and correlation id on log lines written while a handler runs', async () => {
     const campaign = client.getGrain(Campaign, `logged-${Date.now()}`).with({ correlationId: 'req-log' });
     // A one-way message that fails is logged by the silo (an ask's failure goes to its caller).

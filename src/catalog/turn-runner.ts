@@ -118,12 +118,13 @@ export class TurnRunner {
       return undefined;
     }
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
-    const outcome = await this.#commit(turns, only ?? GrainStateCodec.between(activation.snapshot, working), working, seen, {
+    const effects = turns.flatMap((turn) => turn.effects);
+    const outcome = await this.#commit(turns, effects, only ?? GrainStateCodec.between(activation.snapshot, working), working, seen, {
       messages: jobs,
       // Nothing more is taken while messages of this batch are still to be given back.
       take: unstarted.length > 0 ? 0 : hooks.takeCount(),
     });
-    if (outcome === undefined) return undefined;
+    if (outcome.kind !== 'committed') return this.#refused(outcome);
     if (unstarted.length > 0) {
       await this.#handBack(unstarted);
       return undefined;
@@ -178,12 +179,12 @@ export class TurnRunner {
         ? { ...changes, remove: [...changes.remove, PACK_PROGRESS_FIELD] }
         : { ...changes, set: [...changes.set, [PACK_PROGRESS_FIELD, JSON.stringify(next)]] };
       if (last) hooks.ran();
-      const outcome = await this.#commit([turn], tracked, working, seen, {
+      const outcome = await this.#commit([turn], turn.effects, tracked, working, seen, {
         messages: [{ message, outcome: jobOutcome(turns, progress?.d ?? 0) }],
         finish: last,
         take: last ? hooks.takeCount() : 0,
       });
-      if (outcome === undefined) return undefined;
+      if (outcome.kind !== 'committed') return this.#refused(outcome);
       activation.packProgress = last ? undefined : next;
       if (last) return outcome.next;
       // The pack stays taken, its lock now holding the commit's token.
@@ -193,56 +194,52 @@ export class TurnRunner {
     // Nothing was left to run (every message had committed, or the pack is empty): acknowledge it.
     hooks.ran();
     const { snapshot } = activation;
-    const outcome = await this.#commit([], { set: [], remove: [PACK_PROGRESS_FIELD], snapshot }, snapshot, new Map(), {
+    const outcome = await this.#commit([], [], { set: [], remove: [PACK_PROGRESS_FIELD], snapshot }, snapshot, new Map(), {
       messages: [{ message, outcome: { target: 'completed' } }],
       take: hooks.takeCount(),
     });
-    if (outcome === undefined) return undefined;
+    if (outcome.kind !== 'committed') return this.#refused(outcome);
     activation.packProgress = undefined;
     return outcome.next;
   }
 
   /**
-   * Commits turns that ran (their state `changes`, leading to `working`) and, once committed,
-   * answers their callers and carries out their effects. Returns undefined when the commit was
-   * refused (the activation has stepped down).
+   * Commits turns that ran (their state `changes`, leading to `working`, and `effects`) or, with
+   * no turns, what a timer tick or `onDeactivate` did; once committed, answers the turns' callers
+   * and carries out the effects. A commit outside a message with nothing to write writes nothing
+   * and counts as committed. Anything but `committed` wrote nothing.
    */
   async #commit(
     turns: readonly BatchTurn[],
+    effects: readonly OutboxEffect[],
     stateChanges: StateChanges,
     working: StateSnapshot,
     seen: ReadonlyMap<string, SenderMark>,
     parts: Pick<BatchParts, 'messages' | 'take' | 'finish'>,
-  ): Promise<Extract<BatchOutcome, { kind: 'committed' }> | undefined> {
+    parent: Context | undefined = turns[turns.length - 1]?.trace?.context,
+  ): Promise<BatchOutcome> {
     const activation = this.activation;
     // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
     const journal = activation.journal?.prepare(working);
     const changes = journal?.changes === undefined ? stateChanges : withProgressOf(stateChanges, journal.changes);
-    const last = turns[turns.length - 1];
-    const span = last?.trace === undefined ? undefined : startCommitSpan(activation, last.trace.context, changes, turns.length);
-    const outbox = this.#number(turns.flatMap((turn) => turn.effects));
-    const effects: CommitEffects = {
+    const nothing = changes.set.length === 0 && changes.remove.length === 0 && effects.length === 0 && (journal?.events.length ?? 0) === 0;
+    if (parts.messages.length === 0 && nothing) return { kind: 'committed', next: NOTHING_TAKEN, sealed: '' };
+    const span = parent === undefined ? undefined : startCommitSpan(activation, parent, changes, turns.length);
+    const outbox = this.#number(effects);
+    const committing: CommitEffects = {
       outbox: outbox.map((e) => e.raw),
       seen: [...seen].map(([sender, mark]) => [sender, encodeSeen(mark)] as const),
     };
     const records = turns.flatMap((turn) => turn.result.idempotent ?? []);
     let outcome: BatchOutcome;
     try {
-      outcome = await new BatchCommit(activation, { ...parts, changes, records, effects, journal }).send();
+      outcome = await new BatchCommit(activation, { ...parts, changes, records, effects: committing, journal }).send();
     } finally {
       span?.end();
       for (const turn of turns) endTurn(activation, turn);
       activation.held = [];
     }
-    if (outcome.kind !== 'committed') {
-      if (outcome.kind === 'rolledBack')
-        activation.host.log.warn('Redis lost commits of this grain; reading its state again', { grain: activation.id.toString() });
-      activation.stepDown(stepDownReason(outcome));
-      // The messages are back in the hands of the grain's owner: tell it to take them back now
-      // (after a refused acknowledgement the commit stands, and the owner finds them anyway).
-      if (outcome.kind !== 'ackRefused') activation.host.wakeOwner(activation.id, true);
-      return undefined;
-    }
+    if (outcome.kind !== 'committed') return outcome;
     activation.commits += 1;
     activation.snapshot = working;
     if (journal !== undefined) activation.journal?.committed(journal);
@@ -260,6 +257,18 @@ export class TurnRunner {
     if (outbox.length === 0) answer();
     else void carriedOut.then(answer);
     return outcome;
+  }
+
+  /** A batch's commit was refused: this activation steps down, and the owner takes the batch back. */
+  #refused(outcome: Exclude<BatchOutcome, { kind: 'committed' }>): undefined {
+    const activation = this.activation;
+    if (outcome.kind === 'rolledBack')
+      activation.host.log.warn('Redis lost commits of this grain; reading its state again', { grain: activation.id.toString() });
+    activation.stepDown(stepDownReason(outcome));
+    // The messages are back in the hands of the grain's owner: tell it to take them back now
+    // (after a refused acknowledgement the commit stands, and the owner finds them anyway).
+    if (outcome.kind !== 'ackRefused') activation.host.wakeOwner(activation.id, true);
+    return undefined;
   }
 
   /** Gives back, in order, messages of the batch that did not start (the silo is stopping). */
@@ -404,32 +413,10 @@ export class TurnRunner {
    * Commits state changes and effects made outside a message (a timer tick, onDeactivate), fenced
    * by the activation's epoch (nothing to commit counts as committed).
    */
-  async commitOutsideMessage(changes: StateChanges | undefined, parent: Context, effects: readonly OutboxEffect[]): Promise<BatchOutcome> {
-    const activation = this.activation;
-    // An event-sourced grain writes its events, and a snapshot when one is due, not its state.
-    const journal = activation.journal?.prepare((changes ?? { snapshot: activation.snapshot }).snapshot);
-    const state = journal?.changes ?? changes ?? { set: [], remove: [], snapshot: activation.snapshot };
-    if (state.set.length === 0 && state.remove.length === 0 && effects.length === 0 && (journal?.events.length ?? 0) === 0)
-      return { kind: 'committed', next: { messages: [], foreignTaken: false, waiting: 0 }, sealed: '' };
-    const span = startCommitSpan(activation, parent, state, 0);
-    const outbox = this.#number(effects);
-    try {
-      const outcome = await new BatchCommit(activation, {
-        changes: state,
-        messages: [],
-        effects: { outbox: outbox.map((e) => e.raw), seen: [] },
-        journal,
-      }).send();
-      if (outcome.kind === 'committed') {
-        activation.commits += 1;
-        if (journal !== undefined) activation.journal?.committed(journal);
-        await activation.host.replicate(activation.id);
-        void activation.forwarder.push(outbox);
-      }
-      return outcome;
-    } finally {
-      span.end();
-    }
+  commitOutsideMessage(changes: StateChanges | undefined, parent: Context, effects: readonly OutboxEffect[]): Promise<BatchOutcome> {
+    const { snapshot } = this.activation;
+    const state = changes ?? { set: [], remove: [], snapshot };
+    return this.#commit([], effects, state, state.snapshot, new Map(), { messages: [] }, parent);
   }
 
   /** Gives a turn's effects their places after this activation's earlier ones, ready to commit. */
@@ -469,6 +456,9 @@ export class TurnRunner {
     };
   }
 }
+
+/** What a commit that takes nothing answers as the next batch. */
+const NOTHING_TAKEN: Taken = { messages: [], foreignTaken: false, waiting: 0 };
 
 /** Stands for the messages of a pack too big to be ours: one malformed message. */
 const TOO_BIG = Symbol('a pack too big to be read');

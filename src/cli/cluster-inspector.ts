@@ -21,7 +21,7 @@ import { OPTIONS, resolveOption, resolveRedis } from '../config/options-schema.t
 /** How many waiting and failed messages a grain view lists. */
 const MESSAGES_SHOWN = 10;
 /** Jobs per list whose names are read to count the messages in packs. */
-const PACKED_JOBS_READ = 100_000;
+const PACKED_JOBS_READ = 10_000;
 
 /**
  * A silo's status as the inspector shows it: the membership status, or `suspect` for a silo

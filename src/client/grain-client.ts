@@ -718,66 +718,57 @@ export class GrainClient implements MessageSender {
       await sent;
       return;
     }
-    const { locator } = this.runtime;
-    // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
-    // follow the enqueue, or a silo could look at the mailbox before the message is in it.
-    const owner = locator.locate(grain);
-    owner.catch(() => undefined);
     const limits = this.#limits.get(grain.type);
     // Issued in call order; the calls behind this one need not wait for its round trip.
     await place.turn;
     if (gaveUp.now) return;
-    const added = Array.isArray(envelopes)
-      ? this.#addAll(grain, envelopes)
-      : this.#producer(grain).add((envelopes as MessageEnvelope).m, envelopes);
+    const list = Array.isArray(envelopes) ? envelopes : [envelopes as MessageEnvelope];
+    const sending = this.#sendJobs(
+      grain,
+      list.map((envelope) => ({ name: envelope.m, data: envelope })),
+      limits?.overflow === 'drop-oldest' ? () => this.#dropOverflow(grain, limits.maxDepth) : undefined,
+    );
     place.done();
-    await added;
-    if (limits?.overflow === 'drop-oldest') await this.#dropOverflow(grain, limits.maxDepth);
-    const { redis, keys, replicas, redisTimeoutMs } = this.runtime;
-    await Promise.all([
-      locator.wake(grain, await owner),
-      replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
-    ]);
+    await sending.done;
   }
 
   /**
    * Sends a pack the packer made: one message as a job of its own, several as one pack job (or,
-   * past the limits, as several packs in one MULTI: all of them or none), then wakes the grain.
+   * past the limits, as several packs in one MULTI: all of them or none).
    */
   #sendPack(grain: GrainId, envelopes: readonly MessageEnvelope[]): PackSending {
-    const { locator, redis, keys, replicas, redisTimeoutMs, pack } = this.runtime;
+    const [only] = envelopes;
+    const jobs =
+      envelopes.length === 1 && only !== undefined
+        ? [{ name: only.m, data: only }]
+        : packsOf(envelopes, this.runtime.pack).map((members) => ({ name: packJobName(members.length), data: toPack(members) }));
+    return this.#sendJobs(grain, jobs);
+  }
+
+  /**
+   * Adds jobs to one grain's mailbox (one job alone; several in one MULTI, in order: all of them
+   * or none, since a receiver that got a later one would drop an earlier one sent again), then
+   * wakes the grain's owner and waits for the replicas required. `beforeWake` runs in between.
+   */
+  #sendJobs(grain: GrainId, jobs: readonly { name: string; data: unknown }[], beforeWake?: () => Promise<void>): PackSending {
+    const { locator, redis, keys, replicas, redisTimeoutMs } = this.runtime;
     // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.
     const owner = locator.locate(grain);
     owner.catch(() => undefined);
-    const [only] = envelopes;
-    const packs = packsOf(envelopes, pack);
-    const added: Promise<unknown> =
-      envelopes.length === 1 && only !== undefined
-        ? this.#producer(grain).add(only.m, only)
-        : addAllInTransaction(
-            this.#producer(grain),
-            packs.map((members) => ({ name: packJobName(members.length), data: toPack(members) })),
-          );
+    const queue = this.#producer(grain);
+    const [only] = jobs;
+    const added =
+      jobs.length === 1 && only !== undefined ? queue.add(only.name, only.data).then(() => undefined) : addAllInTransaction(queue, jobs);
     const done = (async () => {
       await added;
+      await beforeWake?.();
       await Promise.all([
         locator.wake(grain, await owner),
         replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
       ]);
     })();
-    return { added: added.then(() => undefined), done };
-  }
-
-  /**
-   * Adds several messages to one grain's mailbox in one MULTI, in order: all of them or none (a
-   * receiver that got a later one would drop an earlier one sent again).
-   */
-  async #addAll(grain: GrainId, envelopes: readonly MessageEnvelope[]): Promise<void> {
-    await addAllInTransaction(
-      this.#producer(grain),
-      envelopes.map((envelope) => ({ name: envelope.m, data: envelope })),
-    );
+    return { added, done };
   }
 
   /** Moves the oldest waiting messages past `maxDepth` to the dead letters, telling `ask` callers. */
