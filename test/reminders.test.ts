@@ -68,12 +68,17 @@ describe('durable reminders', () => {
     });
     await cluster.stop();
     const downFrom = Date.now();
+    // Ticks a reminder worker delivered before it stopped, into a mailbox whose grain had already
+    // been deactivated, wait there and run after the restart: late, but not by any policy's doing.
+    const handedBack = await Promise.all(
+      ['once', 'skip', 'all'].map(async (m) => (await cluster.inspector.grain('Alarm', `missed-${m}`)).mailbox.waiting),
+    );
     await new Promise((resolve) => setTimeout(resolve, 1_500)); // the outage itself, not a wait for an event
     const downUntil = Date.now();
     await cluster.start();
     // A tick is late when it ran well after it was due (half a second; on-time ticks run within a
-    // period): those fell while no silo ran (the first may be due just before the stop returned,
-    // once the reminder workers had finished).
+    // period): those the policy delivered for the outage (the first may be due just before the stop
+    // returned, once the reminder workers had finished), and those handed back above.
     const late = (t: RecordedTick[]) => t.filter((x) => x.ranAt - x.scheduledAt >= 500);
     // The late ticks of `all` are delivered one by one while the next on-time tick may already
     // run (the worker delivers several reminders at once), so wait for them, not just for that.
@@ -86,12 +91,12 @@ describe('durable reminders', () => {
     });
     onTestFailed(() => {
       process.stdout.write(
-        `outage ${downFrom}..${downUntil}\n${JSON.stringify(ticks.map((t) => t.map((x) => [x.scheduledAt, x.ranAt])))}\n`,
+        `outage ${downFrom}..${downUntil}, handed back ${handedBack.join('/')}\n${JSON.stringify(ticks.map((t) => t.map((x) => [x.scheduledAt, x.ranAt])))}\n`,
       );
     });
     const [once, skip, all] = ticks.map(late) as [RecordedTick[], RecordedTick[], RecordedTick[]];
-    expect(skip).toHaveLength(0);
-    expect(once).toHaveLength(1);
+    expect(skip).toHaveLength(handedBack[1] as number);
+    expect(once).toHaveLength(1 + (handedBack[0] as number));
     expect(all.length).toBeGreaterThanOrEqual(4); // about 1.5 s / 200 ms due while down, the first 1 s of them late by 0.5 s or more
     const allTicks = (ticks[2] as RecordedTick[]).map((t) => t.scheduledAt).sort((a, b) => a - b);
     for (let i = 1; i < allTicks.length; i++) expect(allTicks[i]! - allTicks[i - 1]!).toBe(200);
