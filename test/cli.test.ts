@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startRedisServer } from 'redgrain/testing';
 import type { LoadTestResult } from '../src/cli/load-test.ts';
 import { niceTicks } from '../src/cli/load-test-report.ts';
@@ -60,6 +60,7 @@ describe('redgrain command errors and help', () => {
 
 describe('redgrain loadtest against a Redis with a password', () => {
   const dir = mkdtempSync(join(tmpdir(), 'redgrain-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('never prints the password, leaves no key behind, and keeps the warm-up out of its figures', async () => {
     const server = await startRedisServer({ args: ['--requirepass', 'lt-s3cret-pw'] });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -21,6 +21,7 @@ beforeAll(() => {
 });
 afterAll(() => {
   vi.unstubAllEnvs();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function loadtest(...args: string[]): Promise<{ code: number; result: LoadTestResult }> {
