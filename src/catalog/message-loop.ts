@@ -107,6 +107,7 @@ export class MessageLoop {
         this.#singleTakes = Math.max(1, this.#singleTakes);
         this.#wakeAgain = true;
       },
+      takenAfterRecovery: () => this.#singleTakes > 0,
     };
     do {
       this.#wakeAgain = false;

@@ -32,6 +32,8 @@ export interface BatchHooks {
   ran(): void;
   /** The batch stopped before a pack that must run alone: take it alone, next. */
   takeAlone(): void;
+  /** The batch was taken alone after a recovery: its message may have been interrupted uncounted. */
+  takenAfterRecovery(): boolean;
 }
 
 /**
@@ -69,7 +71,9 @@ export class TurnRunner {
   async runBatch(messages: readonly MailboxMessage[], hooks: BatchHooks): Promise<Taken | undefined> {
     const activation = this.activation;
     const [first] = messages;
-    if (messages.length === 1 && first !== undefined && this.#needsCare(first)) return this.#runPackCarefully(first, hooks);
+    if (messages.length === 1 && first !== undefined && (this.#needsCare(first) || (isRunnablePack(first) && hooks.takenAfterRecovery()))) {
+      return this.#runPackCarefully(first, hooks);
+    }
     activation.held = messages;
     activation.heldSince = Date.now();
     const turns: BatchTurn[] = [];
@@ -137,7 +141,7 @@ export class TurnRunner {
    * crashed or stepped down (taken before), or one of its messages has committed already.
    */
   #needsCare(message: MailboxMessage): boolean {
-    if (!isPack(message.data) || jobMessages(message.data) === undefined) return false;
+    if (!isRunnablePack(message)) return false;
     return message.attemptsStarted > 1 || this.activation.packProgress?.j === packKey(message.jobId, message.data);
   }
 
@@ -152,12 +156,33 @@ export class TurnRunner {
     const all = jobMessages(pack.data) ?? [];
     const key = packKey(pack.jobId, pack.data);
     const found = activation.packProgress;
-    const progress = found?.j === key && found.d <= all.length ? found : undefined;
     let message = pack;
     activation.held = [message];
     activation.heldSince = Date.now();
+    let progress = found?.j === key && found.d <= all.length ? found : undefined;
+    if (progress === undefined) {
+      // No message of the pack has committed: the crashes behind its earlier takes interrupted
+      // runs of the whole pack, which no one message can be charged with. Recorded first, this
+      // baseline charges each crash from here on to the message it interrupted (an innocent
+      // message ahead of a poison one runs as a first attempt), and a message that crashes before
+      // anything commits is counted too.
+      progress = { j: key, d: 0, a: Math.max(0, pack.attemptsStarted - 1) };
+      const { snapshot } = activation;
+      const baseline = await this.#commit(
+        [],
+        [],
+        { set: [[PACK_PROGRESS_FIELD, JSON.stringify(progress)]], remove: [], snapshot },
+        snapshot,
+        new Map(),
+        {
+          messages: [],
+        },
+      );
+      if (baseline.kind !== 'committed') return this.#refused(baseline);
+      activation.packProgress = progress;
+    }
     const turns: BatchTurn[] = [];
-    for (let at = progress?.d ?? 0; at < all.length; at++) {
+    for (let at = progress.d; at < all.length; at++) {
       if (activation.status === 'invalid') {
         activation.held = [];
         return undefined;
@@ -167,7 +192,7 @@ export class TurnRunner {
         return undefined;
       }
       // The message the last crash interrupted carries the takes since it started; the rest one.
-      const attempts = at === (progress?.d ?? 0) ? Math.max(1, pack.attemptsStarted - (progress?.a ?? 0)) : 1;
+      const attempts = at === progress.d ? Math.max(1, pack.attemptsStarted - progress.a) : 1;
       const seen = new Map<string, SenderMark>();
       const turn = await this.#runMessage(message, all[at], at, attempts, activation.snapshot, new Map(), seen);
       turns.push(turn);
@@ -180,7 +205,7 @@ export class TurnRunner {
         : { ...changes, set: [...changes.set, [PACK_PROGRESS_FIELD, JSON.stringify(next)]] };
       if (last) hooks.ran();
       const outcome = await this.#commit([turn], turn.effects, tracked, working, seen, {
-        messages: [{ message, outcome: jobOutcome(turns, progress?.d ?? 0) }],
+        messages: [{ message, outcome: jobOutcome(turns, progress.d) }],
         finish: last,
         take: last ? hooks.takeCount() : 0,
       });
@@ -467,6 +492,11 @@ const TOO_BIG = Symbol('a pack too big to be read');
  * How to finish a job once its turns ran: completed when every one completed; failed otherwise,
  * with each failure's reason (for a pack, which of its messages failed).
  */
+/** A pack whose messages can be read (one that cannot is failed whole, like any bad job). */
+function isRunnablePack(message: MailboxMessage): boolean {
+  return isPack(message.data) && jobMessages(message.data) !== undefined;
+}
+
 function jobOutcome(turns: readonly BatchTurn[], first = 0): FinishOutcome {
   const failures = turns.flatMap((turn, at) =>
     turn.result.outcome.target === 'failed' ? [{ at, turn, reason: turn.result.outcome.reason }] : [],
