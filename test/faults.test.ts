@@ -249,42 +249,50 @@ describe('the outbox after a kill -9', () => {
 
 describe('poison messages', () => {
   it('a message that kills its silo is retried in place a bounded number of times, then dead-lettered; the grain goes on', async () => {
-    await withFaultCluster('poison', 3, { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2' }, async ({ cluster, redis, client }) => {
-      const probe = client.getGrain(Probe, 'poisoned');
-      await probe.send('hit', 'a', 0);
-      await probe.send('crash');
-      await probe.send('hit', 'a', 1);
-      await probe.send('hit', 'a', 2);
-      const letters = await poisonDeadLettered(client);
-      expect(letters).toHaveLength(1);
-      expect(letters[0]).toMatchObject({ grainType: 'Probe', grainKey: 'poisoned', method: 'crash', attempts: 2 });
-      expect(letters[0]?.reason).toContain('killed or hung the activation 2 times');
-      expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(2);
-      // The messages behind it waited (in order) and then ran; none overtook the poison message.
-      expect(await probe.ask('count')).toBe(3);
-      expect(await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).toEqual(['poisoned|a|0', 'poisoned|a|1', 'poisoned|a|2']);
+    // Batches of one: the poison message is interrupted alone every time, so each crash counts
+    // (a crash of a batch of several is charged to none of it: see the next test).
+    await withFaultCluster(
+      'poison',
+      3,
+      { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2', REDGRAIN_TURN_BATCH_SIZE: '1' },
+      async ({ cluster, redis, client }) => {
+        const probe = client.getGrain(Probe, 'poisoned');
+        await probe.send('hit', 'a', 0);
+        await probe.send('crash');
+        await probe.send('hit', 'a', 1);
+        await probe.send('hit', 'a', 2);
+        const letters = await poisonDeadLettered(client);
+        expect(letters).toHaveLength(1);
+        expect(letters[0]).toMatchObject({ grainType: 'Probe', grainKey: 'poisoned', method: 'crash', attempts: 2 });
+        expect(letters[0]?.reason).toContain('killed or hung the activation 2 times');
+        expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(2);
+        // The messages behind it waited (in order) and then ran; none overtook the poison message.
+        expect(await probe.ask('count')).toBe(3);
+        expect(await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).toEqual(['poisoned|a|0', 'poisoned|a|1', 'poisoned|a|2']);
 
-      // Deployed fixed, the operator re-drives it: it runs at the end of the mailbox.
-      await redis.set(probeKey(cluster.keyPrefix, 'fixed'), '1');
-      await client.deadLetters.redrive(letters[0]!.id);
-      expect(await client.deadLetters.list()).toEqual([]);
-      await probe.send('hit', 'a', 3);
-      expect(await probe.ask('count')).toBe(4);
-      expect((await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).slice(3)).toEqual(['poisoned|crash|fixed', 'poisoned|a|3']);
-    });
+        // Deployed fixed, the operator re-drives it: it runs at the end of the mailbox.
+        await redis.set(probeKey(cluster.keyPrefix, 'fixed'), '1');
+        await client.deadLetters.redrive(letters[0]!.id);
+        expect(await client.deadLetters.list()).toEqual([]);
+        await probe.send('hit', 'a', 3);
+        expect(await probe.ask('count')).toBe(4);
+        expect((await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).slice(3)).toEqual(['poisoned|crash|fixed', 'poisoned|a|3']);
+      },
+    );
   });
 
   it('a poison message in the middle of a batch takes none of its batch to the dead letters', async () => {
     await withFaultCluster(
       'poison-batch',
       4,
-      { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '2', REDGRAIN_TURN_BATCH_SIZE: '16' },
+      // One attempt each: a batch-mate charged with the crash would be dead-lettered too.
+      { REDGRAIN_MAX_MESSAGE_ATTEMPTS: '1', REDGRAIN_TURN_BATCH_SIZE: '16' },
       async ({ cluster, redis, client }) => {
         const probe = client.getGrain(Probe, 'poisoned-batch');
         // The first message holds the grain while the rest queue, so the poison message is taken in a
-        // batch with messages before and after it. The crash is counted against the first of that
-        // batch only (certain to have started); the rest, the poison message among them, go back
-        // uncounted and run one at a time, so the poison message is counted from its second crash.
+        // batch with messages before and after it. The crash is counted against none of that batch
+        // (any of them may have caused it): they go back uncounted and run one at a time, so the
+        // poison message is counted from its second crash, alone, and is set aside after it.
         // The rest are sent once the first has started: it was taken alone, then the next one is,
         // and the four behind that (a2, the poison message, a3, a4) make one batch.
         await probe.send('hitSlowOnce', 'a', 0, 2_000);
@@ -298,8 +306,8 @@ describe('poison messages', () => {
         const letters = await poisonDeadLettered(client);
         expect(await probe.ask('count')).toBe(5);
         expect(letters.map((letter) => letter.method)).toEqual(['crash']);
-        expect(letters[0]?.attempts).toBe(2);
-        expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(3);
+        expect(letters[0]?.attempts).toBe(1);
+        expect(await redis.llen(probeKey(cluster.keyPrefix, 'crashes'))).toBe(2);
         // Messages run before the crash in its batch ran again (not committed); all in order.
         const runs = (await redis.lrange(probeKey(cluster.keyPrefix, 'runs'), 0, -1)).map((r) => Number(r.split('|')[2]));
         expect(runs.slice(-3)).toEqual([2, 3, 4]);

@@ -23,10 +23,17 @@ export class MessageLoop {
   #waiting = 0;
   /**
    * Messages to take one at a time: those just put back after a crash. Recovery charges the crash
-   * to the first of them only (see recoverTaken-2.lua), so each of the others must run alone: a
-   * poison message among them then crashes alone and is counted, and its batch-mates are not.
+   * to none of them but a lone interrupted message (see recoverTaken-2.lua), so each must run
+   * alone: a poison message among them then crashes alone and is counted, and its batch-mates are
+   * not.
    */
   #singleTakes = 0;
+  /**
+   * Messages this activation took and let go of itself, unstarted, because another activation held
+   * some too (`#unlessForeignTaken`): they sit among the taken ones until recovery, and are not
+   * part of the batch a crash interrupted.
+   */
+  #ownReleased = 0;
 
   constructor(
     private readonly activation: Activation,
@@ -146,7 +153,10 @@ export class MessageLoop {
     this.activation.host.log.debug('messages taken by another activation; recovering them first', {
       grain: this.activation.id.toString(),
     });
-    if (taken.messages.length > 0) await this.activation.mailbox.release(taken.messages);
+    if (taken.messages.length > 0) {
+      await this.activation.mailbox.release(taken.messages);
+      this.#ownReleased += taken.messages.length;
+    }
     this.#recoverFirst = true;
     return [];
   }
@@ -158,8 +168,9 @@ export class MessageLoop {
    */
   async #recover(): Promise<boolean> {
     const { mailbox, host } = this.activation;
-    const { moved, locked } = await mailbox.recoverTaken((token) => host.isStaleLock(token));
+    const { moved, locked } = await mailbox.recoverTaken((token) => host.isStaleLock(token), this.#ownReleased);
     if (locked === 0) {
+      this.#ownReleased = 0;
       this.#recoverFirst = false;
       this.#singleTakes = Math.max(this.#singleTakes, moved);
       return true;

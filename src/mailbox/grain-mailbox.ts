@@ -203,9 +203,11 @@ export class GrainMailbox {
    * were fenced out) back at the head of the mailbox, in their order. Only the grain's current
    * owner calls this, before it takes anything. A lock held by a silo that is gone (or by this
    * silo's own earlier activation) is released first; while any other lock is live, nothing moves
-   * (its holder may still acknowledge, and order needs all of them back together).
+   * (its holder may still acknowledge, and order needs all of them back together). `ownReleased`:
+   * how many of the newest taken messages this activation took and let go of itself, unstarted.
+   * A crash is charged to the oldest message only when it interrupted that message alone.
    */
-  async recoverTaken(isStale: (lockToken: string) => Promise<boolean>): Promise<{ moved: number; locked: number }> {
+  async recoverTaken(isStale: (lockToken: string) => Promise<boolean>, ownReleased = 0): Promise<{ moved: number; locked: number }> {
     const activeKey = this.#backend.toKey('active');
     const taken = await this.redis.lrange(activeKey, 0, -1);
     if (taken.length === 0) return { moved: 0, locked: 0 };
@@ -214,10 +216,13 @@ export class GrainMailbox {
     for (const [i, token] of tokens.entries()) {
       if (token !== null && (await isStale(token))) await releaseLock(this.#backend, lockKeys[i] as string, token);
     }
-    const [moved, locked] = (await this.redis.recoverTaken(activeKey, this.#backend.toKey('wait'), this.#backend.toKey(''), '0')) as [
-      number,
-      number,
-    ];
+    const interruptedAlone = taken.length - ownReleased === 1;
+    const [moved, locked] = (await this.redis.recoverTaken(
+      activeKey,
+      this.#backend.toKey('wait'),
+      this.#backend.toKey(''),
+      interruptedAlone ? '0' : '1',
+    )) as [number, number];
     return { moved, locked };
   }
 

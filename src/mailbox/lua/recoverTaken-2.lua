@@ -10,13 +10,15 @@
   KEYS[1] the mailbox's active list (BullMQ takes with RPOPLPUSH wait -> active: newest first)
   KEYS[2] the mailbox's wait list (taken from the right)
   ARGV[1] the mailbox's job key prefix (`<prefix>:<queue>:`)
-  ARGV[2] '1' when the messages were handed back unstarted by a stopping activation: then no take
-          is counted, the oldest's neither
+  ARGV[2] '1' when no take is to be counted, the oldest's neither: the messages were handed back
+          unstarted by a stopping activation, or the interrupted batch held several messages
 
   A crash counts a delivery attempt (BullMQ's `ats`, which every take increments) only against the
-  oldest message put back: the first of the interrupted batch, the one certain to have started.
-  The others may never have run, so their take is not counted; the owner then takes them one at a
-  time, so a poison message among them is counted from its next crash on, alone.
+  oldest message put back, and only when it was alone in the batch the crash interrupted (the
+  caller knows: see GrainMailbox.recoverTaken). The others may never have run, so their take is
+  not counted; in a batch of several, any of them may have caused the crash, so none is charged.
+  The owner then takes them one at a time, so a poison message among them is counted from its next
+  crash on, alone, and its batch-mates are never charged with it.
 
   Returns {moved, locked}: how many messages went back, and how many are still locked (then
   nothing moves: a live holder may still acknowledge them, and order needs all of them back).
