@@ -68,6 +68,19 @@ class Target extends Grain<{ n: number }> {
     throw new InsufficientFunds(needed);
   }
 
+  /** Throws an error whose name and message getters throw when read. */
+  async booby() {
+    const error = new Error('set');
+    for (const field of ['stack', 'name', 'message']) {
+      Object.defineProperty(error, field, {
+        get() {
+          throw new Error(`reading ${field}`);
+        },
+      });
+    }
+    throw error;
+  }
+
   /** An ask from inside a handler whose timeout expires before its enqueue settles. */
   async impatient(): Promise<string> {
     return this.getGrain(Target, 'other')
@@ -283,6 +296,23 @@ describe('hostile input', () => {
       expect(error).toBeInstanceOf(RemoteGrainError);
       expect(error).not.toBeInstanceOf(MailboxFullError);
       expect(error).toMatchObject({ name: 'MailboxFullError', code: 'HANDLER_ERROR', message: 'not really full' });
+    });
+
+    it('an error whose name, message and stack getters throw fails its ask at once, and the activation stays', async () => {
+      const target = client.getGrain(Target, 'booby');
+      await target.ask('add', 1);
+      const activations = Target.activations.get('booby');
+      const started = Date.now();
+      const error = await target
+        .with({ timeoutMs: 5_000 })
+        .ask('booby')
+        .catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(error).toBeInstanceOf(RemoteGrainError);
+      expect(error).toMatchObject({ code: 'HANDLER_ERROR' });
+      expect(await target.ask('add', 1)).toBe(2);
+      expect(Target.activations.get('booby')).toBe(activations);
+      log.expectQuiet([/handler failed/]);
     });
 
     it('an application error class registered with the client comes back as itself, with its fields', async () => {

@@ -1,4 +1,5 @@
 import type { Context } from '@opentelemetry/api';
+import { errorName } from '../errors/errors.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainMailbox, MailboxMessage } from '../mailbox/grain-mailbox.ts';
 import type { TurnTransaction } from '../mailbox/turn-connection.ts';
@@ -157,7 +158,7 @@ export function endTurn({ id, host }: Committer, { trace, method, result, starte
     if (failed) markFailed(trace.span, result.error ?? new Error(result.outcome.target === 'failed' ? result.outcome.reason : 'failed'));
     trace.span.end();
   }
-  const errorType = result.error instanceof Error ? result.error.name : undefined;
+  const errorType = result.error instanceof Error ? errorName(result.error) : undefined;
   host.metrics.turnFinished(
     id.type,
     method,

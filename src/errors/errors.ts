@@ -250,10 +250,32 @@ export class RemoteGrainError extends RedgrainError {
 
 /** A one-line description of any thrown value, for logs. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
   try {
+    if (error instanceof Error) return `${errorName(error)}: ${errorMessage(error)}`;
     return typeof error === 'string' ? error : JSON.stringify(error);
   } catch {
     return 'unprintable error';
+  }
+}
+
+/**
+ * A thrown value's name, read so that it cannot throw: a handler may throw an object whose `name`
+ * is a getter that throws, and reading it must not take down the turn that reports it.
+ */
+export function errorName(error: unknown): string {
+  return readText(() => (error instanceof Error ? error.name : 'Error'), 'Error');
+}
+
+/** A thrown value's message, read so that it cannot throw (see `errorName`). */
+export function errorMessage(error: unknown): string {
+  return readText(() => (error instanceof Error ? error.message : String(error)), 'unprintable error');
+}
+
+function readText(read: () => unknown, fallback: string): string {
+  try {
+    const text = read();
+    return typeof text === 'string' ? text : fallback;
+  } catch {
+    return fallback;
   }
 }

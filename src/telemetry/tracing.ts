@@ -13,6 +13,7 @@ import {
 } from '@opentelemetry/api';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { MessageEnvelope } from '../messaging/envelope.ts';
+import { errorMessage, errorName } from '../errors/errors.ts';
 import {
   Attr,
   CORRELATION_BAGGAGE_KEY,
@@ -181,10 +182,18 @@ export function contextWith(span: Span, parent: Context = ROOT_CONTEXT): Context
 
 /** Records `error` on `span` and marks it failed. */
 export function markFailed(span: Span, error: unknown): void {
-  const name = error instanceof Error ? error.name : 'Error';
+  const name = errorName(error);
+  const message = errorMessage(error);
   span.setAttribute(Attr.errorType, name);
-  span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-  if (error instanceof Error) span.recordException(error);
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  // What a handler threw is its own: its fields are read once, safely, not by the exporter.
+  let stack: string | undefined;
+  try {
+    stack = error instanceof Error && typeof error.stack === 'string' ? error.stack : undefined;
+  } catch {
+    stack = undefined;
+  }
+  span.recordException(stack === undefined ? { name, message } : { name, message, stack });
 }
 
 /** The trace id and span id of the active span, for log lines (empty when none). */
