@@ -17,7 +17,7 @@ describe('bad input', () => {
   let redis: Redis;
 
   beforeAll(async () => {
-    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Bag], keyPrefix, logger: log });
+    silo = await Silo.start({ redis: inject('redisUrl'), grains: [Counter, Bag], keyPrefix, logger: log, maxPayloadBytes: 4_000 });
     client = await connect({ redis: inject('redisUrl'), keyPrefix, maxPayloadBytes: 1_000 });
     redis = new Redis(inject('redisUrl'));
   });
@@ -32,6 +32,17 @@ describe('bad input', () => {
     await expect(bag.send('put', 'x', 'y'.repeat(2_000))).rejects.toBeInstanceOf(PayloadTooLargeError);
     expect(await redis.exists(`${keyPrefix}:q:{Bag/big}:id`)).toBe(0);
     expect(await bag.ask('put', 'x', 'small')).toBe(1);
+  });
+
+  it("refuses a return value over the silo's maxPayloadBytes: the ask rejects with PayloadTooLargeError, the grain goes on", async () => {
+    const bag = client.getGrain(Bag, 'hoard');
+    for (const name of ['a', 'b', 'c', 'd', 'e']) await bag.ask('put', name, 'v'.repeat(900));
+    const error = await bag.ask('items').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PayloadTooLargeError);
+    expect((error as Error).message).toMatch(
+      /^The return value of Bag\.items is \d{4} bytes serialized; the limit is 4000 \(maxPayloadBytes\)$/,
+    );
+    expect(await bag.ask('put', 'f', 'small')).toBe(6);
   });
 
   it('a foreign job injected into a grain queue is failed with a reason; the grain goes on', async () => {

@@ -33,6 +33,8 @@ export interface ActivationHost {
   readonly maxMessageAttempts: number;
   /** Most messages a busy grain takes and commits in one step. */
   readonly turnBatchSize: number;
+  /** Largest serialized return value a turn may reply with (and arguments it may send). */
+  readonly maxPayloadBytes: number;
   /**
    * Resolves once the replicas the silo requires acknowledged every commit made so far on the turn
    * connection (at once when it requires none). Replies and effects of a commit wait for it.

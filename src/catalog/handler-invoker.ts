@@ -1,4 +1,4 @@
-import { MessageDeadLetteredError, ReadOnlyHandlerError, UnknownMethodError } from '../errors/errors.ts';
+import { MessageDeadLetteredError, PayloadTooLargeError, ReadOnlyHandlerError, UnknownMethodError } from '../errors/errors.ts';
 import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
@@ -141,7 +141,7 @@ export async function invoke(
       const traceId = (grain as unknown as { traceId: string }).traceId;
       completeTransition(turn.type.name, grain, transition, method, { correlationId: turn.correlationId, traceId });
     }
-    const text = needValue ? serialize(value, `the return value of ${turn.type.name}.${method}`) : '';
+    const text = needValue ? serializeReturnValue(value, `${turn.type.name}.${method}`, turn.host.maxPayloadBytes) : '';
     if (found !== undefined && changed(GrainStateCodec.diff(found, grain.state, turn.id.toString()))) {
       throw new ReadOnlyHandlerError(turn.type.name, method, 'change the state');
     }
@@ -168,6 +168,18 @@ export async function invoke(
       reply: { i: requestId, ok: false, e: data },
     };
   }
+}
+
+/**
+ * A handler's return value as its reply carries it. A reply travels by pub/sub, whose buffers
+ * Redis cuts off past a few MB (dropping every other reply on the caller's connection with it), so
+ * one over `maxPayloadBytes` fails the call with PayloadTooLargeError, as arguments that large do.
+ */
+export function serializeReturnValue(value: unknown, handler: string, maxPayloadBytes: number): string {
+  const text = serialize(value, `the return value of ${handler}`);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > maxPayloadBytes) throw new PayloadTooLargeError(`The return value of ${handler}`, bytes, maxPayloadBytes);
+  return text;
 }
 
 /** Whether a diff changes anything. */

@@ -5,11 +5,11 @@ import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import { instantiateGrain, type Grain, type GrainClass, type GrainContext } from '../grain/grain.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
-import { deserialize, serialize } from '../messaging/serializer.ts';
+import { deserialize } from '../messaging/serializer.ts';
 import type { ReminderInfo } from '../reminders/reminder-table.ts';
 import { GrainStateCodec, type StateSnapshot } from '../storage/grain-state.ts';
 import type { ActivationHost } from './activation-host.ts';
-import { changed } from './handler-invoker.ts';
+import { changed, serializeReturnValue } from './handler-invoker.ts';
 
 /*
  * A read-only handler called directly (not through the mailbox): it runs on a fresh instance of
@@ -46,7 +46,7 @@ export async function callReadOnly(
     const value = await handler.apply(reader, args);
     if (changed(GrainStateCodec.diff(found, reader.state, id.toString())))
       throw new ReadOnlyHandlerError(type.name, method, 'change the state');
-    return { i: requestId, ok: true, v: serialize(value, `the return value of ${type.name}.${method}`) };
+    return { i: requestId, ok: true, v: serializeReturnValue(value, `${type.name}.${method}`, target.host.maxPayloadBytes) };
   } catch (error) {
     return { i: requestId, ok: false, e: errorToData(error) };
   }

@@ -165,6 +165,7 @@ export class Silo {
             lockDurationMs: resolved.lockDurationMs,
             maxMessageAttempts: resolved.maxMessageAttempts,
             turnBatchSize: resolved.turnBatchSize,
+            maxPayloadBytes: resolved.maxPayloadBytes,
             replicate: (grain: GrainId) =>
               waitForReplicas(turns as RedisClient, resolved.replicas, resolved.lockDurationMs, runtime.keys.state(grain)),
             deadLetters: runtime.deadLetters,
