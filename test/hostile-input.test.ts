@@ -68,6 +68,12 @@ class Target extends Grain<{ n: number }> {
     throw new InsufficientFunds(needed);
   }
 
+  /** Sets a top-level state property of any name. */
+  async setField(name: string, value: unknown) {
+    (this.state as Record<string, unknown>)[name] = value;
+    return Object.keys(this.state).length;
+  }
+
   /** Throws an error whose name and message getters throw when read. */
   async booby() {
     const error = new Error('set');
@@ -322,6 +328,29 @@ describe('hostile input', () => {
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InsufficientFunds);
       expect(error).toMatchObject({ name: 'InsufficientFunds', message: '42 more needed', needed: 42 });
+    });
+  });
+
+  describe('state property names', () => {
+    const rows: [string, string, RegExp][] = [
+      [
+        'a name the runtime reserves',
+        '~pack',
+        /^Cannot serialize state field "~pack" of Target\/fields: names starting with "~" are reserved$/,
+      ],
+      ['a lone surrogate', 'lone\uD800', /^Cannot serialize state field "lone\\ud800" of Target\/fields: .*lone surrogate/],
+    ];
+    it.each(rows)('%s: the turn fails with SerializationError and the state is unchanged', async (_, name, message) => {
+      const target = client.getGrain(Target, 'fields');
+      const before = await target.ask('get');
+      const error = await untyped('fields')
+        .ask('setField', name, 'data')
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SerializationError);
+      expect((error as Error).message).toMatch(message);
+      expect(await target.ask('setField', 'fine', 1)).toBe(2);
+      expect((await redis.hkeys(`${keyPrefix}:g:{Target/fields}:state`)).sort()).toEqual(['fine', 'n']);
+      expect(await target.ask('get')).toBe(before);
     });
   });
 

@@ -1,3 +1,4 @@
+import { SerializationError } from '../errors/errors.ts';
 import { deserialize, serialize } from '../messaging/serializer.ts';
 
 /** The persisted form of a grain's state: one serialized value per top-level property. */
@@ -60,6 +61,7 @@ export const GrainStateCodec = {
     for (const field of Object.keys(state)) {
       const value = (state as Record<string, unknown>)[field];
       if (value === undefined) continue;
+      checkFieldName(field, grain);
       const text = serialize(value, `state field "${field}" of ${grain}`);
       next.set(field, text);
       if (snapshot.get(field) !== text) set.push([field, text]);
@@ -68,6 +70,27 @@ export const GrainStateCodec = {
     return { set, remove, snapshot: next };
   },
 };
+
+/**
+ * A top-level state property becomes a hash field of that name, so it must survive the trip: a
+ * lone surrogate would come back as U+FFFD (Redis stores UTF-8), and names starting with `~` are
+ * the runtime's own (a pack's progress, an event-sourced snapshot's sequence and version).
+ */
+function checkFieldName(field: string, grain: string): void {
+  const shown = JSON.stringify(field.slice(0, 100));
+  if (field.startsWith(RESERVED_FIELD_PREFIX)) {
+    throw new SerializationError(`state field ${shown} of ${grain}`, `names starting with "${RESERVED_FIELD_PREFIX}" are reserved`);
+  }
+  if (!field.isWellFormed()) {
+    throw new SerializationError(
+      `state field ${shown} of ${grain}`,
+      'a state property name must be well-formed UTF-16 (it has a lone surrogate)',
+    );
+  }
+}
+
+/** Hash fields the runtime keeps beside a grain's state start with this; state properties may not. */
+export const RESERVED_FIELD_PREFIX = '~';
 
 /** Assigns without invoking setters, so a field named `__proto__` stays data, not a prototype. */
 function defineField(target: Record<string, unknown>, field: string, value: unknown): void {
