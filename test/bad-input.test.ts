@@ -1,8 +1,8 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import { connect, PayloadTooLargeError, RedisUnavailableError, SerializationError, Silo, type GrainClient } from 'redgrain';
-import { startRedisServer } from 'redgrain/testing';
+import { ClosedError, connect, PayloadTooLargeError, RedisUnavailableError, SerializationError, Silo, type GrainClient } from 'redgrain';
+import { startRedisCluster, startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { Bag } from './grains/test-grains.ts';
 import { LogRecorder } from './support/log-recorder.ts';
@@ -165,6 +165,32 @@ describe('Redis down', () => {
       await client.close();
       await silo.stop().catch(() => undefined);
       await server.stop();
+    }
+  });
+
+  it('an ask still subscribing to its replies when the client closes rejects with ClosedError at once (Redis Cluster)', async () => {
+    // On a cluster, replies come by sharded pub/sub, whose subscription a disconnect leaves
+    // unsettled: the ask must not wait for its subscription timeout.
+    const cluster = await startRedisCluster();
+    const redis = { cluster: cluster.urls };
+    const silo = await Silo.start({ redis, grains: [Counter], keyPrefix: 'closing', logLevel: 'silent' });
+    const client = await connect({ redis, keyPrefix: 'closing', redisTimeoutMs: 8_000 });
+    try {
+      // The client's first calls, closed before they are through: the asks are still subscribing.
+      const calls = Array.from({ length: 20 }, (_, i) => client.getGrain(Counter, `c${i}`));
+      const asking = calls.map((counter) => counter.ask('get').catch((e: unknown) => e));
+      const sending = calls.map((counter) => counter.send('add', 1).catch((e: unknown) => e));
+      const started = Date.now();
+      const closing = client.close();
+      const errors = await Promise.all(asking);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(errors.map((error) => (error as Error).name)).toEqual(calls.map(() => 'ClosedError'));
+      await Promise.all(sending);
+      await closing;
+    } finally {
+      await client.close();
+      await silo.stop();
+      await cluster.stop();
     }
   });
 });

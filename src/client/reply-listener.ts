@@ -22,12 +22,20 @@ export class ReplyListener {
   #subscribed = false;
   #listening = false;
   #seq = 0;
+  /** Rejects with ClosedError once the client closes: subscribing asks stop waiting then. */
+  readonly #closed: Promise<never>;
+  #close: ((error: Error) => void) | undefined;
 
   constructor(
     private readonly subscriber: RedisClient,
     private readonly channel: string,
     private readonly errorClasses: ErrorClassRegistry,
-  ) {}
+  ) {
+    this.#closed = new Promise<never>((_, reject) => {
+      this.#close = reject;
+    });
+    this.#closed.catch(() => undefined);
+  }
 
   /**
    * Subscribes once; every ask waits for this before its message is enqueued. A subscription that
@@ -50,6 +58,7 @@ export class ReplyListener {
     try {
       await Promise.race([
         subscribing,
+        this.#closed,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new RedisUnavailableError(`Could not subscribe to ask replies within ${timeoutMs} ms`)),
@@ -94,6 +103,7 @@ export class ReplyListener {
   }
 
   close(): void {
+    this.#close?.(new ClosedError('The client'));
     for (const [id, pending] of this.#pending) {
       clearTimeout(pending.timer);
       pending.reject(new ClosedError('The client'));
