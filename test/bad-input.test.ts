@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import { ClosedError, connect, PayloadTooLargeError, RedisUnavailableError, SerializationError, Silo, type GrainClient } from 'redgrain';
+import { connect, PayloadTooLargeError, RedisUnavailableError, SerializationError, Silo, type GrainClient } from 'redgrain';
 import { startRedisCluster, startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { Bag } from './grains/test-grains.ts';
