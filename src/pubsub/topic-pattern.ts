@@ -58,6 +58,9 @@ function splitChecked(value: string, what: string): string[] {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_LENGTH) {
     throw new InvalidTopicError(`A ${what} is a string of 1 to ${MAX_LENGTH} characters, got ${JSON.stringify(value)}`);
   }
+  if (!value.isWellFormed()) {
+    throw new InvalidTopicError(`A ${what} must be well-formed UTF-16 (it has a lone surrogate), got ${JSON.stringify(value)}`);
+  }
   const segments = value.split('.');
   if (segments.some((s) => s.length === 0 || /[\s{}]/.test(s))) {
     throw new InvalidTopicError(`A ${what} is dot-separated non-empty segments without spaces or braces, got ${JSON.stringify(value)}`);

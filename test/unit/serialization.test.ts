@@ -17,6 +17,30 @@ describe('serializer', () => {
     }
     expect(() => serialize([new Point(1)], 'args')).toThrow(/class Point/);
   });
+
+  it('says once where the trouble is, however deep', () => {
+    expect(() => serialize([{ nested: { f: Symbol('s') } }], 'x')).toThrow(
+      new SerializationError('x', new Error('symbols cannot be serialized (at [0]["nested"]["f"])')),
+    );
+    let deep: Record<string, unknown> = { f: () => 1 };
+    for (let i = 0; i < 40; i++) deep = { n: deep };
+    const message = (() => {
+      try {
+        serialize(deep, 'deep');
+        return '';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    expect(message).toBe(`Cannot serialize deep: functions cannot be serialized (at ${'["n"]'.repeat(6)}…${'["n"]'.repeat(5)}["f"])`);
+  });
+
+  it('refuses Error objects and symbol-keyed properties, which would arrive changed or not at all', () => {
+    expect(() => serialize({ cause: new RangeError('r') }, 'x')).toThrow(
+      /Error objects cannot be serialized faithfully \(send plain data such as \{ name, message \}\) \(at \["cause"\]\)/,
+    );
+    expect(() => serialize({ [Symbol('hidden')]: 1, shown: 2 }, 'x')).toThrow(/properties keyed by a symbol cannot be serialized/);
+  });
 });
 
 describe('GrainStateCodec', () => {

@@ -41,5 +41,8 @@ describe('topic patterns', () => {
     expect(() => topicMatches('a..b', 'a.*')).toThrow(InvalidTopicError);
     expect(() => topicMatches('a.*', 'a.*')).toThrow(/wildcards/);
     expect(() => topicMatches('a', '')).toThrow(InvalidTopicError);
+    // A lone surrogate would reach Redis's key and channel names as U+FFFD, another topic.
+    expect(() => topicMatches('a.\uD800', 'a.*')).toThrow(/well-formed UTF-16/);
+    expect(() => topicMatches('a.b', 'a.\uDC00')).toThrow(/well-formed UTF-16/);
   });
 });
