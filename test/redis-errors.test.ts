@@ -37,6 +37,29 @@ describe('Redis unreachable at start', () => {
     expect(silo.ms).toBeLessThan(1_000);
   });
 
+  it('a Redis Cluster none of whose startup nodes answers fails at once too, naming the cause', async () => {
+    const port = await freePort(); // nothing listens there
+    const client = await failure(() => connect({ redis: { cluster: [`redis://127.0.0.1:${port}`] }, connectTimeoutMs: 10_000 }));
+    expect(client.error).toBeInstanceOf(RedisUnavailableError);
+    expect((client.error as Error).message).toBe(
+      `Redis at 127.0.0.1:${port} (cluster) is unavailable: connection refused (ECONNREFUSED): nothing listens there`,
+    );
+    expect(client.ms).toBeLessThan(2_000);
+    const other = await freePort();
+    const silo = await failure(() =>
+      Silo.start({
+        redis: { cluster: [`redis://127.0.0.1:${port}`, `redis://127.0.0.1:${other}`] },
+        grains: [Counter],
+        connectTimeoutMs: 10_000,
+      }),
+    );
+    expect(silo.error).toBeInstanceOf(RedisUnavailableError);
+    expect((silo.error as Error).message).toBe(
+      `Redis at 127.0.0.1:${port},127.0.0.1:${other} (cluster) is unavailable: connection refused (ECONNREFUSED): nothing listens there`,
+    );
+    expect(silo.ms).toBeLessThan(2_000);
+  });
+
   it('an unknown host fails at once, naming it and ENOTFOUND', async () => {
     const { error, ms } = await failure(() => connect({ redis: 'redis://redis.example.invalid:6390', connectTimeoutMs: 10_000 }));
     expect((error as Error).message).toBe(

@@ -97,14 +97,25 @@ function openCluster(input: RedisClusterInput, base: RedisOptions, kind: Connect
 
 /** The addresses a connection goes to, for messages: never the password. */
 export function describeTarget(redis: RedisClient): string {
-  if (redis instanceof Cluster) {
-    const nodes = (redis as unknown as { startupNodes: (string | number | { host?: string; port?: number })[] }).startupNodes;
-    return `${nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(',')} (cluster)`;
-  }
+  if (redis instanceof Cluster)
+    return `${startupNodes(redis)
+      .map(({ host, port }) => `${host}:${port}`)
+      .join(',')} (cluster)`;
   const { path, host, port } = redis.options;
   if (path !== undefined && path !== '') return path;
   const name = host ?? '127.0.0.1';
   return `${name.includes(':') ? `[${name}]` : name}:${port ?? 6379}`;
+}
+
+/** The nodes a cluster connection was given to start from. */
+export function startupNodes(cluster: Cluster): { host: string; port: number }[] {
+  const nodes = (cluster as unknown as { startupNodes: (string | number | { host?: string; port?: number })[] }).startupNodes;
+  return nodes.map((node) => {
+    if (typeof node === 'object') return { host: node.host ?? '127.0.0.1', port: node.port ?? 6379 };
+    if (typeof node === 'number') return { host: '127.0.0.1', port: node };
+    const [host = '127.0.0.1', port = '6379'] = node.split(':');
+    return { host, port: Number(port) };
+  });
 }
 
 /** Closes a connection, waiting for its queued replies when it is healthy, dropping it otherwise. */

@@ -1,4 +1,6 @@
 import type { RedisQueueBackend } from 'bullmq';
+import { createConnection } from 'node:net';
+import { Cluster } from 'ioredis';
 import { GrainDirectory } from '../directory/grain-directory.ts';
 import { GrainLocator } from '../directory/grain-locator.ts';
 import { RedisUnavailableError, describeError } from '../errors/errors.ts';
@@ -7,7 +9,15 @@ import { createMailboxBackend } from '../mailbox/mailbox-backend.ts';
 import { MembershipTable } from '../membership/membership-table.ts';
 import { MembershipView } from '../membership/membership-view.ts';
 import type { PlacementStrategy } from '../placement/placement.ts';
-import { closeRedis, describeTarget, openRedis, waitReady, type RedisClient, type RedisConnectionInput } from './connection.ts';
+import {
+  closeRedis,
+  describeTarget,
+  openRedis,
+  startupNodes,
+  waitReady,
+  type RedisClient,
+  type RedisConnectionInput,
+} from './connection.ts';
 import { RedisKeys } from './keys.ts';
 import { SubscriptionTable } from '../pubsub/subscription-table.ts';
 import { registerScripts, type ScriptCommands } from './scripts.ts';
@@ -87,10 +97,22 @@ export async function waitReadyWithin(redis: RedisClient, timeoutMs: number, fai
       const why = last === undefined ? 'no answer' : `last error: ${last.cause}`;
       reject(new RedisUnavailableError(`Redis at ${address} not reachable within ${timeoutMs} ms (${why})`, last?.error));
     }, timeoutMs);
+    let probing = false;
     onError = (error: Error) => {
       last = explainRedisError(error);
       if (last.kind === 'credentials' || (failFast && last.kind === 'final')) {
         reject(new RedisUnavailableError(`Redis at ${address} is unavailable: ${last.cause}`, error));
+      }
+      // A cluster that reached none of its startup nodes says only "Failed to refresh slots
+      // cache." (ioredis swallows the nodes' own errors): ask the nodes why, once at a time.
+      if (failFast && redis instanceof Cluster && !probing) {
+        probing = true;
+        void unreachable(startupNodes(redis)).then((nodes) => {
+          probing = false;
+          if (nodes === undefined) return;
+          last = nodes;
+          reject(new RedisUnavailableError(`Redis at ${address} is unavailable: ${nodes.cause}`, nodes.error));
+        });
       }
     };
     redis.on('error', onError);
@@ -104,6 +126,33 @@ export async function waitReadyWithin(redis: RedisClient, timeoutMs: number, fai
     if (onError !== undefined) redis.off('error', onError);
   }
 }
+
+/**
+ * Why none of a cluster's startup nodes can be reached, when every one fails for a cause that
+ * waiting does not heal (refused, unknown host); undefined when any accepts a connection or only
+ * times out (one node down while another answers is no failure).
+ */
+async function unreachable(nodes: { host: string; port: number }[]): Promise<RedisFailure | undefined> {
+  const failures = await Promise.all(nodes.map((node) => probe(node)));
+  return failures.every((failure) => failure?.kind === 'final') ? failures[0] : undefined;
+}
+
+/** Opens and closes a plain TCP connection to a node: its error, if it has one. */
+function probe({ host, port }: { host: string; port: number }): Promise<RedisFailure | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (failure: RedisFailure | undefined) => {
+      socket.destroy();
+      resolve(failure);
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => done(undefined));
+    socket.once('connect', () => done(undefined));
+    socket.once('error', (error) => done(explainRedisError(error)));
+  });
+}
+
+/** How long a probe of a cluster node waits for its TCP connection. */
+const PROBE_TIMEOUT_MS = 1_000;
 
 /** A connection error read for a person: what went wrong, and whether waiting can heal it. */
 export interface RedisFailure {
