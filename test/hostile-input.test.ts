@@ -6,6 +6,7 @@ import {
   AskTimeoutError,
   connect,
   Grain,
+  InvalidGrainClassError,
   InvalidGrainKeyError,
   InvalidOptionError,
   MailboxFullError,
@@ -85,6 +86,14 @@ class Elsewhere extends Grain<{ n: number }> {
   static readonly type = 'Elsewhere';
   async ping() {
     return 'pong';
+  }
+}
+
+/** Another class claiming Target's type name, with other handlers. */
+class Impostor extends Grain<{ n: number }> {
+  static readonly type = 'Target';
+  async other() {
+    return 'impostor';
   }
 }
 
@@ -169,6 +178,30 @@ describe('hostile input', () => {
     ];
     it.each(rows)('%s: InvalidGrainKeyError, nothing sent', (_, key) => {
       expect(() => client.getGrain(Target, key as string)).toThrow(InvalidGrainKeyError);
+    });
+  });
+
+  describe('grain classes', () => {
+    it('a second class with the type name of a class the client knows: InvalidGrainClassError, and the first still works', async () => {
+      expect(await client.getGrain(Target, 'classes').ask('add', 1)).toBe(1);
+      const error = (() => {
+        try {
+          client.getGrain(Impostor, 'classes');
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(InvalidGrainClassError);
+      expect(error).toMatchObject({
+        code: 'INVALID_GRAIN_CLASS',
+        message: 'Grain type name "Target" is declared by two classes (Target and Impostor)',
+      });
+      // The client still holds Target's handlers: its methods go through, the impostor's are refused.
+      expect(await client.getGrain(Target, 'classes').ask('add', 2)).toBe(3);
+      await expect(untyped('classes').ask('other')).rejects.toBeInstanceOf(UnknownMethodError);
+      // The same class again is of course fine.
+      expect(client.getGrain(Target, 'classes').type).toBe('Target');
     });
   });
 

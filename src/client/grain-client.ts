@@ -127,6 +127,8 @@ export class GrainClient implements MessageSender {
   readonly #order = new CallOrder();
   /** Mailbox bounds of the types this client has references to. */
   readonly #limits = new Map<string, Required<MailboxLimits>>();
+  /** The class of each type this client has taken in (one class per type name). */
+  readonly #classes = new Map<string, GrainClass>();
   /** Handlers of the types this client holds the class of: a message for another method is refused here. */
   readonly #handlers = new Map<string, ReadonlySet<string>>();
   #replies: ReplyListener | undefined;
@@ -151,15 +153,26 @@ export class GrainClient implements MessageSender {
     return new GrainReference<G>(this, GrainId.of(this.#learn(cls), key));
   }
 
-  /** Takes in what a grain class says about its messages (bounds, handlers, errors); returns its type. */
+  /**
+   * Takes in what a grain class says about its messages (bounds, handlers, errors); returns its
+   * type. A second, different class with a type name this client knows is refused, as `Silo.start`
+   * refuses it: its handlers and bounds would silently replace the first class's.
+   */
   #learn(cls: GrainClass): string {
     const type = grainTypeName(cls);
+    const known = this.#classes.get(type);
+    if (known === cls) return type;
+    if (known !== undefined) {
+      throw new InvalidGrainClassError(`Grain type name "${type}" is declared by two classes (${known.name} and ${cls.name})`);
+    }
     const limits = mailboxLimits(cls);
-    if (limits !== undefined) this.#limits.set(type, limits);
-    this.#handlers.set(type, handlerNames(cls));
+    const handlers = handlerNames(cls);
     const readOnly = readOnlyHandlers(cls);
-    if (readOnly.size > 0) this.#readOnly.set(type, readOnly);
     this.runtime.errorClasses.register(cls.errors);
+    if (limits !== undefined) this.#limits.set(type, limits);
+    this.#handlers.set(type, handlers);
+    if (readOnly.size > 0) this.#readOnly.set(type, readOnly);
+    this.#classes.set(type, cls);
     return type;
   }
 
