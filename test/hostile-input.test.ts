@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import {
   ActivationFailedError,
   AskTimeoutError,
+  ClosedError,
   connect,
   Grain,
   InvalidGrainClassError,
@@ -280,6 +281,68 @@ describe('hostile input', () => {
         expect((error as Error).message).toMatch(names);
       }
       expect(await waitLength('options')).toBe(0);
+    });
+  });
+
+  describe('dead letters', () => {
+    type Letters = GrainClient['deadLetters'];
+    const rows: [string, (letters: Letters) => Promise<unknown>, string][] = [
+      ['list(NaN)', (l) => l.list(Number.NaN), 'deadLetters.list limit is NaN: must be a whole number, at least 1'],
+      ['list(1.5)', (l) => l.list(1.5), 'deadLetters.list limit is 1.5: must be a whole number, at least 1'],
+      ['list(-1)', (l) => l.list(-1), 'deadLetters.list limit is -1: must be a whole number, at least 1'],
+      ['list(0)', (l) => l.list(0), 'deadLetters.list limit is 0: must be a whole number, at least 1'],
+      ["list('5')", (l) => l.list('5' as unknown as number), 'deadLetters.list limit is "5": must be a whole number, at least 1'],
+      [
+        "redrive('nonexistent')",
+        (l) => l.redrive('nonexistent'),
+        'deadLetters.redrive id is "nonexistent": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        "redrive('')",
+        (l) => l.redrive(''),
+        'deadLetters.redrive id is "": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        "redrive('5'), which Redis would read as a range",
+        (l) => l.redrive('5'),
+        'deadLetters.redrive id is "5": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        'redrive of an id past 64 bits',
+        (l) => l.redrive('18446744073709551616-0'),
+        'deadLetters.redrive id is "18446744073709551616-0": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        "discard('1-2-3')",
+        (l) => l.discard('1-2-3'),
+        'deadLetters.discard id is "1-2-3": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        'discard(5)',
+        (l) => l.discard(5 as unknown as string),
+        'deadLetters.discard id is 5: must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+    ];
+    it.each(rows)('%s: InvalidOptionError naming the argument', async (_, call, message) => {
+      const error = await call(client.deadLetters).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTION', message });
+    });
+
+    it('a well-formed id of no dead letter: redrive and discard resolve false, as for one redriven or discarded already', async () => {
+      expect(await client.deadLetters.redrive('0-0')).toBe(false);
+      expect(await client.deadLetters.discard('0-0')).toBe(false);
+      expect(await client.deadLetters.redrive('18446744073709551615-18446744073709551615')).toBe(false);
+    });
+
+    it('a closed client: list, redrive and discard reject with ClosedError', async () => {
+      const closed = await connect({ redis: inject('redisUrl'), keyPrefix });
+      await closed.close();
+      for (const call of [closed.deadLetters.list(), closed.deadLetters.redrive('0-0'), closed.deadLetters.discard('0-0')]) {
+        const error = await call.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ClosedError);
+        expect(error).toMatchObject({ code: 'CLOSED', message: 'The client is closed' });
+      }
     });
   });
 

@@ -427,29 +427,57 @@ export class GrainClient implements MessageSender {
 
   /**
    * Messages set aside because their processing kept killing or hanging their activation.
-   * `redrive` puts one back at the end of its grain's mailbox (once the grain is fixed).
+   * `redrive` puts one back at the end of its grain's mailbox (once the grain is fixed); it and
+   * `discard` resolve false when there is no dead letter with that id (redriven or discarded
+   * already). A malformed limit or id is refused with InvalidOptionError, a closed client with
+   * ClosedError.
    */
   readonly deadLetters = {
-    list: (limit = 100): Promise<DeadLetter[]> => this.runtime.deadLetters.list(limit),
-    redrive: async (id: string): Promise<void> => {
-      const letter = await this.runtime.deadLetters.get(id);
-      if (letter === undefined) throw new RangeError(`No dead letter with id ${id}`);
-      const envelope = asEnvelope(letter.message);
-      if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
-      // One redrive of a letter at a time (two operators, two clicks): the claim expires by itself
-      // if this process dies before the letter is removed, which leaves the letter to redrive again.
-      const claim = this.runtime.keys.deadLetterRedrive(id);
-      if ((await this.runtime.redis.set(claim, this.id, 'PX', REDRIVE_CLAIM_MS, 'NX')) !== 'OK') {
-        throw new RangeError(`Dead letter ${id} is being redriven already`);
+    list: async (limit = 100): Promise<DeadLetter[]> => {
+      if (this.#closed) throw new ClosedError('The client');
+      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+        throw new InvalidOptionError('deadLetters.list limit', preview(limit), 'must be a whole number, at least 1');
       }
       try {
-        await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
-        await this.runtime.deadLetters.remove(id);
-      } finally {
-        await this.runtime.redis.del(claim);
+        return await this.runtime.deadLetters.list(limit);
+      } catch (error) {
+        throw this.#closedOr(error);
       }
     },
-    discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
+    redrive: async (id: string): Promise<boolean> => {
+      if (this.#closed) throw new ClosedError('The client');
+      checkDeadLetterId(id, 'deadLetters.redrive id');
+      try {
+        const letter = await this.runtime.deadLetters.get(id);
+        if (letter === undefined) return false;
+        const envelope = asEnvelope(letter.message);
+        if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
+        // One redrive of a letter at a time (two operators, two clicks): the claim expires by itself
+        // if this process dies before the letter is removed, which leaves the letter to redrive again.
+        const claim = this.runtime.keys.deadLetterRedrive(id);
+        if ((await this.runtime.redis.set(claim, this.id, 'PX', REDRIVE_CLAIM_MS, 'NX')) !== 'OK') {
+          throw new RangeError(`Dead letter ${id} is being redriven already`);
+        }
+        try {
+          await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
+          await this.runtime.deadLetters.remove(id);
+        } finally {
+          await this.runtime.redis.del(claim);
+        }
+        return true;
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+    },
+    discard: async (id: string): Promise<boolean> => {
+      if (this.#closed) throw new ClosedError('The client');
+      checkDeadLetterId(id, 'deadLetters.discard id');
+      try {
+        return await this.runtime.deadLetters.remove(id);
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+    },
   };
 
   /**
@@ -854,6 +882,17 @@ export class GrainClient implements MessageSender {
     }
     await this.#replies.ready(this.runtime.redisTimeoutMs);
     return this.#replies;
+  }
+}
+
+/** The largest part of a Redis stream id (an unsigned 64-bit number). */
+const MAX_STREAM_ID_PART = 18_446_744_073_709_551_615n;
+
+/** Refuses what is not a dead letter id as `list` gives it (`<ms>-<seq>`): Redis would refuse it, or read it as a range. */
+function checkDeadLetterId(id: unknown, option: string): asserts id is string {
+  const parts = typeof id === 'string' ? /^(\d{1,20})-(\d{1,20})$/.exec(id) : null;
+  if (parts === null || parts.slice(1).some((part) => BigInt(part) > MAX_STREAM_ID_PART)) {
+    throw new InvalidOptionError(option, preview(id), 'must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)');
   }
 }
 
