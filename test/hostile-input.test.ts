@@ -346,6 +346,23 @@ describe('hostile input', () => {
     });
   });
 
+  describe('publish options', () => {
+    const rows: [string, Record<string, unknown>, string][] = [
+      ['an empty idempotency key', { idempotencyKey: '' }, 'idempotencyKey is "": must be a non-empty string of at most 512 characters'],
+      [
+        'an idempotency key of 600 characters',
+        { idempotencyKey: 'k'.repeat(600) },
+        `idempotencyKey is "${'k'.repeat(59)}…: must be a non-empty string of at most 512 characters`,
+      ],
+      ['an empty correlation id', { correlationId: '' }, 'correlationId is "": must be a non-empty string of at most 256 characters'],
+    ];
+    it.each(rows)('publish with %s: InvalidOptionError naming the option, even when no grain subscribes', async (_, options, message) => {
+      const error = await client.publish('hostile.nobody', 1, options).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTION', message });
+    });
+  });
+
   describe('calls cut short', () => {
     it('an ask whose timeout expires before its enqueue settles rejects with AskTimeoutError; nothing is left unhandled', async () => {
       const ref = client.getGrain(Target, 'hurried');

@@ -363,6 +363,7 @@ export class GrainClient implements MessageSender {
    */
   async preparePublish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId'>): Promise<PreparedPublish> {
     if (this.#closed) throw new ClosedError('The client');
+    checkCallOptions(options);
     const payload = this.#publishPayload(topic, data);
     const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
     const messages = subscribers.map(({ grain, method }) => {
@@ -402,24 +403,8 @@ export class GrainClient implements MessageSender {
 
   /** Resolves the call's correlation id (option, baggage, or new) and opens its span. */
   #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): Call {
-    const { idempotencyKey, correlationId: given, timeoutMs } = options;
-    if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
-      throw new InvalidOptionError(
-        'idempotencyKey',
-        preview(idempotencyKey),
-        `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
-      );
-    }
-    if (given !== undefined && !isCorrelationId(given)) {
-      throw new InvalidOptionError(
-        'correlationId',
-        preview(given),
-        `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`,
-      );
-    }
-    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
-      throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a positive number of milliseconds up to ${MAX_TIMER_MS}`);
-    }
+    checkCallOptions(options);
+    const { idempotencyKey, correlationId: given } = options;
     const parent = callerContext(options.traceContext);
     const correlationId = given ?? correlationFromContext(parent) ?? newCorrelationId();
     return { correlationId, idempotencyKey, trace: startCall(kind, grain, method, correlationId, parent) };
@@ -510,6 +495,8 @@ export class GrainClient implements MessageSender {
    */
   async publish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId' | 'idempotencyKey'> = {}): Promise<number> {
     if (this.#closed) throw new ClosedError('The client');
+    // Checked before the subscribers are looked up, as for a send: refused even when none subscribes.
+    checkCallOptions(options);
     const payload = this.#publishPayload(topic, data);
     const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
     const failures: unknown[] = [];
@@ -882,6 +869,28 @@ export class GrainClient implements MessageSender {
     }
     await this.#replies.ready(this.runtime.redisTimeoutMs);
     return this.#replies;
+  }
+}
+
+/** Refuses malformed call options (`idempotencyKey`, `correlationId`, `timeoutMs`) with InvalidOptionError. */
+function checkCallOptions(options: CallOptions): void {
+  const { idempotencyKey, correlationId: given, timeoutMs } = options;
+  if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
+    throw new InvalidOptionError(
+      'idempotencyKey',
+      preview(idempotencyKey),
+      `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
+    );
+  }
+  if (given !== undefined && !isCorrelationId(given)) {
+    throw new InvalidOptionError(
+      'correlationId',
+      preview(given),
+      `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`,
+    );
+  }
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
+    throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a positive number of milliseconds up to ${MAX_TIMER_MS}`);
   }
 }
 
