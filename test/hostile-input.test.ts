@@ -272,6 +272,7 @@ describe('hostile input', () => {
       ['a timeout that is a string', { timeoutMs: 'soon' }, /timeoutMs/],
       ['a timeout past what a timer holds', { timeoutMs: 2 ** 40 }, /timeoutMs/],
       ['an empty correlation id', { correlationId: '' }, /correlationId/],
+      ['a fractional timeout', { timeoutMs: 1.5 }, /^timeoutMs is 1\.5: must be a whole number of ms, from 1 to 2147483647$/],
     ];
     it.each(rows)('%s: InvalidOptionError naming the option, nothing enqueued', async (_, options, names) => {
       const ref = client.getGrain(Target, 'options').with(options);
@@ -360,6 +361,14 @@ describe('hostile input', () => {
       const error = await client.publish('hostile.nobody', 1, options).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidOptionError);
       expect(error).toMatchObject({ code: 'INVALID_OPTION', message });
+    });
+  });
+
+  describe('subscribe', () => {
+    it('subscribe with a listener that is not a function: InvalidOptionError', async () => {
+      const error = await client.subscribe('hostile.*', 5 as never).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTION', message: 'listener is 5: must be a function (topic, data) => void' });
     });
   });
 

@@ -534,6 +534,8 @@ export class GrainClient implements MessageSender {
    */
   async subscribe(pattern: string, listener: TopicListener): Promise<TopicSubscription> {
     if (this.#closed) throw new ClosedError('The client');
+    if (typeof listener !== 'function')
+      throw new InvalidOptionError('listener', preview(listener), 'must be a function (topic, data) => void');
     const entry = { segments: patternSegments(pattern), listener };
     await this.#topics();
     this.#topicListeners.add(entry);
@@ -889,8 +891,12 @@ function checkCallOptions(options: CallOptions): void {
       `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`,
     );
   }
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
-    throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a positive number of milliseconds up to ${MAX_TIMER_MS}`);
+  // Whole, as connect's askTimeoutMs is.
+  if (
+    timeoutMs !== undefined &&
+    !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= MAX_TIMER_MS)
+  ) {
+    throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a whole number of ms, from 1 to ${MAX_TIMER_MS}`);
   }
 }
 
