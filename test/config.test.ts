@@ -9,12 +9,17 @@ const run = promisify(execFile);
 
 /** Malformed configuration fails at start, naming what to fix, in code and in the silo process. */
 describe('configuration at start', () => {
-  it('the silo process refuses REDGRAIN_LOG_LEVEL=WARN and a fractional window, naming the variable, before it starts', async () => {
+  it('the silo process refuses REDGRAIN_LOG_LEVEL=WARN, a fractional window, a port past 65535 and a database that is no number, naming the variable, before it starts', async () => {
     const silo = (env: Record<string, string>) =>
       run(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'silo', '--grains', 'grains/counter.ts'], {
         env: { ...process.env, REDIS_URL: inject('redisUrl'), REDGRAIN_PREFIX: freshPrefix('config'), ...env },
       }).catch((error: unknown) => error as { code: number; stdout: string; stderr: string });
-    const [level, window] = await Promise.all([silo({ REDGRAIN_LOG_LEVEL: 'WARN' }), silo({ REDGRAIN_IDEMPOTENCY_WINDOW_MS: '0.5' })]);
+    const [level, window, port, db] = await Promise.all([
+      silo({ REDGRAIN_LOG_LEVEL: 'WARN' }),
+      silo({ REDGRAIN_IDEMPOTENCY_WINDOW_MS: '0.5' }),
+      silo({ REDIS_CLUSTER: 'redis://127.0.0.1:99999' }),
+      silo({ REDIS_URL: 'redis://127.0.0.1:7390/abc' }),
+    ]);
     expect(level).toMatchObject({
       code: 1,
       stdout: '',
@@ -24,6 +29,17 @@ describe('configuration at start', () => {
       code: 1,
       stdout: '',
       stderr: 'redgrain: REDGRAIN_IDEMPOTENCY_WINDOW_MS is "0.5": must be a whole number of ms, at least 1\n',
+    });
+    expect(port).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'redgrain: REDIS_CLUSTER is "redis://127.0.0.1:99999": must have a port from 1 to 65535\n',
+    });
+    expect(db).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr:
+        'redgrain: REDIS_URL is "redis://127.0.0.1:7390/abc": must name its database as a whole number from 0 to 2147483647, not "abc"\n',
     });
   });
 

@@ -224,12 +224,14 @@ describe('event-sourced grains across class versions', () => {
     Silo.start({ redis: testRedis(), keyPrefix, grains, logger: log, supervision: { maxRestarts: 1, baseDelayMs: 10, maxDelayMs: 20 } });
 
   it('loads version-1 events through the upcaster after the class moved to version 2', async () => {
+    // One client per version of the class, as each deploy has its own (a client refuses two classes of one type).
+    const before = await connect({ redis: testRedis(), keyPrefix });
     const client = await connect({ redis: testRedis(), keyPrefix });
     const redis = rawRedis();
     try {
       let silo = await start([ThermoV1]);
-      await client.getGrain(ThermoV1, 'kitchen').ask('read', 20);
-      await client.getGrain(ThermoV1, 'kitchen').ask('read', 25);
+      await before.getGrain(ThermoV1, 'kitchen').ask('read', 20);
+      await before.getGrain(ThermoV1, 'kitchen').ask('read', 25);
       await silo.stop();
       silo = await start([ThermoV2]);
       const thermo = client.getGrain(ThermoV2, 'kitchen');
@@ -254,6 +256,7 @@ describe('event-sourced grains across class versions', () => {
       await silo.stop();
     } finally {
       redis.disconnect();
+      await before.close();
       await client.close();
     }
   });
@@ -306,13 +309,14 @@ describe('event-sourced grains across class versions', () => {
 
   it('refuses events written by a newer version of the class (a rolling deploy) instead of misreading them', async () => {
     const client = await connect({ redis: testRedis(), keyPrefix });
+    const older = await connect({ redis: testRedis(), keyPrefix });
     try {
       let silo = await start([ThermoV2]);
       await client.getGrain(ThermoV2, 'attic').ask('read', 280);
       await silo.stop();
       silo = await start([ThermoV1]);
       const error = await waitFor('the activation to be given up', async () => {
-        const outcome = await client
+        const outcome = await older
           .getGrain(ThermoV1, 'attic')
           .ask('read', 20)
           .catch((e: unknown) => e);
@@ -322,6 +326,7 @@ describe('event-sourced grains across class versions', () => {
       expect((await client.readEvents(ThermoV2, 'attic')).map((e) => e.event)).toEqual([{ type: 'Read', kelvin: 280 }]);
       await silo.stop();
     } finally {
+      await older.close();
       await client.close();
     }
   });

@@ -4,8 +4,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import {
   ActivationFailedError,
   AskTimeoutError,
+  ClosedError,
   connect,
   Grain,
+  InvalidGrainClassError,
   InvalidGrainKeyError,
   InvalidOptionError,
   MailboxFullError,
@@ -107,6 +109,14 @@ class Elsewhere extends Grain<{ n: number }> {
   }
 }
 
+/** Another class claiming Target's type name, with other handlers. */
+class Impostor extends Grain<{ n: number }> {
+  static readonly type = 'Target';
+  async other() {
+    return 'impostor';
+  }
+}
+
 type Untyped = { send(method: unknown, ...args: unknown[]): Promise<void>; ask(method: unknown, ...args: unknown[]): Promise<unknown> };
 
 /**
@@ -191,6 +201,30 @@ describe('hostile input', () => {
     });
   });
 
+  describe('grain classes', () => {
+    it('a second class with the type name of a class the client knows: InvalidGrainClassError, and the first still works', async () => {
+      expect(await client.getGrain(Target, 'classes').ask('add', 1)).toBe(1);
+      const error = (() => {
+        try {
+          client.getGrain(Impostor, 'classes');
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(InvalidGrainClassError);
+      expect(error).toMatchObject({
+        code: 'INVALID_GRAIN_CLASS',
+        message: 'Grain type name "Target" is declared by two classes (Target and Impostor)',
+      });
+      // The client still holds Target's handlers: its methods go through, the impostor's are refused.
+      expect(await client.getGrain(Target, 'classes').ask('add', 2)).toBe(3);
+      await expect(untyped('classes').ask('other')).rejects.toBeInstanceOf(UnknownMethodError);
+      // The same class again is of course fine.
+      expect(client.getGrain(Target, 'classes').type).toBe('Target');
+    });
+  });
+
   describe('method names', () => {
     const rows: [string, unknown][] = [
       ['not a method of the grain', 'nope'],
@@ -257,6 +291,7 @@ describe('hostile input', () => {
       ['a timeout that is a string', { timeoutMs: 'soon' }, /timeoutMs/],
       ['a timeout past what a timer holds', { timeoutMs: 2 ** 40 }, /timeoutMs/],
       ['an empty correlation id', { correlationId: '' }, /correlationId/],
+      ['a fractional timeout', { timeoutMs: 1.5 }, /^timeoutMs is 1\.5: must be a whole number of ms, from 1 to 2147483647$/],
     ];
     it.each(rows)('%s: InvalidOptionError naming the option, nothing enqueued', async (_, options, names) => {
       const ref = client.getGrain(Target, 'options').with(options);
@@ -266,6 +301,93 @@ describe('hostile input', () => {
         expect((error as Error).message).toMatch(names);
       }
       expect(await waitLength('options')).toBe(0);
+    });
+  });
+
+  describe('dead letters', () => {
+    type Letters = GrainClient['deadLetters'];
+    const rows: [string, (letters: Letters) => Promise<unknown>, string][] = [
+      ['list(NaN)', (l) => l.list(Number.NaN), 'deadLetters.list limit is NaN: must be a whole number, at least 1'],
+      ['list(1.5)', (l) => l.list(1.5), 'deadLetters.list limit is 1.5: must be a whole number, at least 1'],
+      ['list(-1)', (l) => l.list(-1), 'deadLetters.list limit is -1: must be a whole number, at least 1'],
+      ['list(0)', (l) => l.list(0), 'deadLetters.list limit is 0: must be a whole number, at least 1'],
+      ["list('5')", (l) => l.list('5' as unknown as number), 'deadLetters.list limit is "5": must be a whole number, at least 1'],
+      [
+        "redrive('nonexistent')",
+        (l) => l.redrive('nonexistent'),
+        'deadLetters.redrive id is "nonexistent": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        "redrive('')",
+        (l) => l.redrive(''),
+        'deadLetters.redrive id is "": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        "redrive('5'), which Redis would read as a range",
+        (l) => l.redrive('5'),
+        'deadLetters.redrive id is "5": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        'redrive of an id past 64 bits',
+        (l) => l.redrive('18446744073709551616-0'),
+        'deadLetters.redrive id is "18446744073709551616-0": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        "discard('1-2-3')",
+        (l) => l.discard('1-2-3'),
+        'deadLetters.discard id is "1-2-3": must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+      [
+        'discard(5)',
+        (l) => l.discard(5 as unknown as string),
+        'deadLetters.discard id is 5: must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)',
+      ],
+    ];
+    it.each(rows)('%s: InvalidOptionError naming the argument', async (_, call, message) => {
+      const error = await call(client.deadLetters).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTION', message });
+    });
+
+    it('a well-formed id of no dead letter: redrive and discard resolve false, as for one redriven or discarded already', async () => {
+      expect(await client.deadLetters.redrive('0-0')).toBe(false);
+      expect(await client.deadLetters.discard('0-0')).toBe(false);
+      expect(await client.deadLetters.redrive('18446744073709551615-18446744073709551615')).toBe(false);
+    });
+
+    it('a closed client: list, redrive and discard reject with ClosedError', async () => {
+      const closed = await connect({ redis: inject('redisUrl'), keyPrefix });
+      await closed.close();
+      for (const call of [closed.deadLetters.list(), closed.deadLetters.redrive('0-0'), closed.deadLetters.discard('0-0')]) {
+        const error = await call.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ClosedError);
+        expect(error).toMatchObject({ code: 'CLOSED', message: 'The client is closed' });
+      }
+    });
+  });
+
+  describe('publish options', () => {
+    const rows: [string, Record<string, unknown>, string][] = [
+      ['an empty idempotency key', { idempotencyKey: '' }, 'idempotencyKey is "": must be a non-empty string of at most 512 characters'],
+      [
+        'an idempotency key of 600 characters',
+        { idempotencyKey: 'k'.repeat(600) },
+        `idempotencyKey is "${'k'.repeat(59)}…: must be a non-empty string of at most 512 characters`,
+      ],
+      ['an empty correlation id', { correlationId: '' }, 'correlationId is "": must be a non-empty string of at most 256 characters'],
+    ];
+    it.each(rows)('publish with %s: InvalidOptionError naming the option, even when no grain subscribes', async (_, options, message) => {
+      const error = await client.publish('hostile.nobody', 1, options).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTION', message });
+    });
+  });
+
+  describe('subscribe', () => {
+    it('subscribe with a listener that is not a function: InvalidOptionError', async () => {
+      const error = await client.subscribe('hostile.*', 5 as never).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error).toMatchObject({ code: 'INVALID_OPTION', message: 'listener is 5: must be a function (topic, data) => void' });
     });
   });
 

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, RedisUnavailableError, Silo } from 'redgrain';
 import { freePort, startRedisServer, type RedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
+import { redgrain } from './support/cli.ts';
 
 /** Connects and returns the error, and how long it took to come. */
 async function failure(start: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
@@ -81,6 +82,23 @@ describe('Redis unreachable at start', () => {
     expect(missing.ms).toBeLessThan(1_000);
     const client = await connect({ redis: `redis://default:right-password@127.0.0.1:${server.port}`, keyPrefix: 'errors' });
     await client.close();
+  });
+
+  it('a database the server does not have fails at once, saying so (connect, Silo.start, redgrain inspect), not on database 0', async () => {
+    // The suite's Redis has the default 16 databases: 15 is the last.
+    const url = `${inject('redisUrl')}/16`;
+    const port = new URL(url).port;
+    const message = `Redis at 127.0.0.1:${port} is unavailable: it has no such database (SELECT: ERR DB index is out of range); the URL's database must be below the server's \`databases\` setting (16 by default)`;
+    const client = await failure(() => connect({ redis: url, connectTimeoutMs: 10_000 }));
+    expect(client.error).toBeInstanceOf(RedisUnavailableError);
+    expect((client.error as Error).message).toBe(message);
+    expect(client.ms).toBeLessThan(1_000);
+    const silo = await failure(() => Silo.start({ redis: url, grains: [Counter], connectTimeoutMs: 10_000 }));
+    expect(silo.error).toBeInstanceOf(RedisUnavailableError);
+    expect((silo.error as Error).message).toBe(message);
+    expect(await redgrain('inspect', '--redis', url)).toEqual({ code: 1, out: '', err: `redgrain: ${message}` });
+    const last = await connect({ redis: `${inject('redisUrl')}/15`, keyPrefix: 'errors' });
+    await last.close();
   });
 
   it('a server that never answers fails after connectTimeoutMs, naming host:port', async () => {

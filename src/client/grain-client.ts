@@ -127,6 +127,8 @@ export class GrainClient implements MessageSender {
   readonly #order = new CallOrder();
   /** Mailbox bounds of the types this client has references to. */
   readonly #limits = new Map<string, Required<MailboxLimits>>();
+  /** The class of each type this client has taken in (one class per type name). */
+  readonly #classes = new Map<string, GrainClass>();
   /** Handlers of the types this client holds the class of: a message for another method is refused here. */
   readonly #handlers = new Map<string, ReadonlySet<string>>();
   #replies: ReplyListener | undefined;
@@ -151,15 +153,26 @@ export class GrainClient implements MessageSender {
     return new GrainReference<G>(this, GrainId.of(this.#learn(cls), key));
   }
 
-  /** Takes in what a grain class says about its messages (bounds, handlers, errors); returns its type. */
+  /**
+   * Takes in what a grain class says about its messages (bounds, handlers, errors); returns its
+   * type. A second, different class with a type name this client knows is refused, as `Silo.start`
+   * refuses it: its handlers and bounds would silently replace the first class's.
+   */
   #learn(cls: GrainClass): string {
     const type = grainTypeName(cls);
+    const known = this.#classes.get(type);
+    if (known === cls) return type;
+    if (known !== undefined) {
+      throw new InvalidGrainClassError(`Grain type name "${type}" is declared by two classes (${known.name} and ${cls.name})`);
+    }
     const limits = mailboxLimits(cls);
-    if (limits !== undefined) this.#limits.set(type, limits);
-    this.#handlers.set(type, handlerNames(cls));
+    const handlers = handlerNames(cls);
     const readOnly = readOnlyHandlers(cls);
-    if (readOnly.size > 0) this.#readOnly.set(type, readOnly);
     this.runtime.errorClasses.register(cls.errors);
+    if (limits !== undefined) this.#limits.set(type, limits);
+    this.#handlers.set(type, handlers);
+    if (readOnly.size > 0) this.#readOnly.set(type, readOnly);
+    this.#classes.set(type, cls);
     return type;
   }
 
@@ -350,6 +363,7 @@ export class GrainClient implements MessageSender {
    */
   async preparePublish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId'>): Promise<PreparedPublish> {
     if (this.#closed) throw new ClosedError('The client');
+    checkCallOptions(options);
     const payload = this.#publishPayload(topic, data);
     const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
     const messages = subscribers.map(({ grain, method }) => {
@@ -389,24 +403,8 @@ export class GrainClient implements MessageSender {
 
   /** Resolves the call's correlation id (option, baggage, or new) and opens its span. */
   #startCall(kind: 'send' | 'ask', grain: GrainId, method: string, options: CallOptions): Call {
-    const { idempotencyKey, correlationId: given, timeoutMs } = options;
-    if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
-      throw new InvalidOptionError(
-        'idempotencyKey',
-        preview(idempotencyKey),
-        `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
-      );
-    }
-    if (given !== undefined && !isCorrelationId(given)) {
-      throw new InvalidOptionError(
-        'correlationId',
-        preview(given),
-        `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`,
-      );
-    }
-    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
-      throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a positive number of milliseconds up to ${MAX_TIMER_MS}`);
-    }
+    checkCallOptions(options);
+    const { idempotencyKey, correlationId: given } = options;
     const parent = callerContext(options.traceContext);
     const correlationId = given ?? correlationFromContext(parent) ?? newCorrelationId();
     return { correlationId, idempotencyKey, trace: startCall(kind, grain, method, correlationId, parent) };
@@ -414,29 +412,57 @@ export class GrainClient implements MessageSender {
 
   /**
    * Messages set aside because their processing kept killing or hanging their activation.
-   * `redrive` puts one back at the end of its grain's mailbox (once the grain is fixed).
+   * `redrive` puts one back at the end of its grain's mailbox (once the grain is fixed); it and
+   * `discard` resolve false when there is no dead letter with that id (redriven or discarded
+   * already). A malformed limit or id is refused with InvalidOptionError, a closed client with
+   * ClosedError.
    */
   readonly deadLetters = {
-    list: (limit = 100): Promise<DeadLetter[]> => this.runtime.deadLetters.list(limit),
-    redrive: async (id: string): Promise<void> => {
-      const letter = await this.runtime.deadLetters.get(id);
-      if (letter === undefined) throw new RangeError(`No dead letter with id ${id}`);
-      const envelope = asEnvelope(letter.message);
-      if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
-      // One redrive of a letter at a time (two operators, two clicks): the claim expires by itself
-      // if this process dies before the letter is removed, which leaves the letter to redrive again.
-      const claim = this.runtime.keys.deadLetterRedrive(id);
-      if ((await this.runtime.redis.set(claim, this.id, 'PX', REDRIVE_CLAIM_MS, 'NX')) !== 'OK') {
-        throw new RangeError(`Dead letter ${id} is being redriven already`);
+    list: async (limit = 100): Promise<DeadLetter[]> => {
+      if (this.#closed) throw new ClosedError('The client');
+      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+        throw new InvalidOptionError('deadLetters.list limit', preview(limit), 'must be a whole number, at least 1');
       }
       try {
-        await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
-        await this.runtime.deadLetters.remove(id);
-      } finally {
-        await this.runtime.redis.del(claim);
+        return await this.runtime.deadLetters.list(limit);
+      } catch (error) {
+        throw this.#closedOr(error);
       }
     },
-    discard: (id: string): Promise<boolean> => this.runtime.deadLetters.remove(id),
+    redrive: async (id: string): Promise<boolean> => {
+      if (this.#closed) throw new ClosedError('The client');
+      checkDeadLetterId(id, 'deadLetters.redrive id');
+      try {
+        const letter = await this.runtime.deadLetters.get(id);
+        if (letter === undefined) return false;
+        const envelope = asEnvelope(letter.message);
+        if (envelope === undefined) throw new TypeError(`Dead letter ${id} holds no redgrain message; discard it instead`);
+        // One redrive of a letter at a time (two operators, two clicks): the claim expires by itself
+        // if this process dies before the letter is removed, which leaves the letter to redrive again.
+        const claim = this.runtime.keys.deadLetterRedrive(id);
+        if ((await this.runtime.redis.set(claim, this.id, 'PX', REDRIVE_CLAIM_MS, 'NX')) !== 'OK') {
+          throw new RangeError(`Dead letter ${id} is being redriven already`);
+        }
+        try {
+          await this.#enqueueWithin(GrainId.of(letter.grainType, letter.grainKey), envelope.m, { ...envelope, t: Date.now() });
+          await this.runtime.deadLetters.remove(id);
+        } finally {
+          await this.runtime.redis.del(claim);
+        }
+        return true;
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+    },
+    discard: async (id: string): Promise<boolean> => {
+      if (this.#closed) throw new ClosedError('The client');
+      checkDeadLetterId(id, 'deadLetters.discard id');
+      try {
+        return await this.runtime.deadLetters.remove(id);
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+    },
   };
 
   /**
@@ -469,6 +495,8 @@ export class GrainClient implements MessageSender {
    */
   async publish(topic: string, data: unknown, options: Pick<CallOptions, 'correlationId' | 'idempotencyKey'> = {}): Promise<number> {
     if (this.#closed) throw new ClosedError('The client');
+    // Checked before the subscribers are looked up, as for a send: refused even when none subscribes.
+    checkCallOptions(options);
     const payload = this.#publishPayload(topic, data);
     const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
     const failures: unknown[] = [];
@@ -506,6 +534,8 @@ export class GrainClient implements MessageSender {
    */
   async subscribe(pattern: string, listener: TopicListener): Promise<TopicSubscription> {
     if (this.#closed) throw new ClosedError('The client');
+    if (typeof listener !== 'function')
+      throw new InvalidOptionError('listener', preview(listener), 'must be a function (topic, data) => void');
     const entry = { segments: patternSegments(pattern), listener };
     await this.#topics();
     this.#topicListeners.add(entry);
@@ -841,6 +871,43 @@ export class GrainClient implements MessageSender {
     }
     await this.#replies.ready(this.runtime.redisTimeoutMs);
     return this.#replies;
+  }
+}
+
+/** Refuses malformed call options (`idempotencyKey`, `correlationId`, `timeoutMs`) with InvalidOptionError. */
+function checkCallOptions(options: CallOptions): void {
+  const { idempotencyKey, correlationId: given, timeoutMs } = options;
+  if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
+    throw new InvalidOptionError(
+      'idempotencyKey',
+      preview(idempotencyKey),
+      `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
+    );
+  }
+  if (given !== undefined && !isCorrelationId(given)) {
+    throw new InvalidOptionError(
+      'correlationId',
+      preview(given),
+      `must be a non-empty string of at most ${MAX_CORRELATION_ID_LENGTH} characters`,
+    );
+  }
+  // Whole, as connect's askTimeoutMs is.
+  if (
+    timeoutMs !== undefined &&
+    !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= MAX_TIMER_MS)
+  ) {
+    throw new InvalidOptionError('timeoutMs', preview(timeoutMs), `must be a whole number of ms, from 1 to ${MAX_TIMER_MS}`);
+  }
+}
+
+/** The largest part of a Redis stream id (an unsigned 64-bit number). */
+const MAX_STREAM_ID_PART = 18_446_744_073_709_551_615n;
+
+/** Refuses what is not a dead letter id as `list` gives it (`<ms>-<seq>`): Redis would refuse it, or read it as a range. */
+function checkDeadLetterId(id: unknown, option: string): asserts id is string {
+  const parts = typeof id === 'string' ? /^(\d{1,20})-(\d{1,20})$/.exec(id) : null;
+  if (parts === null || parts.slice(1).some((part) => BigInt(part) > MAX_STREAM_ID_PART)) {
+    throw new InvalidOptionError(option, preview(id), 'must be a dead letter id as deadLetters.list gives it (<ms>-<sequence>)');
   }
 }
 

@@ -100,11 +100,42 @@ const ms = (name: string, env: string | undefined, value: number, doc: string, d
     doc,
   });
 
+/** The largest database number SELECT takes (a C int); Redis refuses larger ones as malformed. */
+const MAX_DB = 2_147_483_647;
+
 function checkRedisUrl(value: string): string {
   if (value.trim() === '') refuse('must be a Redis URL such as redis://127.0.0.1:6379');
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
   if (scheme !== undefined && !/^rediss?$/i.test(scheme)) refuse(`must be a redis:// or rediss:// URL, not ${scheme}://`);
+  if (scheme !== undefined) checkUrlParts(value);
   return value;
+}
+
+/**
+ * Refuses a redis:// URL whose port or database would fail later, less clearly: a port outside
+ * 1-65535 (`new URL` throws a bare "Invalid URL" at connect), or a database that is not a whole
+ * number (ioredis would SELECT NaN). A database the server does not have is refused at connect.
+ */
+function checkUrlParts(value: string): void {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(value)?.[1] ?? '';
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(hostPort)?.[1];
+  if (port !== undefined && port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65_535)) {
+    refuse('must have a port from 1 to 65535');
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    return refuse('must be a valid URL such as redis://127.0.0.1:6379');
+  }
+  const path = parsed.pathname.replace(/^\//, '');
+  const queryDb = parsed.searchParams.get('db');
+  for (const db of queryDb === null ? [path] : [path, queryDb]) {
+    if (db !== '' && !(/^\d{1,10}$/.test(db) && Number(db) <= MAX_DB)) {
+      refuse(`must name its database as a whole number from 0 to ${MAX_DB}, not ${JSON.stringify(db.slice(0, 40))}`);
+    }
+  }
 }
 
 function checkRedis(value: unknown): RedisConnectionInput {
@@ -123,6 +154,8 @@ function checkClusterNodes(nodes: unknown, what: string): void {
     if (typeof node === 'string') {
       checkRedisUrl(node);
       if (!/^rediss?:\/\//i.test(node)) refuse(`${what}: ${JSON.stringify(node)} is not a redis:// or rediss:// URL`);
+      // Not ignored in silence: the data would be in database 0 all the same.
+      if (Number(new URL(node).pathname.slice(1) || 0) !== 0) refuse(`${what}: a Redis Cluster has database 0 only`);
       continue;
     }
     const { host, port } = (node ?? {}) as { host?: unknown; port?: unknown };

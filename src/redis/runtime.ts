@@ -194,6 +194,14 @@ export function explainRedisError(error: Error): RedisFailure {
   if (/^NOPERM/.test(text)) {
     return { error, kind: 'credentials', cause: `the user lacks a permission redgrain needs (${text}); see the README's Security section` };
   }
+  if (/^ERR DB index is out of range/.test(text)) {
+    // ioredis would go on, on database 0: another application's keys, or an empty database.
+    return {
+      error,
+      kind: 'final',
+      cause: `it has no such database (SELECT: ${text}); the URL's database must be below the server's \`databases\` setting (16 by default)`,
+    };
+  }
   if (code === 'ECONNREFUSED') return { error, kind: 'final', cause: 'connection refused (ECONNREFUSED): nothing listens there' };
   if (code === 'ENOTFOUND') return { error, kind: 'final', cause: `host not found (ENOTFOUND: ${text})` };
   if (code !== undefined && TLS_VERIFICATION_CODES.has(code)) {

@@ -152,6 +152,17 @@ describe('the options schema', () => {
       { REDIS_URL: 'http://u:hunter2@cache:6379' },
       'REDIS_URL is "http://u:***@cache:6379": must be a redis:// or rediss:// URL, not http://',
     ],
+    [{ REDIS_URL: 'redis://127.0.0.1:99999' }, 'REDIS_URL is "redis://127.0.0.1:99999": must have a port from 1 to 65535'],
+    [
+      { REDIS_URL: 'redis://u:hunter2@127.0.0.1:7390/abc' },
+      'REDIS_URL is "redis://u:***@127.0.0.1:7390/abc": must name its database as a whole number from 0 to 2147483647, not "abc"',
+    ],
+    [{ REDIS_CLUSTER: 'redis://127.0.0.1:99999' }, 'REDIS_CLUSTER is "redis://127.0.0.1:99999": must have a port from 1 to 65535'],
+    [
+      { REDIS_CLUSTER: 'a:7000,b:7001/abc' },
+      'REDIS_CLUSTER is "a:7000,b:7001/abc": must name its database as a whole number from 0 to 2147483647, not "abc"',
+    ],
+    [{ REDIS_CLUSTER: 'a:7000/2' }, 'REDIS_CLUSTER is "a:7000/2": REDIS_CLUSTER: a Redis Cluster has database 0 only'],
   ])('refuses the malformed environment %o at start, naming the variable', (env, message) => {
     const error = (() => {
       try {
@@ -178,6 +189,33 @@ describe('the options schema', () => {
     [
       { redis: 'https://app:hunter2@cache' },
       'Silo option redis is "https://app:***@cache": must be a redis:// or rediss:// URL, not https://',
+    ],
+    [{ redis: 'redis://127.0.0.1:99999' }, 'Silo option redis is "redis://127.0.0.1:99999": must have a port from 1 to 65535'],
+    [{ redis: 'redis://127.0.0.1:0' }, 'Silo option redis is "redis://127.0.0.1:0": must have a port from 1 to 65535'],
+    [{ redis: 'redis://127.0.0.1:6379x' }, 'Silo option redis is "redis://127.0.0.1:6379x": must have a port from 1 to 65535'],
+    [
+      { redis: 'redis://127.0.0.1:7390/-1' },
+      'Silo option redis is "redis://127.0.0.1:7390/-1": must name its database as a whole number from 0 to 2147483647, not "-1"',
+    ],
+    [
+      { redis: 'rediss://cache/1.5' },
+      'Silo option redis is "rediss://cache/1.5": must name its database as a whole number from 0 to 2147483647, not "1.5"',
+    ],
+    [
+      { redis: 'redis://cache/3000000000' },
+      'Silo option redis is "redis://cache/3000000000": must name its database as a whole number from 0 to 2147483647, not "3000000000"',
+    ],
+    [
+      { redis: 'redis://cache:6379?db=two' },
+      'Silo option redis is "redis://cache:6379?db=two": must name its database as a whole number from 0 to 2147483647, not "two"',
+    ],
+    [
+      { redis: { cluster: ['redis://a:7000', 'redis://b:70001'] } },
+      'Silo option redis is {"cluster":["redis://a:7000","redis://b:70001"]}: must have a port from 1 to 65535',
+    ],
+    [
+      { redis: { cluster: ['redis://a:7000/3'] } },
+      'Silo option redis is {"cluster":["redis://a:7000/3"]}: cluster: a Redis Cluster has database 0 only',
     ],
   ])('refuses the malformed option %o given in code, naming it', (options, message) => {
     expect(() => resolveSiloOptions({ grains: [Counter], ...options } as never, {})).toThrow(InvalidOptionError);
