@@ -404,6 +404,16 @@ describe('hostile input', () => {
       expect(await client.getGrain(Target, 'other').ask('get')).toBe(1);
     });
 
+    it('client.close() lets the sends already made finish their enqueue: each resolves and runs; later calls are refused', async () => {
+      const closing = await connect({ redis: inject('redisUrl'), keyPrefix });
+      const ref = closing.getGrain(Target, 'closing-sends');
+      const sends = Array.from({ length: 20 }, () => ref.send('add', 1));
+      await closing.close();
+      expect(await Promise.allSettled(sends)).toEqual(sends.map(() => ({ status: 'fulfilled', value: undefined })));
+      expect(await client.getGrain(Target, 'closing-sends').ask('get')).toBe(20);
+      await expect(ref.send('add', 1)).rejects.toBeInstanceOf(ClosedError);
+    });
+
     it('client.close() during an enqueue rejects the call with a RedgrainError; nothing is left unhandled', async () => {
       const closing = await connect({ redis: inject('redisUrl'), keyPrefix });
       const ref = closing.getGrain(Target, 'closing');

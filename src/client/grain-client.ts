@@ -137,6 +137,8 @@ export class GrainClient implements MessageSender {
   #topicSubscriber: Promise<RedisClient> | undefined;
   readonly #topicListeners = new Set<{ segments: string[]; listener: TopicListener }>();
   #closed = false;
+  /** Enqueues under way: `close` lets them finish before it closes the connection. */
+  readonly #enqueuing = new Set<Promise<void>>();
   /** The read-only handlers of the grain types this client has referenced that declare any. */
   readonly #readOnly = new Map<string, ReadonlySet<string>>();
   /** This client's messages to grains with read-only handlers, per grain: sent, and known processed. */
@@ -580,6 +582,9 @@ export class GrainClient implements MessageSender {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Calls already made finish their enqueue (each within redisTimeoutMs), so a send that was
+    // issued before the close is enqueued, or fails saying so; calls made from now on are refused.
+    await Promise.allSettled([...this.#enqueuing]);
     this.#replies?.close();
     this.#subscriber?.disconnect();
     if (this.#topicSubscriber !== undefined) (await this.#topicSubscriber.catch(() => undefined))?.disconnect();
@@ -660,6 +665,19 @@ export class GrainClient implements MessageSender {
     place: Place = this.#order.place(grain.tag),
   ): Promise<void> {
     if (this.#closed) throw new ClosedError('The client');
+    // From here the call counts as made: `close` lets it finish (its checks too).
+    await this.#finishedBeforeClose(this.#checkAndEnqueue(grain, method, serializedArgs, call, replyTo, extra, place));
+  }
+
+  async #checkAndEnqueue(
+    grain: GrainId,
+    method: string,
+    serializedArgs: string,
+    call: Call,
+    replyTo: MessageEnvelope['r'],
+    extra: Pick<MessageEnvelope, 'rt' | 'w'>,
+    place: Place,
+  ): Promise<void> {
     try {
       await this.#assertRegistered(grain.type);
       await this.#refuseIfFull(grain);
@@ -679,15 +697,33 @@ export class GrainClient implements MessageSender {
   }
 
   /**
-   * Enqueues within the Redis timeout. Waiting for a connection fails cleanly (nothing was sent);
-   * a failure after the enqueue was sent leaves it uncertain, and the error says so.
+   * Enqueues within the Redis timeout (see `#enqueueNow`), counted among the enqueues `close`
+   * lets finish.
    */
-  async #enqueueWithin(
+  #enqueueWithin(
     grain: GrainId,
     method: string,
     envelopes: MessageEnvelope | readonly MessageEnvelope[],
     place: Place = this.#order.place(grain.tag),
   ): Promise<void> {
+    return this.#finishedBeforeClose(this.#enqueueNow(grain, method, envelopes, place));
+  }
+
+  /** Counts `work` among the calls `close` lets finish first. */
+  async #finishedBeforeClose(work: Promise<void>): Promise<void> {
+    this.#enqueuing.add(work);
+    try {
+      await work;
+    } finally {
+      this.#enqueuing.delete(work);
+    }
+  }
+
+  /**
+   * Enqueues within the Redis timeout. Waiting for a connection fails cleanly (nothing was sent);
+   * a failure after the enqueue was sent leaves it uncertain, and the error says so.
+   */
+  async #enqueueNow(grain: GrainId, method: string, envelopes: MessageEnvelope | readonly MessageEnvelope[], place: Place): Promise<void> {
     try {
       const { redis, redisTimeoutMs } = this.runtime;
       const deadline = Date.now() + redisTimeoutMs;
