@@ -301,6 +301,17 @@ describe('the dashboard beyond loopback', () => {
       // The page itself: its header and its own origin.
       expect(await post(discard, { 'x-redgrain-dashboard': '1', origin: `http://${host}` })).toEqual({ status: 200, body: '{"ok":true}' });
       expect(await client.deadLetters.list()).toEqual([]);
+      // Gone already: 404; a malformed id: 400 (not a server error).
+      expect(await post(discard, { 'x-redgrain-dashboard': '1', origin: `http://${host}` })).toEqual({
+        status: 404,
+        body: '{"error":"no such dead letter (redriven or discarded already)"}',
+      });
+      const malformed = await post(`${dashboard.url}api/deadletters/not-an-id/redrive`, {
+        'x-redgrain-dashboard': '1',
+        origin: `http://${host}`,
+      });
+      expect(malformed.status).toBe(400);
+      expect(malformed.body).toMatch(/^\{"error":"InvalidOptionError: /);
       // Every answer forbids framing.
       const page = await new Promise<string | undefined>((resolve, reject) => {
         request(dashboard.url, (res) => {

@@ -238,10 +238,19 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
         send(response, 403, { error: 'the dashboard is read-only' });
         return;
       }
-      const id = decodeURIComponent(action[1] as string);
-      if (action[2] === 'redrive') await client.deadLetters.redrive(id);
-      else await client.deadLetters.discard(id);
-      send(response, 200, { ok: true });
+      let done: boolean;
+      try {
+        const id = decodeURIComponent(action[1] as string);
+        done = action[2] === 'redrive' ? await client.deadLetters.redrive(id) : await client.deadLetters.discard(id);
+      } catch (error) {
+        // A malformed id is the request's fault, a redrive already under way a conflict.
+        if (error instanceof InvalidOptionError || error instanceof URIError) send(response, 400, { error: describeError(error) });
+        else if (error instanceof RangeError) send(response, 409, { error: describeError(error) });
+        else throw error;
+        return;
+      }
+      if (done) send(response, 200, { ok: true });
+      else send(response, 404, { error: 'no such dead letter (redriven or discarded already)' });
       return;
     }
     send(response, 404, { error: `no such page: ${url.pathname}` });
