@@ -40,7 +40,7 @@ export interface ConnectOptions {
    * packing off. Default 64.
    */
   maxPackMessages?: number | undefined;
-  /** Largest pack, counting its messages' arguments, in bytes (256 KiB). */
+  /** Largest pack, counting its messages' bytes as its job holds them (256 KiB). */
   maxPackBytes?: number | undefined;
   /** How long a message's outcome is kept for its idempotency key, in ms (24 h). */
   idempotencyWindowMs?: number | undefined;

@@ -318,7 +318,7 @@ export const OPTIONS = {
     default: 262_144,
     max: 512 * 1_048_576,
     unit: 'bytes',
-    doc: "largest pack, counting its messages' arguments (a larger message travels alone)",
+    doc: "largest pack, counting its messages' bytes as its job holds them (a larger message travels alone)",
   }),
   // A Redis expiry (PX): Lua refuses a fractional one, so a whole number is required.
   idempotencyWindowMs: ms(

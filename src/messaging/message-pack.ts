@@ -50,11 +50,12 @@ export function isPack(data: unknown): data is { v: 1; p: unknown[] } {
 }
 
 /**
- * How much of a pack's byte bound a message takes: its arguments and a fixed allowance for the
- * envelope's other fields (method, ids, trace context). An estimate that costs no serialization.
+ * How much of a pack's byte bound a message takes: the bytes of the message as the pack's job
+ * data holds it (JSON, where its serialized arguments are escaped again and non-ASCII text takes
+ * up to 3 bytes a character), so the bound holds for any content.
  */
 export function packBytes(envelope: MessageEnvelope): number {
-  return envelope.a.length + 256;
+  return Buffer.byteLength(JSON.stringify(envelope));
 }
 
 /**

@@ -59,7 +59,7 @@ export interface SiloOptions {
   maxPayloadBytes?: number | undefined;
   /** Most messages a grain's turns send to one grain that travel as one job (see `connect`). 1 turns packing off. Default 64. */
   maxPackMessages?: number | undefined;
-  /** Largest pack a grain sends, counting its messages' arguments, in bytes (256 KiB). */
+  /** Largest pack a grain sends, counting its messages' bytes as its job holds them (256 KiB). */
   maxPackBytes?: number | undefined;
   /** How long the outcome of a message a grain sends with an idempotency key is kept (ms, 24 h). */
   idempotencyWindowMs?: number | undefined;

@@ -4,8 +4,8 @@ import { GrainId } from '../../src/grain/grain-id.ts';
 import type { MessageEnvelope } from '../../src/messaging/envelope.ts';
 
 const grain = GrainId.of('Counter', 'hot');
-/** A message whose arguments take `size` characters (a pack's byte bound counts them plus 256). */
-const message = (n: number, size = 10): MessageEnvelope => ({ v: 1, m: 'add', a: `${n}`.padEnd(size, ' '), c: `c${n}`, t: 0 });
+/** A message whose arguments take `size` characters of `fill` (a pack's byte bound counts its JSON bytes). */
+const message = (n: number, size = 10, fill = ' '): MessageEnvelope => ({ v: 1, m: 'add', a: `${n}`.padEnd(size, fill), c: `c${n}`, t: 0 });
 
 /** A packer whose sends are held until the test lets them go; it records what each send carried. */
 function packer(limits: { messages: number; bytes: number }) {
@@ -43,19 +43,23 @@ describe('MessagePacker', () => {
   });
 
   it('keeps a pack within its byte bound, and sends a message larger than the bound alone', async () => {
-    // Each 300-character message counts 556 bytes: two fit in 1,200, a third does not.
+    // A 300-character message is 340 bytes of JSON: three fit in 1,200. Quotes are escaped in the
+    // job's JSON (two bytes each), and 'é' takes two bytes in UTF-8: such a message of 300
+    // characters is over 600 bytes, so two of them do not fit.
     const { packs, sent, pending } = packer({ messages: 64, bytes: 1_200 });
     const calls = [
       packs.add(grain, [message(1)]),
       ...[2, 3, 4].map((n) => packs.add(grain, [message(n, 300)])),
-      packs.add(grain, [message(5, 2_000)]),
+      packs.add(grain, [message(5, 300, '"')]),
+      packs.add(grain, [message(6, 300, 'é')]),
+      packs.add(grain, [message(7, 2_000)]),
     ];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 5; i++) {
       await settled();
       pending[i]?.ok();
     }
     await Promise.all(calls);
-    expect(sent).toEqual([['c1'], ['c2', 'c3'], ['c4'], ['c5']]);
+    expect(sent).toEqual([['c1'], ['c2', 'c3', 'c4'], ['c5'], ['c6'], ['c7']]);
   });
 
   it('does not send what waits behind a pack whose enqueue failed', async () => {
