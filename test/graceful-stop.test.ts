@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
 import { connect, Grain, Silo, type GrainClient } from 'redgrain';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
@@ -25,6 +25,13 @@ class SlowStep extends Grain<{ done: number[] }> {
     runs.push(n);
     startWaiters.get(n)?.();
     await new Promise((resolve) => setTimeout(resolve, TURN_MS));
+    this.state.done.push(n);
+  }
+  /** A turn of `ms`. */
+  async slow(n: number, ms: number) {
+    runs.push(n);
+    startWaiters.get(n)?.();
+    await new Promise((resolve) => setTimeout(resolve, ms));
     this.state.done.push(n);
   }
   async done() {
@@ -71,5 +78,44 @@ describe('graceful stop', () => {
     expect(runs).toEqual([1, 2, 3, 4, 5, 6, 7]);
     logA.expectQuiet();
     logB.expectQuiet();
+  });
+
+  it('keeps heartbeating while it finishes a turn longer than the silence window: it is not declared dead', async () => {
+    // A 1 s silence window (5 beats of 200 ms) and turns of 800 ms: the stop outlives the window.
+    const fast = { redis: inject('redisUrl'), keyPrefix, grains: [SlowStep], heartbeatIntervalMs: 200, missedHeartbeatsLimit: 5 };
+    // Only silos of these settings: one beating more slowly than the window would be judged dead.
+    for (const silo of silos) await silo.stop();
+    silos = [];
+    const logC = new LogRecorder();
+    const logD = new LogRecorder();
+    const c = await Silo.start({ ...fast, logger: logC });
+    const d = await Silo.start({ ...fast, logger: logD });
+    silos.push(c, d);
+    // Both silos have been healthy for a whole window, so d judges c.
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // the window itself, not a wait for an event
+    const grain = client.getGrain(SlowStep, 'long-stop');
+    expect(await grain.ask('done')).toEqual([]);
+    const owner = c.activationCount > 0 ? c : d;
+    const before = runs.length;
+    const firstStarted = started(10);
+    // A turn of 2.5 s (twice the window), then one queued behind it.
+    await grain.send('slow', 10, 2_500);
+    await grain.send('step', 11);
+    await firstStarted;
+    await owner.stop();
+    silos = silos.filter((silo) => silo !== owner);
+    onTestFailed(() => {
+      for (const [name, log] of [
+        ['c', logC],
+        ['d', logD],
+      ] as const) {
+        for (const e of log.entries) process.stdout.write(`${name} ${e.level} ${e.message} ${JSON.stringify(e.fields)}\n`);
+      }
+    });
+    expect(await grain.ask('done')).toEqual([10, 11]);
+    expect(runs.slice(before)).toEqual([10, 11]);
+    const otherLog = owner === c ? logD : logC;
+    expect(otherLog.entries.filter((e) => /silent silo/.test(e.message)).map((e) => e.message)).toEqual([]);
+    (owner === c ? logC : logD).expectQuiet();
   });
 });

@@ -344,10 +344,12 @@ export class Silo {
     const { membership, redis, keys, locator } = this.runtime;
     this.#status = 'stopping';
     this.log.info('silo stopping', { activations: this.catalog.size });
-    clearInterval(this.#heartbeat);
     await this.#monitor.stop();
     await membership.setStatus(this.id, 'stopping');
+    // Heartbeats go on while the turns in progress finish, however long: a silo that fell silent
+    // here would be declared dead and its grains taken over mid-turn (each such turn run twice).
     await this.catalog.deactivateAll();
+    clearInterval(this.#heartbeat);
     // From here no sender can push to this inbox; whatever is in it goes to other silos.
     await membership.leave(this.id);
     this.#status = 'left';
