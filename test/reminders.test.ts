@@ -139,6 +139,16 @@ describe('durable reminders', () => {
   it('refuses a bad schedule', async () => {
     await expect(client().getGrain(Alarm, 'bad').ask('set', 'x', { every: 1 })).rejects.toMatchObject({ code: 'INVALID_TIMER' });
     await expect(client().getGrain(Alarm, 'bad').ask('set', 'x', { cron: 'soon' })).rejects.toMatchObject({ code: 'INVALID_TIMER' });
+    // Well-formed, but impossible to schedule: refused at the call, not left to fail in the outbox.
+    await expect(client().getGrain(Alarm, 'bad').ask('set', 'x', { cron: '99 99 * * *' })).rejects.toMatchObject({
+      code: 'INVALID_TIMER',
+      message: expect.stringContaining('Constraint error, got value 99'),
+    });
+    await expect(client().getGrain(Alarm, 'bad').ask('set', 'x', { cron: '* * * * *', tz: 'Mars/Base' })).rejects.toMatchObject({
+      code: 'INVALID_TIMER',
+      message: expect.stringContaining('in "Mars/Base" cannot be scheduled'),
+    });
+    expect(await client().getGrain(Alarm, 'bad').ask('list')).toEqual([]);
     log.expectQuiet([/skipped a late reminder tick/]);
   });
 });

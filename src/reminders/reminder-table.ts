@@ -1,8 +1,9 @@
 import { Queue, type RedisQueueBackend } from 'bullmq';
 import calculateSlot from 'cluster-key-slot';
+import { CronExpressionParser } from 'cron-parser';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis/connection.ts';
-import { InvalidTimerError } from '../errors/errors.ts';
+import { InvalidTimerError, describeError } from '../errors/errors.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 
@@ -265,5 +266,18 @@ function validate(name: string, schedule: ReminderSchedule): Plan {
   if (typeof schedule.cron !== 'string' || !/^\S+(\s+\S+){4,5}$/.test(schedule.cron.trim())) {
     throw new InvalidTimerError(`Reminder "${name}": cron must be a 5- or 6-field pattern, got ${JSON.stringify(schedule.cron)}`);
   }
-  return { kind: 'cron', cron: schedule.cron.trim(), tz: schedule.tz, missed };
+  const cron = schedule.cron.trim();
+  if (schedule.tz !== undefined && typeof schedule.tz !== 'string')
+    throw new InvalidTimerError(`Reminder "${name}": tz must be a time zone name`);
+  // Parsed as BullMQ's scheduler will parse it, with its next time computed: a field out of range,
+  // an impossible date or an unknown time zone is refused here, not when the turn's outbox is
+  // carried out (where it could only fail for ever).
+  try {
+    CronExpressionParser.parse(cron, schedule.tz === undefined ? {} : { tz: schedule.tz }).next();
+  } catch (error) {
+    throw new InvalidTimerError(
+      `Reminder "${name}": cron ${JSON.stringify(cron)}${schedule.tz === undefined ? '' : ` in ${JSON.stringify(schedule.tz)}`} cannot be scheduled (${describeError(error)})`,
+    );
+  }
+  return { kind: 'cron', cron, tz: schedule.tz, missed };
 }
