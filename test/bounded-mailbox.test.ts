@@ -1,3 +1,4 @@
+import { parse } from 'superjson';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Grain, InvalidGrainClassError, MailboxFullError, type MailboxLimits } from 'redgrain';
 import { inProcessSilo } from './support/in-process-silo.ts';
@@ -85,6 +86,25 @@ describe('bounded mailboxes', () => {
     expect(String(refusal)).toMatch(new RegExp(`^RangeError: (Dead letter ${id} is being redriven already|No dead letter with id ${id})$`));
     // Redriven to the end of the mailbox before this ask is sent, so it runs just before it.
     expect(await grain.ask('pass', 'e')).toEqual(['b', 'c', 'd', 'a', 'e']);
+  });
+
+  it('with drop-oldest, concurrent senders together drop exactly the overflow, each message once', async () => {
+    closeGate();
+    const grain = client().getGrain(Ring, 'r2');
+    const held = grain.ask('hold');
+    await busy('Ring', 'r2');
+    const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    await Promise.all(ids.map((id) => grain.send('pass', id)));
+    const letters = (await client().deadLetters.list()).filter((letter) => letter.grainKey === 'r2');
+    const droppedIds = letters.map((letter) => (parse((letter.message as { a: string }).a) as string[])[0]);
+    expect(droppedIds).toHaveLength(8);
+    expect(new Set(droppedIds).size).toBe(8);
+    expect((await inspector().grain('Ring', 'r2')).mailbox.waiting).toBe(2);
+    open();
+    await held;
+    const kept = ids.filter((id) => !droppedIds.includes(id));
+    expect(await grain.ask('pass', 'last')).toEqual([...kept, 'last']);
+    for (const letter of letters) await client().deadLetters.discard(letter.id);
   });
 
   it('refuses an invalid bound', () => {

@@ -5,6 +5,7 @@ import { addAllInTransaction } from '../mailbox/bullmq-adapter.ts';
 import { jobMessages, packBytes, packJobName, toPack } from '../messaging/message-pack.ts';
 import { MessagePacker, NotSentBehindError, type PackLimits, type PackSending } from './message-packer.ts';
 import type { RedisClient } from '../redis/connection.ts';
+import type { ScriptCommands } from '../redis/scripts.ts';
 import type { GrainLocator } from '../directory/grain-locator.ts';
 import {
   AskTimeoutError,
@@ -88,7 +89,7 @@ const PRODUCER_CACHE_SIZE = 1_000;
 
 /** What a client runs on; a silo shares its own with the client its grains use. */
 export interface ClientRuntime {
-  redis: RedisClient;
+  redis: RedisClient & ScriptCommands;
   keys: RedisKeys;
   mailboxRoot: RedisQueueBackend;
   locator: GrainLocator;
@@ -840,12 +841,15 @@ export class GrainClient implements MessageSender {
   /** Moves the oldest waiting messages past `maxDepth` to the dead letters, telling `ask` callers. */
   async #dropOverflow(grain: GrainId, maxDepth: number): Promise<void> {
     const { redis, keys, deadLetters } = this.runtime;
-    const depth = await redis.llen(keys.mailbox(grain, 'wait'));
-    if (depth <= maxDepth) return;
+    // Taken out of the waiting list in one step, so that concurrent senders together drop exactly
+    // the overflow, each message once (and never one a silo has taken meanwhile).
+    const dropped = (await redis.dropOldest(keys.mailbox(grain, 'wait'), maxDepth)) as string[];
+    if (dropped.length === 0) return;
     const queue = this.#producer(grain);
-    for (const job of await queue.getWaiting(0, depth - maxDepth - 1)) {
-      // Removal fails for a message a silo has just taken: then it is not dropped.
-      if (job?.id === undefined || (await queue.remove(job.id)) !== 1) continue;
+    for (const jobId of dropped) {
+      const job = await queue.getJob(jobId);
+      if (job === undefined) continue;
+      await queue.remove(jobId);
       // A pack (sent by a process that did not know the bound) is set aside message by message.
       for (const message of jobMessages(job.data) ?? [job.data]) {
         const envelope = asEnvelope(message);

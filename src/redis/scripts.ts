@@ -12,6 +12,7 @@ const SCRIPTS = {
   releaseActivation: new URL('../directory/lua/releaseActivation-1.lua', import.meta.url),
   recoverTaken: new URL('../mailbox/lua/recoverTaken-2.lua', import.meta.url),
   tidyMailbox: new URL('../mailbox/lua/tidyMailbox-11.lua', import.meta.url),
+  dropOldest: new URL('../mailbox/lua/dropOldest-1.lua', import.meta.url),
   notifySilo: new URL('../membership/lua/notifySilo-2.lua', import.meta.url),
   heartbeat: new URL('../membership/lua/heartbeat-1.lua', import.meta.url),
   takeInbox: new URL('../membership/lua/takeInbox-2.lua', import.meta.url),
