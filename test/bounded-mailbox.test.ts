@@ -96,7 +96,7 @@ describe('bounded mailboxes', () => {
     const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
     await Promise.all(ids.map((id) => grain.send('pass', id)));
     const letters = (await client().deadLetters.list()).filter((letter) => letter.grainKey === 'r2');
-    const droppedIds = letters.map((letter) => (parse((letter.message as { a: string }).a) as string[])[0]);
+    const droppedIds = letters.map((letter) => parse<string[]>((letter.message as { a: string }).a)[0]);
     expect(droppedIds).toHaveLength(8);
     expect(new Set(droppedIds).size).toBe(8);
     expect((await inspector().grain('Ring', 'r2')).mailbox.waiting).toBe(2);
