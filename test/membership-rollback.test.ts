@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { Silo } from 'redgrain';
+import { startRedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { rawRedis, testRedis } from './support/redis.ts';
@@ -83,6 +85,51 @@ describe('membership across a heartbeat rollback', () => {
     } finally {
       redis.disconnect();
       await watcher.stop();
+    }
+  });
+
+  it('does not declare healthy silos dead when Redis is down for longer than the silence window', async () => {
+    const server = await startRedisServer({ appendOnly: true });
+    // A 1 s window (5 beats of 200 ms): the 1.5 s outage is longer, and shorter than the command
+    // timeout, so what the silos send meanwhile waits and goes through once Redis is back.
+    const options = {
+      redis: server.url,
+      keyPrefix: 'outage',
+      grains: [Counter],
+      heartbeatIntervalMs: 200,
+      missedHeartbeatsLimit: 5,
+      logLevel: 'silent' as const,
+    };
+    const silos = [await Silo.start(options), await Silo.start(options), await Silo.start(options)];
+    const outcomes: string[] = [];
+    for (const silo of silos) void silo.stopped.then((why) => outcomes.push(why));
+    const redis = new Redis(server.url, { maxRetriesPerRequest: null });
+    redis.on('error', () => undefined); // refused while Redis is down; its reads wait for it
+    const beats = async () => Promise.all(silos.map(async (silo) => Number(await redis.hget(`outage:s:{${silo.id}}:info`, 'heartbeatAt'))));
+    try {
+      // Every silo has been healthy for a whole window, so each judges the others.
+      const first = await beats();
+      await waitFor('a window of heartbeats', async () =>
+        (await beats()).every((b, i) => b - (first[i] as number) >= 1_200) ? true : undefined,
+      );
+      await server.kill();
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // the outage itself, not a wait for an event
+      await server.restart();
+      const back = await beats();
+      // Two windows of rounds after it: a silo wrongly judged would be declared dead by then.
+      await waitFor(
+        'two windows of heartbeats',
+        async () => ((await beats()).every((b, i) => b - (back[i] as number) >= 2_000) ? true : undefined),
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      expect(silos.map((silo) => silo.status)).toEqual(['active', 'active', 'active']);
+      expect(outcomes).toEqual([]);
+    } finally {
+      redis.disconnect();
+      for (const silo of silos) await silo.stop();
+      await server.stop();
     }
   });
 });

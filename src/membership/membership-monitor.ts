@@ -62,8 +62,17 @@ export class MembershipMonitor {
     // While this silo has not been healthy for a whole window it only watches, so that once it
     // has, it can judge at once what it has seen standing still since.
     const judging = Date.now() - since >= this.silenceMs;
+    const reading = Date.now();
     const silos = (await this.table.readAll()).filter((s) => s.id !== this.selfId);
     const now = Date.now();
+    // A read that took longer than a round waited out a disconnect (Redis restarting, the command
+    // held until the connection came back): the others could not beat meanwhile either, so that
+    // time was not seen as silence. Start watching again from what this read shows.
+    if (now - reading > this.intervalMs) {
+      this.#watched.clear();
+      for (const silo of silos) this.#watched.set(silo.id, { heartbeatAt: silo.heartbeatAt, since: now });
+      return;
+    }
     const silent: string[] = [];
     for (const silo of silos) {
       if (!takesWakeUps(silo.status)) continue;
