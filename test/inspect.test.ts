@@ -7,7 +7,7 @@ import { Counter } from '../grains/counter.ts';
 import { main } from '../src/cli/main.ts';
 import { Ledger } from './grains/test-grains.ts';
 import { freshPrefix } from './support/prefix.ts';
-import { onCluster, testClusterRedis, testRedis, testRedisEnv } from './support/redis.ts';
+import { onCluster, rawRedis, testClusterRedis, testRedis, testRedisEnv } from './support/redis.ts';
 import { waitFor } from './support/wait-for.ts';
 import { redgrain } from './support/cli.ts';
 
@@ -129,6 +129,36 @@ describe('redgrain inspect', () => {
     expect(grain.waiting.map((m) => m.method)).toEqual(['credit', 'credit', 'credit', 'credit']);
     await slow;
     expect([...(await ledger.ask('snapshot')).entries.keys()]).toEqual(['first', 'p1', 'p2', 'p3', 'p4']);
+  });
+
+  it('lists the newest dead letters first, as many as asked for', async () => {
+    const redis = rawRedis();
+    const stream = `${keyPrefix}:deadletters`;
+    try {
+      for (const method of ['first', 'second', 'third']) {
+        await redis.xadd(
+          stream,
+          '*',
+          'grain',
+          'Counter/dl',
+          'method',
+          method,
+          'reason',
+          'r',
+          'attempts',
+          '3',
+          'silo',
+          's',
+          'message',
+          'null',
+        );
+      }
+      const letters = await inspectJson<{ method: string }[]>('dead-letters', '--limit', '2');
+      expect(letters.map((letter) => letter.method)).toEqual(['third', 'second']);
+    } finally {
+      await redis.del(stream); // the command test below expects none
+      redis.disconnect();
+    }
   });
 
   it('runs as the redgrain command, and fails clearly on bad input', async () => {

@@ -301,13 +301,8 @@ export class ClusterInspector {
     return top.map((g) => ({ ...g, ownerStatus: g.owner === undefined ? undefined : statuses.get(g.owner) }));
   }
 
-  /** Messages set aside after killing or hanging their activation, newest first. */
+  /** Messages set aside after killing or hanging their activation, the newest `limit`, newest first. */
   deadLetters(limit = 100): Promise<DeadLetter[]> {
-    return this.#deadLetters.list(limit);
-  }
-
-  /** The newest dead letters first. */
-  latestDeadLetters(limit = 100): Promise<DeadLetter[]> {
     return this.#deadLetters.newest(limit);
   }
 

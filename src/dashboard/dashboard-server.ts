@@ -229,7 +229,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     }
     if (route === 'GET /api/deadletters') {
       const limit = clampInt(url.searchParams.get('limit'), 1, 500, 50);
-      send(response, 200, { deadLetters: await inspector.latestDeadLetters(limit), readOnly: options.readOnly === true });
+      send(response, 200, { deadLetters: await inspector.deadLetters(limit), readOnly: options.readOnly === true });
       return;
     }
     const action = /^POST \/api\/deadletters\/([^/]+)\/(redrive|discard)$/.exec(route);
