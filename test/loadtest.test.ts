@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import type { LoadTestResult } from '../src/cli/load-test.ts';
@@ -92,6 +94,46 @@ describe('redgrain loadtest', () => {
     expect(result.exactlyOnce).toMatchObject({ checked: true, processed: 3000, lost: 0, duplicated: 0, pending: 0 });
     expect(result.timeline.length).toBeGreaterThan(0);
   }, 120_000);
+
+  it('exits with code 4 when every call failed (here: no silo ever hosted the type)', async () => {
+    const run = promisify(execFile);
+    const failed = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/bin.ts',
+        'loadtest',
+        '-m',
+        'grains/counter.ts',
+        '--method',
+        'add',
+        '--args',
+        '[1]',
+        '--prefix',
+        `loadtest-none-${Date.now().toString(36)}`,
+        '--silos',
+        '0',
+        '--concurrency',
+        '4',
+        '--messages',
+        '20',
+        '--no-report',
+        '--json',
+        ...redisFlag,
+      ],
+      { env: onCluster() ? { ...process.env, REDIS_CLUSTER: inject('redisClusterUrls').join(',') } : process.env },
+    ).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: unknown) => error as { code: number; stdout: string },
+    );
+    expect(failed.code).toBe(4);
+    const result = JSON.parse(failed.stdout) as LoadTestResult;
+    expect({ acknowledged: result.acknowledged, errors: result.errorsByType }).toEqual({
+      acknowledged: 0,
+      errors: { GrainTypeNotRegisteredError: 20 },
+    });
+  });
 
   it('refuses a plan that does not say how hard or how long', async () => {
     const lines: string[] = [];

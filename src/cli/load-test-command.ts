@@ -129,6 +129,9 @@ export function addLoadTestCommand(program: Command, out: (text: string) => void
         );
         if (result.exactlyOnce.checked && ((result.exactlyOnce.lost ?? 0) > 0 || (result.exactlyOnce.duplicated ?? 0) > 0))
           process.exitCode = 3;
+        // Not one call went through (no silo hosts the type, Redis refused every one): the run
+        // measured nothing, which a script must not take for success.
+        else if (result.acknowledged === 0 && Object.keys(result.errorsByType).length > 0) process.exitCode = 4;
       } finally {
         await server?.stop();
       }
