@@ -19,6 +19,7 @@ import {
   type GrainClient,
 } from 'redgrain';
 import { Counter } from '../grains/counter.ts';
+import { boobyTrappedError } from './support/booby-trapped-error.ts';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { waitFor } from './support/wait-for.ts';
@@ -76,17 +77,9 @@ class Target extends Grain<{ n: number }> {
     return Object.keys(this.state).length;
   }
 
-  /** Throws an error whose name and message getters throw when read. */
+  /** Throws an error whose stack, name and message getters throw when read. */
   async booby() {
-    const error = new Error('set');
-    for (const field of ['stack', 'name', 'message']) {
-      Object.defineProperty(error, field, {
-        get() {
-          throw new Error(`reading ${field}`);
-        },
-      });
-    }
-    throw error;
+    throw boobyTrappedError();
   }
 
   /** An ask from inside a handler whose timeout expires before its enqueue settles. */

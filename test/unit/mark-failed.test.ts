@@ -3,26 +3,14 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { describe, expect, it } from 'vitest';
 import { describeError } from '../../src/errors/errors.ts';
 import { markFailed } from '../../src/telemetry/tracing.ts';
-
-/** An error as a hostile handler may throw it: reading its name, message or stack throws. */
-function boobyTrapped(): Error {
-  const error = new Error('set');
-  for (const field of ['stack', 'name', 'message']) {
-    Object.defineProperty(error, field, {
-      get() {
-        throw new Error(`reading ${field}`);
-      },
-    });
-  }
-  return error;
-}
+import { boobyTrappedError } from '../support/booby-trapped-error.ts';
 
 describe('reporting what a handler threw', () => {
   it('records an error whose name, message and stack getters throw on a span, without throwing', () => {
     const exporter = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
     const span = provider.getTracer('test').startSpan('turn');
-    markFailed(span, boobyTrapped());
+    markFailed(span, boobyTrappedError());
     span.end();
     const [recorded] = exporter.getFinishedSpans();
     expect(recorded?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'unprintable error' });
@@ -33,7 +21,7 @@ describe('reporting what a handler threw', () => {
   });
 
   it('describes it for a log line, and a well-behaved error with its stack as before', () => {
-    expect(describeError(boobyTrapped())).toBe('Error: unprintable error');
+    expect(describeError(boobyTrappedError())).toBe('Error: unprintable error');
     const exporter = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
     const span = provider.getTracer('test').startSpan('turn');
