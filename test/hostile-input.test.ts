@@ -77,6 +77,12 @@ class Target extends Grain<{ n: number }> {
     return Object.keys(this.state).length;
   }
 
+  /** Sends what cannot be serialized, without awaiting the refusal (a floating promise). */
+  async floatingBadSend() {
+    void this.getGrain(Target, 'floating-target').send('add', (() => 1) as unknown as number);
+    return 'returned';
+  }
+
   /** Throws an error whose stack, name and message getters throw when read. */
   async booby() {
     throw boobyTrappedError();
@@ -444,6 +450,12 @@ describe('hostile input', () => {
       expect(await target.ask('add', 1)).toBe(2);
       expect(Target.activations.get('booby')).toBe(activations);
       log.expectQuiet([/handler failed/]);
+    });
+
+    it('a handler that does not await a send the runtime refuses: the turn goes on, nothing is sent, no rejection is left unhandled', async () => {
+      expect(await client.getGrain(Target, 'floating').ask('floatingBadSend')).toBe('returned');
+      expect(await redis.exists(`${keyPrefix}:q:{Target/floating-target}:id`)).toBe(0);
+      // afterEach fails the test on any unhandled rejection (it would end a silo process).
     });
 
     it('an application error class registered with the client comes back as itself, with its fields', async () => {

@@ -80,6 +80,7 @@ describe('read-only handlers', () => {
   it.each([
     ['poke', 'change the state'],
     ['leak', 'send a message'],
+    ['leakUnawaited', 'send a message'],
     ['shout', 'publish'],
     ['nag', 'register a reminder'],
     ['tick', 'set a timer'],

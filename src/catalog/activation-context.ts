@@ -26,6 +26,8 @@ export interface TurnState {
   effects: TurnEffects | undefined;
   /** The read-only handler the turn runs (see `readOnly`), which may change nothing; undefined otherwise. */
   readOnly: string | undefined;
+  /** What a read-only handler attempted and was refused, awaited or not: it fails the turn. */
+  refused: Error | undefined;
 }
 
 /** The parts of an activation its grain's context reads. */
@@ -72,10 +74,13 @@ export class ActivationContext implements GrainContext {
 
   readonly #sender: MessageSender = {
     send: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<void> => {
-      if (this.turn.readOnly !== undefined)
-        return Promise.reject(new ReadOnlyHandlerError(this.owner.type.name, this.turn.readOnly, 'send a message'));
+      if (this.turn.readOnly !== undefined) {
+        const refused = new ReadOnlyHandlerError(this.owner.type.name, this.turn.readOnly, 'send a message');
+        this.turn.refused ??= refused;
+        return observed(Promise.reject(refused));
+      }
       const effects = this.turn.effects;
-      if (effects === undefined) return this.host.client.send(grain, method, args, options);
+      if (effects === undefined) return observed(this.host.client.send(grain, method, args, options));
       const prepared = this.host.client.prepareSend(grain, method, args, options);
       return effects.add(prepared.then((e): OutboxEffect[] => [{ k: 'send', g: grain.tag, e }]));
     },
@@ -84,9 +89,9 @@ export class ActivationContext implements GrainContext {
       const waiting = [...this.turn.waiting, this.owner.id.tag].slice(-MAX_CALL_CHAIN);
       if (waiting.includes(grain.tag)) {
         const from = waiting.indexOf(grain.tag);
-        return Promise.reject(new CallCycleError([...waiting.slice(from), grain.tag].map(tagToName)));
+        return observed(Promise.reject(new CallCycleError([...waiting.slice(from), grain.tag].map(tagToName))));
       }
-      return this.host.client.ask(grain, method, args, options, waiting);
+      return observed(this.host.client.ask(grain, method, args, options, waiting));
     },
   };
 
@@ -216,6 +221,16 @@ export class ActivationContext implements GrainContext {
     if (!this.owner.type.handlers.has(method)) throw new UnknownMethodError(this.owner.type.name, method);
     return method;
   }
+}
+
+/**
+ * A call a handler made, returned as it is with its rejection observed: a handler that does not
+ * await it (`void ref.send(...)`) sees nothing, and its rejection must not be an unhandled one,
+ * which would end the silo process and every grain on it.
+ */
+export function observed<T>(call: Promise<T>): Promise<T> {
+  call.catch(() => undefined);
+  return call;
 }
 
 /** A grain's name (`Type/key`) from its tag, for messages; the tag itself if it is not one. */

@@ -36,6 +36,8 @@ export interface HandlerTurn {
   grain: Grain<object>;
   snapshot: StateSnapshot;
   correlationId: string;
+  /** What the handler attempted and was refused (a read-only handler's send), awaited or not. */
+  refused?: () => Error | undefined;
 }
 
 /**
@@ -136,6 +138,8 @@ export async function invoke(
       ? GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString()).snapshot
       : undefined;
     const value = await handler.apply(grain, args());
+    const refused = turn.refused?.();
+    if (refused !== undefined) throw refused;
     await events?.settle();
     if (transition !== undefined) {
       const traceId = (grain as unknown as { traceId: string }).traceId;

@@ -8,6 +8,7 @@ import type { ReplyMessage } from '../messaging/envelope.ts';
 import { deserialize } from '../messaging/serializer.ts';
 import type { ReminderInfo } from '../reminders/reminder-table.ts';
 import { GrainStateCodec, type StateSnapshot } from '../storage/grain-state.ts';
+import { observed } from './activation-context.ts';
 import type { ActivationHost } from './activation-host.ts';
 import { changed, serializeReturnValue } from './handler-invoker.ts';
 
@@ -37,13 +38,16 @@ export async function callReadOnly(
     if (!type.readOnly.has(method)) throw new UnknownMethodError(type.name, method);
     const args = deserialize(request.args);
     if (!Array.isArray(args)) throw new TypeError('the arguments are not a list');
-    const reader = instantiateGrain(type.cls, new ReaderContext(target, method, request.correlationId));
+    const context = new ReaderContext(target, method, request.correlationId);
+    const reader = instantiateGrain(type.cls, context);
     reader.state = GrainStateCodec.restore(target.snapshot, reader.initialState());
     const found = GrainStateCodec.diff(target.snapshot, reader.state, id.toString()).snapshot;
     const handler = (reader as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[method] as (
       ...a: unknown[]
     ) => Promise<unknown>;
     const value = await handler.apply(reader, args);
+    // A refused send fails the call whether or not the handler awaited it.
+    if (context.refused !== undefined) throw context.refused;
     if (changed(GrainStateCodec.diff(found, reader.state, id.toString())))
       throw new ReadOnlyHandlerError(type.name, method, 'change the state');
     return { i: requestId, ok: true, v: serializeReturnValue(value, `${type.name}.${method}`, target.host.maxPayloadBytes) };
@@ -70,14 +74,19 @@ class ReaderContext implements GrainContext {
     return this.target.id.key;
   }
 
+  /** What the handler attempted and was refused (kept: it fails the call even unawaited). */
+  refused: ReadOnlyHandlerError | undefined;
+
   #refuse(attempted: string): ReadOnlyHandlerError {
-    return new ReadOnlyHandlerError(this.target.type.name, this.method, attempted);
+    const refused = new ReadOnlyHandlerError(this.target.type.name, this.method, attempted);
+    this.refused ??= refused;
+    return refused;
   }
 
   readonly #sender: MessageSender = {
-    send: (): Promise<void> => Promise.reject(this.#refuse('send a message')),
+    send: (): Promise<void> => observed(Promise.reject(this.#refuse('send a message'))),
     ask: (grain: GrainId, method: string, args: unknown[], options: CallOptions): Promise<unknown> =>
-      this.target.host.client.ask(grain, method, args, options, [this.target.id.tag]),
+      observed(this.target.host.client.ask(grain, method, args, options, [this.target.id.tag])),
   };
 
   getGrain<G extends Grain<object>>(cls: GrainClass<G>, key: string): GrainReference<G> {

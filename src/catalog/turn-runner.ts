@@ -51,6 +51,7 @@ export class TurnRunner {
     effects: undefined,
     waiting: [],
     readOnly: undefined,
+    refused: undefined,
   };
   /** The activation span, linked from the first turn (activation is not caused by one message). */
   activationLink: SpanContext | undefined;
@@ -359,6 +360,7 @@ export class TurnRunner {
       turn.waiting = envelope.r === undefined ? [] : (envelope.w ?? []);
       turn.trace = trace;
       turn.readOnly = type.readOnly.has(envelope.m) ? envelope.m : undefined;
+      turn.refused = undefined;
       const recorded = new TurnEffects();
       turn.effects = recorded;
       try {
@@ -371,6 +373,7 @@ export class TurnRunner {
         turn.effects = undefined;
         turn.waiting = [];
         turn.readOnly = undefined;
+        turn.refused = undefined;
       }
       const made = await recorded.settle();
       // A handler that threw leaves no effect.
@@ -478,6 +481,7 @@ export class TurnRunner {
       grain: this.activation.grain as Grain<object>,
       snapshot,
       correlationId: this.turnState.correlationId,
+      refused: () => this.turnState.refused,
     };
   }
 }

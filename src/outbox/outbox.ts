@@ -96,7 +96,9 @@ export class TurnEffects {
   add(effects: Promise<OutboxEffect[]> | OutboxEffect[]): Promise<void> {
     if (effects instanceof Promise) effects.catch(() => undefined); // the caller sees the rejection
     this.#pending.push(effects);
-    return Promise.resolve(effects).then(() => undefined);
+    const checked = Promise.resolve(effects).then(() => undefined);
+    checked.catch(() => undefined); // a handler that does not await it must not end the process
+    return checked;
   }
 
   /** The effects recorded so far that are already checked (remind, forget, subscribe, unsubscribe). */

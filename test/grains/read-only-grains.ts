@@ -6,7 +6,7 @@ import { Grain, readOnly } from 'redgrain';
  */
 export class Gauge extends Grain<{ level: number; reads: number }> {
   static readonly type = 'Gauge';
-  static readonly readOnly = readOnly<Gauge>('read', 'poke', 'leak', 'shout', 'nag', 'tick', 'readOther');
+  static readonly readOnly = readOnly<Gauge>('read', 'poke', 'leak', 'leakUnawaited', 'shout', 'nag', 'tick', 'readOther');
 
   initialState() {
     return { level: 0, reads: 0 };
@@ -35,6 +35,12 @@ export class Gauge extends Grain<{ level: number; reads: number }> {
 
   async leak() {
     await this.getGrain(Gauge, `${this.key}-other`).send('set', 1);
+  }
+
+  /** Sends without awaiting the refusal: the call fails all the same, and no silo falls over. */
+  async leakUnawaited() {
+    void this.getGrain(Gauge, `${this.key}-other`).send('set', 1);
+    return this.state.level;
   }
 
   async shout() {
