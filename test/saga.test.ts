@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Inventory, OrderSaga, Payments, Pricing } from '../grains/order-saga.ts';
-import { Stall, StallSaga } from './grains/saga-grains.ts';
+import { BrittleSaga, Stall, StallSaga } from './grains/saga-grains.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -8,7 +8,7 @@ const ended = (status: string) => status === 'completed' || status === 'compensa
 
 /** Sagas: steps as messages through the outbox, replies as messages, compensation in reverse. */
 describe('sagas', () => {
-  const cluster = inProcessSilo('saga', [OrderSaga, Inventory, Pricing, Payments, StallSaga, Stall]);
+  const cluster = inProcessSilo('saga', [OrderSaga, Inventory, Pricing, Payments, StallSaga, Stall, BrittleSaga]);
   const finished = (key: string) =>
     waitFor(`saga ${key} to end`, async () => {
       const state = await cluster.client.getGrain(OrderSaga, key).ask('get');
@@ -61,5 +61,23 @@ describe('sagas', () => {
     });
     expect(slow).toMatchObject({ did: 1, undid: 1, pending: [] });
     expect((await saga.ask('get')).ends).toEqual(['compensated']);
+  });
+
+  it('keeps going when a compensation fails, and ends as compensationFailed with its reason', async () => {
+    const saga = cluster.client.getGrain(BrittleSaga, 'b1');
+    await saga.ask('start');
+    const state = await waitFor('the saga to end', async () => {
+      const s = await saga.ask('get');
+      return s.ends.length > 0 ? s : undefined;
+    });
+    expect(state.ends).toEqual(['compensationFailed']);
+    expect(state.saga.status).toBe('compensationFailed');
+    expect(state.saga.failure).toBe('c: refused');
+    expect(state.saga.steps.map((s) => [s.name, s.status, s.reason])).toEqual([
+      ['a', 'compensationFailed', 'cannot undo'],
+      ['b', 'compensated', undefined],
+      ['c', 'failed', 'refused'],
+    ]);
+    expect(await cluster.client.getGrain(Stall, 'b1-b').ask('get')).toMatchObject({ did: 1, undid: 1 });
   });
 });

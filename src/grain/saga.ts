@@ -17,7 +17,7 @@ export interface SagaRequest {
 export type SagaOutcome = { ok: true; value?: unknown } | { ok: false; reason: string };
 
 /** Where a saga stands. */
-export type SagaStatus = 'idle' | 'running' | 'completed' | 'compensating' | 'compensated';
+export type SagaStatus = 'idle' | 'running' | 'completed' | 'compensating' | 'compensated' | 'compensationFailed';
 
 /** One step of a saga as it keeps it in its state. */
 export interface SagaStepRecord {
@@ -27,7 +27,7 @@ export interface SagaStepRecord {
   method: string;
   args: unknown[];
   compensate?: { method: string; args: unknown[] };
-  status: 'waiting' | 'sent' | 'done' | 'failed' | 'compensating' | 'compensated';
+  status: 'waiting' | 'sent' | 'done' | 'failed' | 'compensating' | 'compensated' | 'compensationFailed';
   value?: unknown;
   reason?: string;
   /** It had not replied when the saga timed out (a late `done` is still undone). */
@@ -124,7 +124,13 @@ export abstract class SagaGrain<TState extends SagaState> extends Grain<TState> 
     if (step === undefined) return;
     if (phase === 'undo') {
       if (step.status !== 'compensating') return;
-      step.status = 'compensated';
+      // A compensation that failed is kept as such, with its reason: the saga goes on undoing the
+      // others, and ends as compensationFailed, for someone to look at.
+      if (outcome.ok) step.status = 'compensated';
+      else {
+        step.status = 'compensationFailed';
+        step.reason = outcome.reason;
+      }
       if (saga.status === 'compensating') await this.#compensateNext();
       return;
     }
@@ -192,6 +198,13 @@ export abstract class SagaGrain<TState extends SagaState> extends Grain<TState> 
   /** Called once when every completed step is undone after a failure (override it). */
   protected async sagaCompensated(): Promise<void> {}
 
+  /**
+   * Called once, instead of `sagaCompensated`, when every compensation has answered and one or
+   * more of them failed (their steps say `compensationFailed`, with the reason): the saga could
+   * not undo everything, and needs a person or a later fix (override it).
+   */
+  protected async sagaCompensationFailed(): Promise<void> {}
+
   async #beginCompensation(failure: string): Promise<void> {
     const saga = this.state.saga;
     saga.status = 'compensating';
@@ -218,6 +231,11 @@ export abstract class SagaGrain<TState extends SagaState> extends Grain<TState> 
     }
     // Nothing left to undo; a step still out may yet reply done, and is undone then.
     if (saga.steps.some((s) => s.status === 'sent')) return;
+    if (saga.steps.some((s) => s.status === 'compensationFailed')) {
+      saga.status = 'compensationFailed';
+      await this.sagaCompensationFailed();
+      return;
+    }
     saga.status = 'compensated';
     await this.sagaCompensated();
   }

@@ -28,6 +28,16 @@ export class Stall extends Grain<{ pending: SagaRequest[]; did: number; undid: n
     await replyToSaga(this, request, { ok: true });
   }
 
+  /** A step that fails. */
+  async refuse(request: SagaRequest) {
+    await replyToSaga(this, request, { ok: false, reason: 'refused' });
+  }
+
+  /** A compensation that fails. */
+  async cannotUndo(request: SagaRequest) {
+    await replyToSaga(this, request, { ok: false, reason: 'cannot undo' });
+  }
+
   async get() {
     return this.state;
   }
@@ -57,6 +67,38 @@ export class StallSaga extends SagaGrain<SagaState & { ends: string[] }> {
 
   protected override async sagaCompensated() {
     this.state.ends.push('compensated');
+  }
+
+  async get() {
+    return this.state;
+  }
+}
+
+/** Three steps in sequence; the third fails, and of the two to undo, the first's undo fails. */
+export class BrittleSaga extends SagaGrain<SagaState & { ends: string[] }> {
+  static readonly type = 'BrittleSaga';
+
+  initialState() {
+    return { saga: idleSaga(), ends: [] };
+  }
+
+  async start() {
+    await this.startSaga(
+      [
+        sagaStep('a', this.getGrain(Stall, `${this.key}-a`), 'quick', [], { method: 'cannotUndo', args: [] }),
+        sagaStep('b', this.getGrain(Stall, `${this.key}-b`), 'quick', [], { method: 'undo', args: [] }),
+        sagaStep('c', this.getGrain(Stall, `${this.key}-c`), 'refuse', []),
+      ],
+      { mode: 'sequence' },
+    );
+  }
+
+  protected override async sagaCompensated() {
+    this.state.ends.push('compensated');
+  }
+
+  protected override async sagaCompensationFailed() {
+    this.state.ends.push('compensationFailed');
   }
 
   async get() {
