@@ -42,6 +42,10 @@ class Pulse extends Grain<PulseState> {
   async badTimer() {
     this.setTimer('bad', { after: 10, every: 10 }, 'beat');
   }
+  /** A schedule as an untyped caller may give it. */
+  async oddTimer(name: string, schedule: unknown) {
+    (this as unknown as { setTimer(n: string, s: unknown, m: string): void }).setTimer(name, schedule, 'beat');
+  }
   /** A timer for a method name known only at run time: checked when set. */
   async byName(method: string) {
     (this as unknown as { setTimer(n: string, s: object, m: string, ...a: unknown[]): void }).setTimer(
@@ -79,7 +83,7 @@ describe('timers', () => {
 
   it('never runs a tick while a handler is in its turn', async () => {
     const pulse = cluster.client.getGrain(Pulse, 'p2');
-    await pulse.ask('start', 5, true);
+    await pulse.ask('start', 10, true);
     for (let i = 0; i < 5; i++) await pulse.ask('slow', 40);
     const state = await waitFor('beats between the slow turns', async () => {
       const s = await pulse.ask('read');
@@ -107,6 +111,17 @@ describe('timers', () => {
 
   it('refuses a bad schedule', async () => {
     await expect(cluster.client.getGrain(Pulse, 'bad').ask('badTimer')).rejects.toMatchObject({ code: 'INVALID_TIMER' });
+    // A period that would keep the grain busy with ticks, no schedule at all, a name past 256.
+    for (const [name, schedule, message] of [
+      ['fast', { every: 0.5 }, 'Timer "fast": every must be at least 10 ms, got 0.5'],
+      ['none', null, 'Timer "none": a schedule is required'],
+      ['x'.repeat(257), { after: 10 }, 'A timer needs a name of 1 to 256 characters'],
+    ] as const) {
+      await expect(cluster.client.getGrain(Pulse, 'bad').ask('oddTimer', name, schedule)).rejects.toMatchObject({
+        code: 'INVALID_TIMER',
+        message,
+      });
+    }
     await expect(cluster.client.getGrain(Pulse, 'bad').ask('byName', 'nope')).rejects.toMatchObject({ code: 'UNKNOWN_METHOD' });
     await cluster.client.getGrain(Pulse, 'bad').ask('byName', 'mark');
     await marked('bad', 'named');

@@ -22,6 +22,11 @@ interface Timer {
   every: number | undefined;
 }
 
+/** Longest timer name (a reminder's too). */
+const MAX_TIMER_NAME = 256;
+/** Shortest period of a repeating timer (a reminder's too). */
+const MIN_TIMER_PERIOD_MS = 10;
+
 /**
  * The volatile timers of one activation. A firing timer only queues a tick; the activation runs
  * ticks as turns of their own between messages, so a tick never interleaves with a handler. A
@@ -35,7 +40,10 @@ export class GrainTimers {
   constructor(private readonly onDue: () => void) {}
 
   set(name: string, schedule: TimerSchedule, method: string, args: unknown[]): void {
-    if (typeof name !== 'string' || name.length === 0) throw new InvalidTimerError('A timer needs a non-empty name');
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TIMER_NAME) {
+      throw new InvalidTimerError(`A timer needs a name of 1 to ${MAX_TIMER_NAME} characters`);
+    }
+    if (typeof schedule !== 'object' || schedule === null) throw new InvalidTimerError(`Timer "${name}": a schedule is required`);
     const { after, every } = schedule;
     if ((after === undefined) === (every === undefined)) {
       throw new InvalidTimerError(`Timer "${name}": give exactly one of { after } or { every }`);
@@ -43,6 +51,10 @@ export class GrainTimers {
     const delay = (after ?? every) as number;
     if (!Number.isFinite(delay) || delay <= 0 || delay > 2_147_483_647) {
       throw new InvalidTimerError(`Timer "${name}": the delay must be a positive number of ms up to 2^31-1, got ${String(delay)}`);
+    }
+    // As for reminders: a period shorter than this would keep the grain busy with ticks alone.
+    if (every !== undefined && every < MIN_TIMER_PERIOD_MS) {
+      throw new InvalidTimerError(`Timer "${name}": every must be at least ${MIN_TIMER_PERIOD_MS} ms, got ${String(every)}`);
     }
     this.clear(name);
     const tick: TimerTick = { name, method, args, keepAlive: schedule.keepAlive === true };
