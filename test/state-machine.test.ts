@@ -47,6 +47,20 @@ describe('state-machine grains', () => {
     expect(await door.ask('read')).toEqual(before);
   });
 
+  it('refuses a handler that writes the status or the history itself, and changes nothing', async () => {
+    const door = cluster.client.getGrain(Door, 'forced');
+    await door.ask('open');
+    const before = await door.ask('read');
+    for (const clearHistory of [false, true]) {
+      await expect(door.ask('force', 'NOWHERE', clearHistory)).rejects.toMatchObject({
+        message: 'Door.force wrote state.status or state.history, which the runtime keeps: declare the transition in the machine instead',
+      });
+    }
+    expect(await door.ask('read')).toEqual(before);
+    await door.ask('close');
+    expect((await door.ask('read')).status).toBe('CLOSED');
+  });
+
   it('moves nothing when the handler throws; a handler picks among several targets, and must pick', async () => {
     const door = cluster.client.getGrain(Door, 'kicked');
     await expect(door.ask('lock', '0000')).rejects.toThrow('wrong code');

@@ -3,7 +3,7 @@ import { errorToData } from '../errors/error-converter.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import type { Grain } from '../grain/grain.ts';
-import { abandonTransition, acceptMessage, completeTransition } from '../grain/state-machine.ts';
+import { abandonTransition, acceptMessage, completeTransition, guardMachineFields } from '../grain/state-machine.ts';
 import { eventRecorderOf } from '../grain/event-sourced.ts';
 import type { FinishOutcome, MailboxMessage } from '../mailbox/grain-mailbox.ts';
 import type { IdempotentOutcome, MessageEnvelope, ReplyMessage } from '../messaging/envelope.ts';
@@ -133,6 +133,7 @@ export async function invoke(
     // A state machine refuses a message its current state does not accept before the handler runs.
     const { machine } = turn.type;
     const transition = machine === undefined ? undefined : acceptMessage(turn.type.name, machine, grain, method);
+    const machineFieldsKept = machine === undefined ? undefined : guardMachineFields(turn.type.name, grain, method);
     // A read-only handler must leave the state as it found it (which a new grain has not committed yet).
     const found = turn.type.readOnly.has(method)
       ? GrainStateCodec.diff(turn.snapshot, grain.state, turn.id.toString()).snapshot
@@ -141,6 +142,7 @@ export async function invoke(
     const refused = turn.refused?.();
     if (refused !== undefined) throw refused;
     await events?.settle();
+    machineFieldsKept?.();
     if (transition !== undefined) {
       const traceId = (grain as unknown as { traceId: string }).traceId;
       completeTransition(turn.type.name, grain, transition, method, { correlationId: turn.correlationId, traceId });

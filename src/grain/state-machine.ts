@@ -152,6 +152,26 @@ export function completeTransition(
   });
 }
 
+/**
+ * Takes note of a machine grain's `status` and `history` before its handler runs; the returned
+ * check throws when the handler wrote either (the runtime keeps both: a status written by hand
+ * would skip the machine, and one it does not declare would leave every routed message refused).
+ */
+export function guardMachineFields(typeName: string, grain: Grain<object>, method: string): () => void {
+  const state = grain.state as Partial<MachineState>;
+  const { status, history } = state;
+  const length = Array.isArray(history) ? history.length : 0;
+  return () => {
+    const now = grain.state as Partial<MachineState>;
+    const historyNow = now.history;
+    if (now.status !== status || historyNow !== history || (Array.isArray(historyNow) ? historyNow.length : 0) !== length) {
+      throw new TypeError(
+        `${typeName}.${method} wrote state.status or state.history, which the runtime keeps: declare the transition in the machine instead`,
+      );
+    }
+  };
+}
+
 /** Forgets what a failed handler picked. */
 export function abandonTransition(grain: Grain<object>): void {
   choices.delete(grain);

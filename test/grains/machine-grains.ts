@@ -46,4 +46,10 @@ export class Door extends StateMachineGrain<DoorState> {
   async read(): Promise<DoorState> {
     return this.state;
   }
+
+  /** Not in the machine, and writes what the runtime keeps: refused. */
+  async force(status: string, clearHistory: boolean) {
+    if (clearHistory) this.state.history = [];
+    else (this.state as { status: string }).status = status;
+  }
 }
