@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { InvalidGrainClassError, InvalidMessageForStateError, Silo, StateMachineGrain, type MachineState } from 'redgrain';
+import { InvalidGrainClassError, InvalidMessageForStateError, mermaidDiagram, Silo, StateMachineGrain, type MachineState } from 'redgrain';
 import { Door } from './grains/machine-grains.ts';
 import { inProcessSilo } from './support/in-process-silo.ts';
 import { testRedis } from './support/redis.ts';
@@ -133,6 +133,23 @@ describe('state-machine grains', () => {
         '  LOCKED --> LOCKED: kick',
         '  LOCKED --> BROKEN: kick',
         '  BROKEN --> [*]',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('draws states whose names are not plain identifiers by an alias carrying the name', () => {
+    const machine = { initial: 'A b', states: { 'A b': { go: 'C-->D' }, 'C-->D': { stop: 'E:F' }, 'E:F': {} }, terminal: ['E:F'] };
+    expect(mermaidDiagram(machine)).toBe(
+      [
+        'stateDiagram-v2',
+        '  state "A b" as s0',
+        '  state "C-->D" as s1',
+        '  state "E:F" as s2',
+        '  [*] --> s0',
+        '  s0 --> s1: go',
+        '  s1 --> s2: stop',
+        '  s2 --> [*]',
         '',
       ].join('\n'),
     );

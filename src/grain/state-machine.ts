@@ -206,12 +206,27 @@ export function validateMachine(typeName: string, machine: unknown, handlers: Re
 
 /** The machine as a Mermaid `stateDiagram-v2`. */
 export function mermaidDiagram(machine: MachineDefinition): string {
-  const lines = ['stateDiagram-v2', `  [*] --> ${machine.initial}`];
-  for (const [state, accepts] of Object.entries(machine.states as Record<string, Record<string, string | readonly string[]>>)) {
+  const states = machine.states as Record<string, Record<string, string | readonly string[]>>;
+  // A state named otherwise than a plain identifier (spaces, '-->', ':') is drawn by an alias
+  // that carries its name, so the diagram stays valid Mermaid.
+  const aliases = new Map<string, string>();
+  const declared: string[] = [];
+  const node = (state: string): string => {
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(state)) return state;
+    let alias = aliases.get(state);
+    if (alias === undefined) {
+      alias = `s${aliases.size}`;
+      aliases.set(state, alias);
+      declared.push(`  state "${state.replaceAll('"', '#quot;').replaceAll('\n', ' ')}" as ${alias}`);
+    }
+    return alias;
+  };
+  const edges = [`  [*] --> ${node(machine.initial)}`];
+  for (const [state, accepts] of Object.entries(states)) {
     for (const [method, target] of Object.entries(accepts)) {
-      for (const to of typeof target === 'string' ? [target] : target) lines.push(`  ${state} --> ${to}: ${method}`);
+      for (const to of typeof target === 'string' ? [target] : target) edges.push(`  ${node(state)} --> ${node(to)}: ${method}`);
     }
   }
-  for (const state of machine.terminal ?? []) lines.push(`  ${state} --> [*]`);
-  return `${lines.join('\n')}\n`;
+  for (const state of machine.terminal ?? []) edges.push(`  ${node(state)} --> [*]`);
+  return `${['stateDiagram-v2', ...declared, ...edges].join('\n')}\n`;
 }

@@ -15,7 +15,7 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Kills it with SIGKILL (a crash), keeping its directory for a restart. */
   kill(): Promise<void>;
-  /** Starts it again on the same port and directory (after `kill` or `stop({ keepData })`). */
+  /** Starts it again on the same port and directory, after `kill` (`stop` removes the directory). */
   restart(): Promise<void>;
 }
 
