@@ -158,6 +158,10 @@ describe('event-sourced grains', () => {
       expect((await cluster.client.readEvents(UnsnapshottedLedger, 'outside', { from: 3, limit: 1 })).map((e) => e.seq)).toEqual([3]);
       expect(await cluster.client.readEvents(UnsnapshottedLedger, 'never')).toEqual([]);
       await expect(cluster.client.readEvents(UnsnapshottedLedger, 'outside', { from: 0 })).rejects.toThrow('from is 0');
+      await expect(cluster.client.readEvents(UnsnapshottedLedger, 'outside', null as unknown as undefined)).rejects.toMatchObject({
+        code: 'INVALID_OPTION',
+        message: expect.stringContaining('range'),
+      });
       await expect(cluster.client.readEvents(Counter as unknown as typeof Ledger, 'c')).rejects.toBeInstanceOf(InvalidGrainClassError);
     } finally {
       applied.clear();

@@ -63,6 +63,12 @@ describe('sagas', () => {
     expect((await saga.ask('get')).ends).toEqual(['compensated']);
   });
 
+  it('refuses a mode that is neither parallel nor sequence, and starts nothing', async () => {
+    const saga = cluster.client.getGrain(BrittleSaga, 'bogus');
+    await expect(saga.ask('startIn', 'bogus')).rejects.toMatchObject({ message: `a saga's mode is 'parallel' or 'sequence', got "bogus"` });
+    expect((await saga.ask('get')).saga.status).toBe('idle');
+  });
+
   it('keeps going when a compensation fails, and ends as compensationFailed with its reason', async () => {
     const saga = cluster.client.getGrain(BrittleSaga, 'b1');
     await saga.ask('start');

@@ -110,6 +110,8 @@ export abstract class SagaGrain<TState extends SagaState> extends Grain<TState> 
     const names = new Set(steps.map((step) => step.name));
     if (names.size !== steps.length) throw new TypeError('saga step names must be unique');
     const mode = options.mode ?? 'parallel';
+    if (mode !== 'parallel' && mode !== 'sequence')
+      throw new TypeError(`a saga's mode is 'parallel' or 'sequence', got ${JSON.stringify(mode)}`);
     this.state.saga = { status: 'running', mode, steps: steps.map((step) => ({ ...step, args: [...step.args], status: 'waiting' })) };
     for (const step of mode === 'parallel' ? this.state.saga.steps : this.state.saga.steps.slice(0, 1)) await this.#send(step, 'do');
     if (options.timeoutMs !== undefined) {

@@ -64,6 +64,7 @@ export function decodeEvent(stored: StoredEvent, config: EventSourcing): { type:
 
 /** Reads a range of a journal, decoded and upcast (see `GrainClient.readEvents`). */
 export async function readJournal(redis: RedisClient, key: string, config: EventSourcing, range: EventRange = {}): Promise<JournalEvent[]> {
+  if (typeof range !== 'object' || range === null) throw new InvalidOptionError('range', String(range), 'must be { from?, to?, limit? }');
   const { from = 1, to, limit = DEFAULT_EVENT_LIMIT } = range;
   const check = (name: string, value: number): void => {
     if (!Number.isSafeInteger(value) || value < 1) throw new InvalidOptionError(name, String(value), 'must be a positive whole number');

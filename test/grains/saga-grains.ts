@@ -97,6 +97,11 @@ export class BrittleSaga extends SagaGrain<SagaState & { ends: string[] }> {
     this.state.ends.push('compensated');
   }
 
+  /** Starts with a mode an untyped caller may give. */
+  async startIn(mode: string) {
+    await this.startSaga([sagaStep('a', this.getGrain(Stall, `${this.key}-a`), 'quick', [])], { mode: mode as 'parallel' });
+  }
+
   protected override async sagaCompensationFailed() {
     this.state.ends.push('compensationFailed');
   }
