@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, RedisUnavailableError, Silo } from 'redgrain';
-import { freePort, startRedisServer, type RedisServer } from 'redgrain/testing';
+import { freePort, startRedisCluster, startRedisServer, type RedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
 import { redgrain } from './support/cli.ts';
 
@@ -114,6 +114,27 @@ describe('Redis unreachable at start', () => {
       expect(ms).toBeLessThan(3_000);
     } finally {
       silent.close();
+    }
+  });
+});
+
+describe('a Redis that may evict', () => {
+  it('is refused on a cluster when any one master evicts, naming its policy', async () => {
+    const cluster = await startRedisCluster();
+    const { Redis } = await import('ioredis');
+    const second = new Redis(cluster.urls[1] as string);
+    try {
+      await second.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      await expect(Silo.start({ redis: { cluster: cluster.urls }, grains: [Counter], logLevel: 'silent' })).rejects.toMatchObject({
+        code: 'REDIS_EVICTION_POLICY',
+        message: expect.stringContaining('allkeys-lru'),
+      });
+      await second.config('SET', 'maxmemory-policy', 'noeviction');
+      const silo = await Silo.start({ redis: { cluster: cluster.urls }, grains: [Counter], logLevel: 'silent' });
+      await silo.stop();
+    } finally {
+      second.disconnect();
+      await cluster.stop();
     }
   });
 });
