@@ -421,21 +421,16 @@ export class GrainClient implements MessageSender {
    * ClosedError.
    */
   readonly deadLetters = {
-    list: async (limit = 100): Promise<DeadLetter[]> => {
-      if (this.#closed) throw new ClosedError('The client');
-      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
-        throw new InvalidOptionError('deadLetters.list limit', preview(limit), 'must be a whole number, at least 1');
-      }
-      try {
-        return await this.runtime.deadLetters.list(limit);
-      } catch (error) {
-        throw this.#closedOr(error);
-      }
-    },
-    redrive: async (id: string): Promise<boolean> => {
-      if (this.#closed) throw new ClosedError('The client');
-      checkDeadLetterId(id, 'deadLetters.redrive id');
-      try {
+    list: (limit = 100): Promise<DeadLetter[]> =>
+      this.#whileOpen(() => {
+        if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+          throw new InvalidOptionError('deadLetters.list limit', preview(limit), 'must be a whole number, at least 1');
+        }
+        return this.runtime.deadLetters.list(limit);
+      }),
+    redrive: (id: string): Promise<boolean> =>
+      this.#whileOpen(async () => {
+        checkDeadLetterId(id, 'deadLetters.redrive id');
         const letter = await this.runtime.deadLetters.get(id);
         if (letter === undefined) return false;
         const envelope = asEnvelope(letter.message);
@@ -453,20 +448,23 @@ export class GrainClient implements MessageSender {
           await this.runtime.redis.del(claim);
         }
         return true;
-      } catch (error) {
-        throw this.#closedOr(error);
-      }
-    },
-    discard: async (id: string): Promise<boolean> => {
-      if (this.#closed) throw new ClosedError('The client');
-      checkDeadLetterId(id, 'deadLetters.discard id');
-      try {
-        return await this.runtime.deadLetters.remove(id);
-      } catch (error) {
-        throw this.#closedOr(error);
-      }
-    },
+      }),
+    discard: (id: string): Promise<boolean> =>
+      this.#whileOpen(() => {
+        checkDeadLetterId(id, 'deadLetters.discard id');
+        return this.runtime.deadLetters.remove(id);
+      }),
   };
+
+  /** Runs `work` on an open client: ClosedError when closed, before or while it runs. */
+  async #whileOpen<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new ClosedError('The client');
+    try {
+      return await work();
+    } catch (error) {
+      throw this.#closedOr(error);
+    }
+  }
 
   /**
    * Reads the journal of an event-sourced grain (see EventSourcedGrain) without activating it:
@@ -691,7 +689,8 @@ export class GrainClient implements MessageSender {
       );
     }
     try {
-      await this.#enqueueWithin(grain, method, this.#envelope(method, serializedArgs, call, replyTo, extra), place);
+      // #deliver already counts this call among those `close` lets finish.
+      await this.#enqueueNow(grain, method, this.#envelope(method, serializedArgs, call, replyTo, extra), place);
     } finally {
       place.done();
     }
