@@ -55,6 +55,24 @@ describe('the outbox', () => {
     cluster.log.expectQuiet([/activation stepped down/]);
   });
 
+  it('an ask whose turn is fenced out is answered by the turn run again, never by the refused commit', async () => {
+    const { client } = cluster;
+    const emitter = client.getGrain(Emitter, 'fenced-ask');
+    await emitter.ask('noop');
+    const started = new Promise<void>((resolve) => {
+      Emitter.sent = resolve;
+    });
+    const answer = emitter.ask('slowCount', 500);
+    await started;
+    Emitter.sent = undefined;
+    await redis.hincrby(key('Emitter/fenced-ask', 'dir'), 'epoch', 1);
+    // The first run's commit (which would have published its answer, 1) is refused.
+    expect(await answer).toBe(2);
+    expect(Emitter.runs.get('fenced-ask')).toBe(2);
+    expect(await redis.hget(key('Emitter/fenced-ask', 'state'), 'emitted')).toBe('{"json":1}');
+    cluster.log.expectQuiet([/activation stepped down/]);
+  });
+
   it('the next activation carries out what an earlier one left in the outbox, in order; a message it already delivered is dropped', async () => {
     const { client } = cluster;
     const emitter = client.getGrain(Emitter, 'left');

@@ -49,6 +49,13 @@ export interface ActivationHost {
   wakeOwner(grain: GrainId, recover: boolean): void;
   /** Sends an `ask` reply to the calling client. */
   reply(clientId: string, reply: ReplyMessage): void;
+  /**
+   * The channel and message a commit may publish an `ask` reply with itself, in the same step as
+   * the turn's state (one round trip less than publishing it after); undefined when it cannot: on
+   * a Redis Cluster (the reply's channel lives in another slot than the grain) and when replicas
+   * must acknowledge the commit before anything of it leaves the grain.
+   */
+  replyPublication(clientId: string, reply: ReplyMessage): readonly [channel: string, message: string] | undefined;
   /** Called once when an activation has ended (deactivated or stepped down). */
   ended(activation: Activation): void;
 }

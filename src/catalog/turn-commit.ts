@@ -41,10 +41,14 @@ export interface Committer {
   readonly host: ActivationHost;
 }
 
-/** What a commit writes besides state: outbox entries, and the last message seen per sender. */
+/**
+ * What a commit writes besides state: outbox entries, and the last message seen per sender; and
+ * the replies it publishes once written (see `ActivationHost.replyPublication`).
+ */
 export interface CommitEffects {
   outbox: readonly string[];
   seen: readonly (readonly [sender: string, place: string])[];
+  replies?: readonly (readonly [channel: string, message: string])[] | undefined;
 }
 
 export const NO_EFFECTS: CommitEffects = { outbox: [], seen: [] };
@@ -98,10 +102,12 @@ export function queueCommit(
     journal.trimBelow,
     sealed,
     commits,
+    effects.replies?.length ?? 0,
     ...records.flatMap((record) => [record.keepMs, JSON.stringify(record.outcome)]),
     ...journal.events.flat(),
     ...effects.outbox,
     ...effects.seen.flat(),
+    ...(effects.replies?.flat() ?? []),
     ...changes.set.flat(),
     ...changes.remove,
   );

@@ -252,9 +252,14 @@ export class TurnRunner {
     if (parts.messages.length === 0 && nothing) return { kind: 'committed', next: NOTHING_TAKEN, sealed: '' };
     const span = parent === undefined ? undefined : startCommitSpan(activation, parent, changes, turns.length);
     const outbox = this.#number(effects);
+    // An `ask` answers once its batch's effects are carried out (a caller that asks, then calls a
+    // grain the handler sent to, finds the handler's message there before its own), and once
+    // replicas have the commit. With neither to wait for, the commit publishes the replies itself.
+    const replies = outbox.length === 0 ? this.#publications(turns) : undefined;
     const committing: CommitEffects = {
       outbox: outbox.map((e) => e.raw),
       seen: [...seen].map(([sender, mark]) => [sender, encodeSeen(mark)] as const),
+      replies,
     };
     const records = turns.flatMap((turn) => turn.result.idempotent ?? []);
     let outcome: BatchOutcome;
@@ -272,17 +277,28 @@ export class TurnRunner {
     for (const [sender, mark] of seen) this.#seen.set(sender, mark);
     // With replicas required, nothing of the batch leaves the grain before they have its commit.
     await activation.host.replicate(activation.id);
-    // An `ask` answers once its batch's effects are carried out: a caller that asks, then calls a
-    // grain the handler sent to, finds the handler's message there before its own.
     const carriedOut = activation.forwarder.push(outbox);
     const answer = () => {
       for (const { envelope, result } of turns) {
         if (envelope?.r !== undefined && result.reply !== undefined) activation.host.reply(envelope.r.c, result.reply);
       }
     };
+    if (replies !== undefined) return outcome;
     if (outbox.length === 0) answer();
     else void carriedOut.then(answer);
     return outcome;
+  }
+
+  /** The turns' replies as the commit publishes them; undefined when the silo must publish them. */
+  #publications(turns: readonly BatchTurn[]): NonNullable<CommitEffects['replies']> | undefined {
+    const publications: (readonly [string, string])[] = [];
+    for (const { envelope, result } of turns) {
+      if (envelope?.r === undefined || result.reply === undefined) continue;
+      const publication = this.activation.host.replyPublication(envelope.r.c, result.reply);
+      if (publication === undefined) return undefined;
+      publications.push(publication);
+    }
+    return publications;
   }
 
   /** A batch's commit was refused: this activation steps down, and the owner takes the batch back. */

@@ -1,6 +1,7 @@
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { Cluster } from 'ioredis';
 import { Catalog } from '../catalog/catalog.ts';
 import { parseWakeEntry } from '../directory/wake-entry.ts';
 import { ReadOnlyQueries } from './read-only-queries.ts';
@@ -148,6 +149,9 @@ export class Silo {
           log.warn('could not publish a reply', { error: describeError(error) }),
         );
       };
+      const repliesInCommit = !(redis instanceof Cluster) && resolved.replicas === 0;
+      const replyPublication = (clientId: string, message: ReplyMessage) =>
+        repliesInCommit ? ([runtime.keys.replyChannel(clientId), JSON.stringify(message)] as const) : undefined;
       const catalog = new Catalog(
         {
           host: {
@@ -174,6 +178,7 @@ export class Silo {
               return holder === id || !takesWakeUps(await runtime.membership.status(holder));
             },
             reply,
+            replyPublication,
           },
           registry,
           directory: runtime.directory,

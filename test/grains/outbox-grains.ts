@@ -60,6 +60,16 @@ export class Emitter extends Grain<{ emitted: number }> {
     await new Promise((resolve) => setTimeout(resolve, ms));
   }
 
+  /** A turn with no effect on other grains: counts its runs, changes state, answers the count after `ms`. */
+  async slowCount(ms: number) {
+    const run = (Emitter.runs.get(this.key) ?? 0) + 1;
+    Emitter.runs.set(this.key, run);
+    this.state.emitted += 1;
+    Emitter.sent?.();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return run;
+  }
+
   async remindAndSubscribe() {
     await this.remind('later', { after: 60_000 }, 'noop');
     await this.subscribe('outbox.kept', 'noop');

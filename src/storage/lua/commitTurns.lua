@@ -46,10 +46,14 @@
   ARGV[10] trim: remove the journal's events below this sequence number (0: none)
   ARGV[11] the commit's token ('' when L is 0): the messages' locks hold it once this commits
   ARGV[12] how many commits this activation has made so far (the directory entry counts them)
+  ARGV[13] p, the number of replies to publish once committed
   then, per idempotency record: how long to keep it (whole ms, > 0), the outcome returned to duplicates
   then, per event: its version (whole, >= 1), the event, its correlation id, its time (whole ms)
   then o outbox entries
   then s sender, last-message pairs
+  then p channel, message pairs: replies to `ask` callers, published only when the commit is
+       written (on one Redis: a PUBLISH from a script of a Redis Cluster node would have to reach a
+       channel in another slot)
   then n field, value pairs to set
   then the fields to delete
 
@@ -74,6 +78,7 @@ local prev = tonumber(ARGV[9])
 local trim = tonumber(ARGV[10])
 local sealed = ARGV[11]
 local made = tonumber(ARGV[12])
+local p = tonumber(ARGV[13])
 
 local function wholeNumber(value, min)
   return value ~= nil and value == math.floor(value) and value >= min and value < 2 ^ 53
@@ -90,22 +95,23 @@ local function dropOwnLocks()
 end
 
 if not wholeNumber(locks, 0) or not wholeNumber(n, 0) or not wholeNumber(o, 0) or not wholeNumber(s, 0)
-  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(made, 0) or not wholeNumber(trim, 0) or trim > prev + e
+  or not wholeNumber(e, 0) or not wholeNumber(prev, 0) or not wholeNumber(made, 0) or not wholeNumber(p, 0) or not wholeNumber(trim, 0) or trim > prev + e
   or #KEYS < 5 + 2 * locks or sealed == nil or (locks > 0 and (sealed == '' or sealed == token)) then
   dropOwnLocks()
   return -4
 end
 local records = #KEYS - 5 - 2 * locks
-local events = 13 + 2 * records
+local events = 14 + 2 * records
 local entries = events + 4 * e
 local senders = entries + o
-local first = senders + 2 * s
+local replies = senders + 2 * s
+local first = replies + 2 * p
 if #ARGV < first - 1 + 2 * n then
   dropOwnLocks()
   return -4
 end
 for r = 1, records do
-  if not wholeNumber(tonumber(ARGV[11 + 2 * r]), 1) then
+  if not wholeNumber(tonumber(ARGV[12 + 2 * r]), 1) then
     dropOwnLocks()
     return -4
   end
@@ -170,7 +176,7 @@ local written = pcall(function()
     redis.call('HSET', KEYS[4], unpack(ARGV, senders, senders + 2 * s - 1))
   end
   for r = 1, records do
-    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[12 + 2 * r], 'PX', ARGV[11 + 2 * r])
+    redis.call('SET', KEYS[5 + 2 * locks + r], ARGV[13 + 2 * r], 'PX', ARGV[12 + 2 * r])
   end
   if trim > 0 then
     redis.call('XTRIM', KEYS[5], 'MINID', string.format('0-%d', trim))
@@ -180,5 +186,8 @@ end)
 if not written then
   dropOwnLocks()
   return -5
+end
+for i = 0, p - 1 do
+  redis.call('PUBLISH', ARGV[replies + 2 * i], ARGV[replies + 2 * i + 1])
 end
 return 1
