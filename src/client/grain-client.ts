@@ -1,7 +1,8 @@
 import { waitForReplicas } from '../redis/commands.ts';
 import { randomUUID } from 'node:crypto';
 import { Queue, type RedisQueueBackend } from 'bullmq';
-import { addAllInTransaction } from '../mailbox/bullmq-adapter.ts';
+import { Cluster } from 'ioredis';
+import { addAllInTransaction, addJobThen } from '../mailbox/bullmq-adapter.ts';
 import { jobMessages, packBytes, packJobName, toPack } from '../messaging/message-pack.ts';
 import { MessagePacker, NotSentBehindError, type PackLimits, type PackSending } from './message-packer.ts';
 import type { RedisClient } from '../redis/connection.ts';
@@ -818,21 +819,27 @@ export class GrainClient implements MessageSender {
    */
   #sendJobs(grain: GrainId, jobs: readonly { name: string; data: unknown }[], beforeWake?: () => Promise<void>): PackSending {
     const { locator, redis, keys, replicas, redisTimeoutMs } = this.runtime;
+    const [only] = jobs;
+    const replicated = () => (replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined);
+    if (only !== undefined && jobs.length === 1 && beforeWake === undefined && !(redis instanceof Cluster)) {
+      // On one Redis the owner's wake-up travels in the enqueue's round trip, right behind it.
+      const { added, after } = addJobThen(this.#producer(grain), only.name, only.data, () => locator.wakeOwner(grain));
+      const done = added.then(async () => {
+        await Promise.all([after, replicated()]);
+      });
+      return { added, done };
+    }
     // The owner lookup needs nothing from the enqueue, so both travel at once; the wake-up must
     // follow the enqueue, or a silo could look at the mailbox before the message is in it.
     const owner = locator.locate(grain);
     owner.catch(() => undefined);
     const queue = this.#producer(grain);
-    const [only] = jobs;
     const added =
       jobs.length === 1 && only !== undefined ? queue.add(only.name, only.data).then(() => undefined) : addAllInTransaction(queue, jobs);
     const done = (async () => {
       await added;
       await beforeWake?.();
-      await Promise.all([
-        locator.wake(grain, await owner),
-        replicas > 0 ? waitForReplicas(redis, replicas, redisTimeoutMs, keys.mailbox(grain, 'wait')) : undefined,
-      ]);
+      await Promise.all([locator.wake(grain, await owner), replicated()]);
     })();
     return { added, done };
   }

@@ -104,6 +104,33 @@ export async function releaseLock(backend: RedisQueueBackend, lockKey: string, t
 }
 
 /**
+ * Adds one job to `queue` (BullMQ's own add script, sent through its backend as its add does) and
+ * has `behind` send on the same connection right behind it, without waiting: Redis runs that after
+ * the add, and both cost one round trip. `behind` must send at once (before its first await).
+ * `added` settles with the add, `after` with what `behind` did.
+ */
+export function addJobThen<T>(
+  queue: Queue,
+  name: string,
+  data: unknown,
+  behind: () => Promise<T>,
+): { added: Promise<void>; after: Promise<T> } {
+  const sent = (async () => {
+    const client = await queue.backend.client;
+    // Sent synchronously: the backend's first await comes after it issued the command.
+    const added = queue.backend.addJobToTransaction(client, new Job(queue, name, data).asJSON(), '');
+    return { added, after: behind() };
+  })();
+  const added = sent.then(async (s) => {
+    await s.added;
+  });
+  // Nothing runs behind an add that was not sent. Awaited by whoever needs it, after the add.
+  const after = sent.then((s) => s.after);
+  after.catch(() => undefined);
+  return { added, after };
+}
+
+/**
  * Adds jobs to `queue` in one MULTI, in order: all of them or none. BullMQ's own add script, queued
  * through its backend as its addBulk does, but in a transaction instead of a pipeline. Rejects with
  * the first error a job met.

@@ -123,6 +123,15 @@ export class RedisKeys {
     return `${this.prefix}:s:{${siloId}}:inbox`;
   }
 
+  /**
+   * What every key of one silo starts with, up to its id: `siloInfo(id)` is this, the id, then
+   * `}:info`; `siloInbox(id)` ends in `}:inbox` instead (for wakeOwner-1.lua, which learns the id
+   * inside Redis).
+   */
+  siloKeyStart(): string {
+    return `${this.prefix}:s:{`;
+  }
+
   /** Wake-ups a silo took from its inbox and has not finished handling. */
   siloTaking(siloId: string): string {
     return `${this.prefix}:s:{${siloId}}:taking`;
