@@ -14,10 +14,15 @@ const DROPPED: unique symbol = Symbol('dropped');
  * Reads this silo's inbox of wake-ups on the silo's one blocking connection and hands each grain
  * tag to the catalog, once per batch however many messages a hot grain received.
  *
- * Reliable: a batch is moved onto the silo's taking list (BLMOVE the first entry, then a script
- * moves the rest) and cleared only once every wake-up in it is handled (the grain claimed or the
- * wake-up passed on). A batch whose reply was lost in a disconnect, or that was not fully handled,
- * is handled again from the taking list; a dead silo's taking list is part of its takeover.
+ * Reliable: wake-ups are moved onto the silo's taking list as they are read, and cleared only
+ * once every one of them is handled (the grain claimed or the wake-up passed on). A batch whose
+ * reply was lost in a disconnect, or that was not fully handled, is handled again from the taking
+ * list; a dead silo's taking list is part of its takeover.
+ *
+ * One read is two commands, sent together and run by Redis in order: a script that clears the
+ * taking list of what the last read handled and moves what waits in the inbox onto it (answered at
+ * once), and a wait for the next wake-up (BLMOVE). What the script moved is handled while the BLMOVE waits;
+ * the next read goes once both are handled, so the clearing never drops a wake-up not yet handled.
  */
 export class InboxReader {
   #stopped = false;
@@ -26,7 +31,7 @@ export class InboxReader {
   #retake = true;
 
   constructor(
-    private readonly blocking: RedisClient,
+    private readonly blocking: RedisClient & ScriptCommands,
     private readonly redis: RedisClient & ScriptCommands,
     private readonly keys: RedisKeys,
     private readonly siloId: string,
@@ -64,24 +69,31 @@ export class InboxReader {
     this.blocking.on('ready', onReady);
     const inbox = this.keys.siloInbox(this.siloId);
     const taking = this.keys.siloTaking(this.siloId);
+    /** The taking list holds only wake-ups already handled: the next read clears it. */
+    let handled = false;
     while (!this.#stopped) {
       try {
         if (this.#retake) {
           this.#retake = false;
-          await this.#handle(await this.redis.lrange(taking, 0, -1));
+          const left = await this.redis.lrange(taking, 0, -1);
+          await this.#handle(left);
+          handled = left.length > 0;
         }
-        const first = await this.#blockingMove(inbox, taking);
-        if (first === DROPPED) continue;
+        const moved = this.blocking.takeInbox(inbox, taking, BATCH, handled ? '1' : '') as Promise<string[]>;
+        const next = this.#blockingMove(inbox, taking);
+        next.catch(() => undefined);
+        // Handled while the BLMOVE waits; what it brings is handled at once when it comes.
+        const handlingMoved = moved.then((entries) => this.#handle(entries));
+        handlingMoved.catch(() => undefined);
+        const first = await next;
+        handled = false;
+        if (first === DROPPED) {
+          await handlingMoved.catch(() => undefined);
+          continue;
+        }
         failures = 0;
-        if (first === null) continue;
-        // The first wake-up is handled at once (its latency is an ask's); the rest of the batch
-        // is fetched meanwhile.
-        const handlingFirst = this.onWake(first);
-        const rest = (await this.redis.takeInbox(inbox, taking, BATCH - 1)) as string[];
-        await this.#handle(
-          rest.filter((entry) => entry !== first),
-          handlingFirst,
-        );
+        await Promise.all([handlingMoved, first === null ? undefined : this.#handle([first])]);
+        handled = true;
       } catch (error) {
         if (this.#stopped) return;
         this.#retake = true;
@@ -118,15 +130,12 @@ export class InboxReader {
     }
   }
 
-  /** Handles a batch, then clears the taking list; a batch not fully handled is taken again. */
-  async #handle(entries: string[], alreadyHandling?: Promise<void>): Promise<void> {
-    if (entries.length === 0 && alreadyHandling === undefined) return;
-    const handling = [...new Set(entries)].map((entry) => this.onWake(entry));
-    if (alreadyHandling !== undefined) handling.push(alreadyHandling);
-    const results = await Promise.allSettled(handling);
+  /** Handles wake-ups; rejects when one of them could not be (then the batch is taken again). */
+  async #handle(entries: readonly string[]): Promise<void> {
+    if (entries.length === 0) return;
+    const results = await Promise.allSettled([...new Set(entries)].map((entry) => this.onWake(entry)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw new Error(`a wake-up could not be handled: ${describeError(failed.reason)}`);
-    await this.redis.del(this.keys.siloTaking(this.siloId));
   }
 }
 

@@ -17,6 +17,7 @@ import { takesWakeUps, type SiloRecord, type SiloStatus } from '../membership/si
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import { closeRedis, openRedis, type RedisClient } from '../redis/connection.ts';
 import { openRuntime, readyWithin, type RedisRuntime } from '../redis/runtime.ts';
+import { registerScripts, type ScriptCommands } from '../redis/scripts.ts';
 import { createLogger, withTraceFields, type Logger } from '../telemetry/logger.ts';
 import { SiloMetrics } from '../telemetry/silo-metrics.ts';
 import { ReminderService } from '../reminders/reminder-service.ts';
@@ -106,13 +107,13 @@ export class Silo {
       connectTimeoutMs: resolved.connectTimeoutMs,
       membershipRefreshMs: resolved.membershipRefreshMs,
     });
-    let blocking: RedisClient | undefined;
+    let blocking: (RedisClient & ScriptCommands) | undefined;
     let turns: RedisClient | undefined;
     let reminderService: ReminderService | undefined;
     let queries: ReadOnlyQueries | undefined;
     try {
       await assertNoEviction(runtime.redis);
-      blocking = openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, { blockingSeconds: INBOX_BLOCK_SECONDS });
+      blocking = registerScripts(openRedis(resolved.redis, `redgrain:silo:${id}:inbox`, { blockingSeconds: INBOX_BLOCK_SECONDS }));
       await readyWithin(blocking, resolved.connectTimeoutMs);
       turns = openTurnConnection(resolved.redis, `redgrain:silo:${id}:turns`);
       await readyWithin(turns, resolved.connectTimeoutMs);
