@@ -69,7 +69,7 @@ export class BatchCommit {
     const finishes = finish ? jobs : [];
     const fetchNext = take > 0 && finishes.length > 0;
     const more = finishes.length === 0 ? take : Math.max(0, take - 1);
-    const takes = take > 0;
+    const takes = more > 0 || finishes.length > 0;
     const replies = await mailbox.execTurns((tx: TurnTransaction) => {
       queueCommit(tx, this.committer, changes, messages, records, effects, journal, sealed);
       finishes.forEach((job, i) => mailbox.queueFinish(tx, job.message, job.outcome, fetchNext && i === finishes.length - 1, sealed));

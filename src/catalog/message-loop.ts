@@ -106,9 +106,7 @@ export class MessageLoop {
   async #drain(): Promise<void> {
     const activation = this.activation;
     const hooks = {
-      // Nothing was waiting at the last take: a message sent since comes with its wake-up, which
-      // has this drain look again; taking with the commit would only cost the idle grain's commit.
-      takeCount: () => (this.#waiting === 0 && this.#singleTakes === 0 ? 0 : this.#takeCount()),
+      takeCount: () => this.#takeCount(),
       ran: () => {
         if (this.#singleTakes > 0) this.#singleTakes -= 1;
       },

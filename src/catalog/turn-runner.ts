@@ -26,7 +26,7 @@ import { endTurn, startCommitSpan, type BatchTurn, type CommitEffects } from './
 
 /** What the message loop tells the runner about the batch in progress. */
 export interface BatchHooks {
-  /** How many messages to take with the batch's commit (0: none, the grain looks again when woken). */
+  /** How many messages to take with the batch's commit. */
   takeCount(): number;
   /** One message of the batch has run. */
   ran(): void;
