@@ -88,7 +88,9 @@ export class InboxReader {
         const first = await next;
         handled = false;
         if (first === DROPPED) {
-          await handlingMoved.catch(() => undefined);
+          // What the script moved (its reply may be lost with the connection, and then never
+          // settles) is on the taking list: handled again once the connection is back.
+          this.#retake = true;
           continue;
         }
         failures = 0;
