@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import { connect, Grain, Silo, type GrainClient } from 'redgrain';
+import { connect, Grain, RedisUnavailableError, Silo, type GrainClient } from 'redgrain';
+import { startRedisServer } from 'redgrain/testing';
 import { LogRecorder } from './support/log-recorder.ts';
 import { freshPrefix } from './support/prefix.ts';
 
@@ -118,4 +119,35 @@ describe('graceful stop', () => {
     expect(otherLog.entries.filter((e) => /silent silo/.test(e.message)).map((e) => e.message)).toEqual([]);
     (owner === c ? logC : logD).expectQuiet();
   });
+});
+
+/**
+ * A stop while Redis is gone cannot hand anything over; it must still end: the silo releases what
+ * it holds in this process, says why with a typed error, and `stopped` resolves. What it held is
+ * taken over once the cluster declares it dead, as after a crash.
+ */
+describe('stop while Redis is gone', () => {
+  it('rejects with RedisUnavailableError within a bounded time, and the silo ends', async () => {
+    const server = await startRedisServer();
+    try {
+      const log = new LogRecorder();
+      const silo = await Silo.start({ redis: server.url, keyPrefix: 'gone', grains: [SlowStep], logger: log });
+      const client = await connect({ redis: server.url, keyPrefix: 'gone' });
+      expect(await client.getGrain(SlowStep, 'g').ask('done')).toEqual([]);
+      await client.close();
+      await server.kill();
+      const began = Date.now();
+      const stopping = silo.stop();
+      await expect(stopping).rejects.toBeInstanceOf(RedisUnavailableError);
+      await expect(stopping).rejects.toThrow(/stopped without handing over/);
+      expect(await silo.stopped).toBe('stopped');
+      expect(silo.status).toBe('left');
+      expect(silo.activationCount).toBe(0);
+      // The membership write times out (5 s), then the reminder workers get 5 s to close.
+      expect(Date.now() - began).toBeLessThan(20_000);
+      log.expectQuiet([/Redis failed while stopping/, /reminder worker error/, /inbox read failed/, /heartbeat/, /error while releasing/]);
+    } finally {
+      await server.stop();
+    }
+  }, 40_000);
 });

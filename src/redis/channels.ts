@@ -27,8 +27,3 @@ export async function listenTo(subscriber: RedisClient, channel: string, onMessa
 export async function resubscribe(subscriber: RedisClient, channel: string): Promise<void> {
   await (subscriber instanceof Cluster ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel));
 }
-
-/** Ends a subscription made with `listenTo`. */
-export async function stopListening(subscriber: RedisClient, channel: string): Promise<void> {
-  await (subscriber instanceof Cluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel));
-}

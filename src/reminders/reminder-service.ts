@@ -105,16 +105,24 @@ export class ReminderService {
    * delivered then is delivered again by another silo once its lock expires, and runs once (its
    * idempotency key).
    */
-  async close(): Promise<void> {
+  /**
+   * Stops delivering. A tick being delivered may finish for up to CLOSE_WAIT_MS. With `force`
+   * (Redis failed: a graceful close waits on commands that wait for Redis, and BullMQ keeps a
+   * worker's timers and blocking connection going until its close completes, so the process would
+   * never exit), the workers are closed at once; a tick one held is delivered again later and runs
+   * once (its idempotency key).
+   */
+  async close(force = false): Promise<void> {
     await Promise.allSettled(
       this.#workers.map((worker) => {
         let timer: NodeJS.Timeout | undefined;
         const waited = new Promise<void>((resolve) => {
           timer = setTimeout(resolve, CLOSE_WAIT_MS);
         });
-        return Promise.race([worker.close(), waited]).finally(() => clearTimeout(timer));
+        return Promise.race([worker.close(force), waited]).finally(() => clearTimeout(timer));
       }),
     );
-    await closeRedis(this.connection);
+    if (force) this.connection.disconnect();
+    else await closeRedis(this.connection);
   }
 }

@@ -4,7 +4,7 @@ import { describeError } from '../errors/errors.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import type { ReplyMessage } from '../messaging/envelope.ts';
 import type { RedisClient } from '../redis/connection.ts';
-import { listenTo, stopListening } from '../redis/channels.ts';
+import { listenTo } from '../redis/channels.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { MAX_QUERY_BYTES, NOT_SERVED_CODE, parseQuery } from '../messaging/read-only-query.ts';
 
@@ -14,8 +14,6 @@ import { MAX_QUERY_BYTES, NOT_SERVED_CODE, parseQuery } from '../messaging/read-
  * hold answers "not served", and the caller falls back to the mailbox.
  */
 export class ReadOnlyQueries {
-  #subscribed = false;
-
   constructor(
     private readonly subscriber: RedisClient,
     private readonly channel: string,
@@ -26,11 +24,13 @@ export class ReadOnlyQueries {
 
   async start(): Promise<void> {
     await listenTo(this.subscriber, this.channel, (text) => this.#answer(text));
-    this.#subscribed = true;
   }
 
+  /**
+   * Stops answering. Dropping the connection ends its subscription in Redis; an UNSUBSCRIBE first
+   * would wait, with no timeout, for a Redis that is gone.
+   */
   async close(): Promise<void> {
-    if (this.#subscribed) await stopListening(this.subscriber, this.channel).catch(() => undefined);
     this.subscriber.disconnect();
   }
 

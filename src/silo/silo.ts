@@ -7,7 +7,7 @@ import { parseWakeEntry } from '../directory/wake-entry.ts';
 import { ReadOnlyQueries } from './read-only-queries.ts';
 import { publishTo } from '../redis/channels.ts';
 import { GrainClient } from '../client/grain-client.ts';
-import { describeError } from '../errors/errors.ts';
+import { describeError, RedisUnavailableError } from '../errors/errors.ts';
 import { ErrorClassRegistry } from '../errors/error-converter.ts';
 import { GrainId } from '../grain/grain-id.ts';
 import { GrainTypeRegistry } from '../grain/grain-type.ts';
@@ -252,7 +252,22 @@ export class Silo {
    * handed to other silos, and the silo leaves the membership table. Safe to call twice.
    */
   stop(): Promise<void> {
-    this.#stopping ??= this.#stop().then(() => this.#resolveStopped('stopped'));
+    this.#stopping ??= this.#stop().then(
+      () => this.#resolveStopped('stopped'),
+      async (error: unknown) => {
+        // Redis failed under the graceful stop (unreachable, or gone mid-way): what was not handed
+        // over is taken over once the cluster declares this silo dead, as after a crash. Release
+        // everything this silo holds in this process anyway, so that it stops.
+        this.log.error('Redis failed while stopping; dropping the remaining activations', { error: describeError(error) });
+        await this.#release();
+        this.#status = 'left';
+        this.#resolveStopped('stopped');
+        throw new RedisUnavailableError(
+          `Redis failed while silo ${this.id} was stopping (${describeError(error)}): it stopped without handing over its remaining grains and wake-ups; the cluster takes them over once it declares this silo dead`,
+          error,
+        );
+      },
+    );
     return this.#stopping;
   }
 
@@ -329,21 +344,30 @@ export class Silo {
     if (this.#stopping !== undefined) return;
     this.#status = 'dead';
     this.log.error('this silo was declared dead by the cluster; dropping its activations and stopping');
-    this.#stopping = (async () => {
-      clearInterval(this.#heartbeat);
-      this.metrics.close();
-      this.catalog.abandonAll();
-      await this.reminderService.close();
-      await this.reminderTable.close();
-      await this.#monitor.stop();
-      await this.inbox.stop();
-      await this.queries.close();
-      await this.client.close();
-      this.turns.disconnect();
-      await closeRedis(this.runtime.redis);
-    })()
-      .catch((error: unknown) => this.log.warn('error while stopping a dead silo', { error: describeError(error) }))
-      .then(() => this.#resolveStopped('declared-dead'));
+    this.#stopping = this.#release().then(() => this.#resolveStopped('declared-dead'));
+  }
+
+  /**
+   * Drops every activation without writing anything and closes what the silo holds: for a silo
+   * declared dead, and for a stop that Redis failed. Never rejects; each part is bounded.
+   */
+  async #release(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    this.metrics.close();
+    this.catalog.abandonAll();
+    const parts: (() => Promise<void>)[] = [
+      () => this.reminderService.close(true),
+      () => this.reminderTable.close(),
+      () => this.#monitor.stop(),
+      () => this.inbox.stop(),
+      () => this.queries.close(),
+      () => this.client.close(),
+    ];
+    for (const part of parts) {
+      await part().catch((error: unknown) => this.log.warn('error while releasing the silo', { error: describeError(error) }));
+    }
+    this.turns.disconnect();
+    this.runtime.redis.disconnect();
   }
 
   async #stop(): Promise<void> {
