@@ -220,6 +220,18 @@ export class Activation {
   }
 
   /**
+   * A commit whose replies went out with it (published by the commit itself) and whose outcome
+   * this activation has not read yet: a caller may already have its answer, so a direct read must
+   * wait for `snapshot` to include it (see `landed`).
+   */
+  unreadCommit: Promise<void> | undefined;
+
+  /** Resolves once `snapshot` includes every commit a caller may have heard of. */
+  async landed(): Promise<void> {
+    while (this.unreadCommit !== undefined) await this.unreadCommit;
+  }
+
+  /**
    * Ends the activation: finishes the turn in progress, runs `onDeactivate`, commits its state
    * changes and releases the directory entry. Messages still queued stay in the mailbox.
    */

@@ -262,17 +262,29 @@ export class TurnRunner {
       replies,
     };
     const records = turns.flatMap((turn) => turn.result.idempotent ?? []);
+    // Its callers may hear of this commit before this activation reads its outcome: direct reads
+    // wait until the snapshot includes it.
+    let read = (): void => undefined;
+    if (replies !== undefined && replies.length > 0) activation.unreadCommit = new Promise<void>((resolve) => (read = resolve));
     let outcome: BatchOutcome;
     try {
       outcome = await new BatchCommit(activation, { ...parts, changes, records, effects: committing, journal }).send();
+    } catch (error) {
+      activation.unreadCommit = undefined;
+      read();
+      throw error;
     } finally {
       span?.end();
       for (const turn of turns) endTurn(activation, turn);
       activation.held = [];
     }
+    if (outcome.kind === 'committed') {
+      activation.commits += 1;
+      activation.snapshot = working;
+    }
+    activation.unreadCommit = undefined;
+    read();
     if (outcome.kind !== 'committed') return outcome;
-    activation.commits += 1;
-    activation.snapshot = working;
     if (journal !== undefined) activation.journal?.committed(journal);
     for (const [sender, mark] of seen) this.#seen.set(sender, mark);
     // With replicas required, nothing of the batch leaves the grain before they have its commit.

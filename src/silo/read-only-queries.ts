@@ -47,12 +47,19 @@ export class ReadOnlyQueries {
       this.reply(query.r.c, notServed(query.r.i, 'not a grain'));
       return;
     }
-    const target = this.catalog.get(tag)?.readOnlyTarget();
-    if (target === undefined) {
+    const activation = this.catalog.get(tag);
+    if (activation === undefined) {
       this.reply(query.r.c, notServed(query.r.i, 'the grain is not active on this silo'));
       return;
     }
-    callReadOnly(target, { method: query.m, args: query.a, correlationId: query.c, requestId: query.r.i })
+    // A commit whose answers went out with it is read first: the caller may be asking right after one.
+    activation
+      .landed()
+      .then(async () => {
+        const target = activation.readOnlyTarget();
+        if (target === undefined) return notServed(query.r.i, 'the grain is not active on this silo');
+        return callReadOnly(target, { method: query.m, args: query.a, correlationId: query.c, requestId: query.r.i });
+      })
       .then((reply) => this.reply(query.r.c, reply))
       .catch((error: unknown) => this.log.warn('a read-only query failed', { grain: tag, error: describeError(error) }));
   }
