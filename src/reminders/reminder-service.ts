@@ -97,20 +97,16 @@ export class ReminderService {
   }
 
   /**
-   * Stops delivering. Not forced: a worker first finishes what it has fetched, and fetching a
-   * repeating reminder's tick is also when BullMQ schedules its next one, so a forced close that
-   * dropped the connection in between left the reminder without a next tick until the fetched one
-   * stalled and was fetched again (a minute late). BullMQ ends the blocking read at once. Bounded
-   * (Redis may be down): past CLOSE_WAIT_MS the connection is closed anyway, and a tick being
-   * delivered then is delivered again by another silo once its lock expires, and runs once (its
-   * idempotency key).
-   */
-  /**
-   * Stops delivering. A tick being delivered may finish for up to CLOSE_WAIT_MS. With `force`
-   * (Redis failed: a graceful close waits on commands that wait for Redis, and BullMQ keeps a
-   * worker's timers and blocking connection going until its close completes, so the process would
-   * never exit), the workers are closed at once; a tick one held is delivered again later and runs
-   * once (its idempotency key).
+   * Stops delivering. Not forced by default: a worker first finishes what it has fetched, and
+   * fetching a repeating reminder's tick is also when BullMQ schedules its next one, so a forced
+   * close that dropped the connection in between left the reminder without a next tick until the
+   * fetched one stalled and was fetched again (a minute late). BullMQ ends the blocking read at
+   * once. Bounded (Redis may be down): past CLOSE_WAIT_MS the connection is closed anyway, and a
+   * tick being delivered then is delivered again by another silo once its lock expires, and runs
+   * once (its idempotency key). With `force` (Redis failed: a graceful close waits on commands
+   * that wait for Redis, and a pending close cannot be forced later, while BullMQ keeps the
+   * worker's timers and blocking connection going, so the process would not exit), the workers
+   * are closed at once.
    */
   async close(force = false): Promise<void> {
     await Promise.allSettled(

@@ -259,11 +259,17 @@ export class Silo {
         // over is taken over once the cluster declares this silo dead, as after a crash. Release
         // everything this silo holds in this process anyway, so that it stops.
         this.log.error('Redis failed while stopping; dropping the remaining activations', { error: describeError(error) });
+        // Once it has left the membership table no silo takes it over: what it had not handed
+        // over waits for the grains' next wake-up.
+        const after =
+          this.#status === 'left'
+            ? 'it had left the cluster: messages of grains it had not handed over wait for their next wake-up'
+            : 'the cluster takes its grains and wake-ups over once it declares this silo dead';
         await this.#release();
         this.#status = 'left';
         this.#resolveStopped('stopped');
         throw new RedisUnavailableError(
-          `Redis failed while silo ${this.id} was stopping (${describeError(error)}): it stopped without handing over its remaining grains and wake-ups; the cluster takes them over once it declares this silo dead`,
+          `Redis failed while silo ${this.id} was stopping (${describeError(error)}): it stopped without handing over its remaining grains; ${after}`,
           error,
         );
       },
