@@ -19,8 +19,8 @@ const DROPPED: unique symbol = Symbol('dropped');
  * reply was lost in a disconnect, or that was not fully handled, is handled again from the taking
  * list; a dead silo's taking list is part of its takeover.
  *
- * One read is two commands, sent together and run by Redis in order: a script that clears the
- * taking list of what the last read handled and moves what waits in the inbox onto it (answered at
+ * One read is two commands, sent together and run by Redis in order: a script that takes what the
+ * last read handled off the taking list and moves what waits in the inbox onto it (answered at
  * once), and a wait for the next wake-up (BLMOVE). What the script moved is handled while the BLMOVE waits;
  * the next read goes once both are handled, so the clearing never drops a wake-up not yet handled.
  */
@@ -69,24 +69,24 @@ export class InboxReader {
     this.blocking.on('ready', onReady);
     const inbox = this.keys.siloInbox(this.siloId);
     const taking = this.keys.siloTaking(this.siloId);
-    /** The taking list holds only wake-ups already handled: the next read clears it. */
-    let handled = false;
+    /** Wake-ups on the taking list already handled (as they were moved): the next read clears them. */
+    let handled: readonly string[] = [];
     while (!this.#stopped) {
       try {
         if (this.#retake) {
           this.#retake = false;
           const left = await this.redis.lrange(taking, 0, -1);
           await this.#handle(left);
-          handled = left.length > 0;
+          handled = left;
         }
-        const moved = this.blocking.takeInbox(inbox, taking, BATCH, handled ? '1' : '') as Promise<string[]>;
+        const moved = this.blocking.takeInbox(inbox, taking, BATCH, ...handled) as Promise<string[]>;
         const next = this.#blockingMove(inbox, taking);
         next.catch(() => undefined);
         // Handled while the BLMOVE waits; what it brings is handled at once when it comes.
         const handlingMoved = moved.then((entries) => this.#handle(entries));
         handlingMoved.catch(() => undefined);
         const first = await next;
-        handled = false;
+        handled = [];
         if (first === DROPPED) {
           // What the script moved (its reply may be lost with the connection, and then never
           // settles) is on the taking list: handled again once the connection is back.
@@ -95,7 +95,7 @@ export class InboxReader {
         }
         failures = 0;
         await Promise.all([handlingMoved, first === null ? undefined : this.#handle([first])]);
-        handled = true;
+        handled = [...(await moved), ...(first === null ? [] : [first])];
       } catch (error) {
         if (this.#stopped) return;
         this.#retake = true;

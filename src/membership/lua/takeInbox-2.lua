@@ -3,16 +3,29 @@
   oldest first. The taking list holds what the silo has taken but not yet handled, so a reply
   lost in a disconnect (or a crash) loses no wake-up: they are handled again from there.
 
+  First it takes off the taking list the wake-ups the silo's last read handled (ARGV[2..], as
+  that read moved them, duplicates included): the oldest copy of each (LREM from the tail, where
+  the oldest are), or the whole list when it holds just as many, as it does unless something
+  else reached it meanwhile (a BLMOVE the silo had already given up on, served late): that one
+  stays, to be handled after the silo's next reconnect or read of the list.
+
   KEYS[1] the silo's inbox
   KEYS[2] the silo's taking list
 
   ARGV[1] the most entries to move
-  ARGV[2] '1': first clear the taking list (everything on it was handled), else ''
+  ARGV[2..] the entries the last read handled
 
   Returns the entries moved (possibly none)
 ]]
-if ARGV[2] == '1' then
-  redis.call('DEL', KEYS[2])
+local handled = #ARGV - 1
+if handled > 0 then
+  if redis.call('LLEN', KEYS[2]) == handled then
+    redis.call('DEL', KEYS[2])
+  else
+    for i = 2, #ARGV do
+      redis.call('LREM', KEYS[2], -1, ARGV[i])
+    end
+  end
 end
 local entries = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
 if not entries then return {} end
