@@ -1,9 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { connect, Silo } from 'redgrain';
+import { startRedisServer } from 'redgrain/testing';
+import { Counter } from '../grains/counter.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GrainId } from '../src/grain/grain-id.ts';
 import { RedisKeys } from '../src/redis/keys.ts';
 import { registerScripts } from '../src/redis/scripts.ts';
 import { freshPrefix } from './support/prefix.ts';
+import { waitFor } from './support/wait-for.ts';
 
 /**
  * On one Redis a message's wake-up goes right behind its enqueue, in the same round trip: one
@@ -18,13 +23,16 @@ describe('the wake-up sent behind an enqueue (wakeOwner)', () => {
   afterAll(() => redis?.disconnect());
 
   const grain = GrainId.of('Counter', 'c/1');
-  const wake = (keys: RedisKeys) => redis.wakeOwner(keys.directory(grain), keys.siloKeyStart(), grain.tag);
+  const wake = (keys: RedisKeys) => redis.wakeOwner(keys.directory(grain), keys.mailbox(grain, 'wait'), keys.siloKeyStart(), grain.tag);
+  /** A message waiting in the grain's mailbox (the script wakes no one for an empty one). */
+  const queued = (keys: RedisKeys) => redis.lpush(keys.mailbox(grain, 'wait'), '1');
 
   for (const status of ['active', 'joining', 'stopping'] as const) {
     it(`wakes an owner that is ${status}: its inbox gets the grain's tag`, async () => {
       const keys = new RedisKeys(freshPrefix(`wake-${status}`));
       await redis.hset(keys.directory(grain), 'silo', 'silo-1', 'epoch', '3');
       await redis.hset(keys.siloInfo('silo-1'), 'status', status);
+      await queued(keys);
       expect(await wake(keys)).toBe(1);
       expect(await redis.lrange(keys.siloInbox('silo-1'), 0, -1)).toEqual([grain.tag]);
     });
@@ -35,6 +43,7 @@ describe('the wake-up sent behind an enqueue (wakeOwner)', () => {
       const keys = new RedisKeys(freshPrefix(`wake-${status ?? 'unknown'}`));
       await redis.hset(keys.directory(grain), 'silo', 'silo-2', 'epoch', '1');
       if (status !== undefined) await redis.hset(keys.siloInfo('silo-2'), 'status', status);
+      await queued(keys);
       expect(await wake(keys)).toBe('silo-2');
       expect(await redis.exists(keys.siloInbox('silo-2'))).toBe(0);
     });
@@ -42,7 +51,47 @@ describe('the wake-up sent behind an enqueue (wakeOwner)', () => {
 
   it('answers null when no silo owns the grain', async () => {
     const keys = new RedisKeys(freshPrefix('wake-none'));
+    await queued(keys);
     expect(await wake(keys)).toBeNull();
-    expect(await redis.keys(`${keys.prefix}:*`)).toEqual([]);
+    expect(await redis.keys(`${keys.prefix}:s:*`)).toEqual([]);
+  });
+
+  it('wakes no one while nothing waits in the mailbox, and says so (2)', async () => {
+    const keys = new RedisKeys(freshPrefix('wake-empty'));
+    await redis.hset(keys.directory(grain), 'silo', 'silo-3', 'epoch', '1');
+    await redis.hset(keys.siloInfo('silo-3'), 'status', 'active');
+    expect(await wake(keys)).toBe(2);
+    expect(await redis.exists(keys.siloInbox('silo-3'))).toBe(0);
+  });
+});
+
+/**
+ * The wake-up goes behind the enqueue without waiting for it. When Redis has lost BullMQ's add
+ * script but not ours (a SCRIPT FLUSH, then another process loading ours), ioredis sends the add
+ * again after its NOSCRIPT answer, so the wake-up runs first, on an empty mailbox: the sender must
+ * wake the grain again once the enqueue is acknowledged, or the message waits for another message.
+ */
+describe('a wake-up that ran before its enqueue', () => {
+  it('is sent again once the enqueue is acknowledged, and the message runs', async () => {
+    const server = await startRedisServer();
+    const silo = await Silo.start({ redis: server.url, keyPrefix: 'reorder', grains: [Counter], logLevel: 'silent' });
+    const client = await connect({ redis: server.url, keyPrefix: 'reorder' });
+    const admin = new Redis(server.url);
+    try {
+      const counter = client.getGrain(Counter, 'c');
+      expect(await counter.ask('add', 1)).toBe(1); // every script used once on every connection
+      await admin.script('FLUSH');
+      await admin.script('LOAD', readFileSync(new URL('../src/directory/lua/wakeOwner-2.lua', import.meta.url), 'utf8'));
+      await counter.send('add', 1);
+      // Read in Redis, not with an ask: an ask would wake the grain itself.
+      const count = () => admin.hget('reorder:g:{Counter/c}:state', 'count');
+      await waitFor('the message to run', async () => ((await count()) === '{"json":2}' ? true : undefined), { timeoutMs: 5_000 });
+      expect(await count()).toBe('{"json":2}');
+    } finally {
+      admin.disconnect();
+      await client.close();
+      await silo.stop();
+      await server.stop();
+    }
   });
 });

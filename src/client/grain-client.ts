@@ -825,7 +825,9 @@ export class GrainClient implements MessageSender {
       // On one Redis the owner's wake-up travels in the enqueue's round trip, right behind it.
       const { added, after } = addJobThen(this.#producer(grain), only.name, only.data, () => locator.wakeOwner(grain));
       const done = added.then(async () => {
-        await Promise.all([after, replicated()]);
+        const [again] = await Promise.all([after, replicated()]);
+        // The wake-up ran before the enqueue (or found its message taken already): once more.
+        if (again) await locator.wakeOwner(grain);
       });
       return { added, done };
     }

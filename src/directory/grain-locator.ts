@@ -59,13 +59,22 @@ export class GrainLocator {
 
   /**
    * On one Redis (not a Redis Cluster): wakes the grain's owner in one step with reading who that
-   * is (wakeOwner-1.lua), else routes the wake-up as `wake` does. Sent right behind the enqueue of
+   * is (wakeOwner-2.lua), else routes the wake-up as `wake` does. Sent right behind the enqueue of
    * the grain's message on the same connection, it costs the sender no round trip of its own.
+   * Resolves to true when nothing waited in the mailbox (see the script): call it again once the
+   * enqueue is acknowledged.
    */
-  async wakeOwner(grain: GrainId): Promise<void> {
-    const woken = await this.redis.wakeOwner(this.keys.directory(grain), this.keys.siloKeyStart(), encodeWakeEntry(grain));
+  async wakeOwner(grain: GrainId): Promise<boolean> {
+    const woken = await this.redis.wakeOwner(
+      this.keys.directory(grain),
+      this.keys.mailbox(grain, 'wait'),
+      this.keys.siloKeyStart(),
+      encodeWakeEntry(grain),
+    );
+    if (woken === 2) return true;
     // Not 1: no silo owns the grain, or its owner takes no wake-ups (it left or died).
     if (woken !== 1) await this.wake(grain);
+    return false;
   }
 
   /** Pushes a wake-up to one silo; `recover` marks it (`!<tag>`) to take back released messages first. */
