@@ -402,9 +402,9 @@ describe('hostile input', () => {
       expect(await client.getGrain(Target, 'impatient').ask('impatient')).toBe('AskTimeoutError');
       // The timed-out ask's message still runs. Its enqueue may still be in flight when the handler's
       // caller has its answer, so a call from another client may reach the mailbox first.
-      const other = client.getGrain(Target, 'other');
-      expect(await waitFor('the timed-out message to run', async () => ((await other.ask('get')) === 1 ? 1 : undefined))).toBe(1);
-      expect(await other.ask('add', 1)).toBe(2);
+      const target = client.getGrain(Target, 'other');
+      expect(await waitFor('the timed-out message to run', async () => ((await target.ask('get')) === 1 ? 1 : undefined))).toBe(1);
+      expect(await target.ask('add', 1)).toBe(2);
     });
 
     it('client.close() lets the sends already made finish their enqueue: each resolves and runs; later calls are refused', async () => {
