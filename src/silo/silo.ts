@@ -265,7 +265,7 @@ export class Silo {
           this.#status === 'left'
             ? 'it had left the cluster: messages of grains it had not handed over wait for their next wake-up'
             : 'the cluster takes its grains and wake-ups over once it declares this silo dead';
-        await this.#release();
+        await this.#release(true);
         this.#status = 'left';
         this.#resolveStopped('stopped');
         throw new RedisUnavailableError(
@@ -350,19 +350,20 @@ export class Silo {
     if (this.#stopping !== undefined) return;
     this.#status = 'dead';
     this.log.error('this silo was declared dead by the cluster; dropping its activations and stopping');
-    this.#stopping = this.#release().then(() => this.#resolveStopped('declared-dead'));
+    this.#stopping = this.#release(false).then(() => this.#resolveStopped('declared-dead'));
   }
 
   /**
    * Drops every activation without writing anything and closes what the silo holds: for a silo
    * declared dead, and for a stop that Redis failed. Never rejects; each part is bounded.
    */
-  async #release(): Promise<void> {
+  async #release(redisFailed: boolean): Promise<void> {
     clearInterval(this.#heartbeat);
     this.metrics.close();
     this.catalog.abandonAll();
     const parts: (() => Promise<void>)[] = [
-      () => this.reminderService.close(true),
+      // With Redis up (a silo declared dead), a tick being delivered finishes: see ReminderService.close.
+      () => this.reminderService.close(redisFailed),
       () => this.reminderTable.close(),
       () => this.#monitor.stop(),
       () => this.inbox.stop(),
