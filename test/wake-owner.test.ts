@@ -13,7 +13,7 @@ import { waitFor } from './support/wait-for.ts';
 /**
  * On one Redis a message's wake-up goes right behind its enqueue, in the same round trip: one
  * script reads the grain's owner and wakes it, but only while that silo takes wake-ups. Otherwise
- * it names the owner (or none) and the sender routes the wake-up itself.
+ * the sender routes the wake-up itself.
  */
 describe('the wake-up sent behind an enqueue (wakeOwner)', () => {
   let redis: ReturnType<typeof registerScripts>;
@@ -39,20 +39,20 @@ describe('the wake-up sent behind an enqueue (wakeOwner)', () => {
   }
 
   for (const status of ['left', 'dead', undefined] as const) {
-    it(`names an owner that is ${status ?? 'unknown'} and pushes nothing`, async () => {
+    it(`leaves routing to the sender when the owner is ${status ?? 'unknown'}, and pushes nothing`, async () => {
       const keys = new RedisKeys(freshPrefix(`wake-${status ?? 'unknown'}`));
       await redis.hset(keys.directory(grain), 'silo', 'silo-2', 'epoch', '1');
       if (status !== undefined) await redis.hset(keys.siloInfo('silo-2'), 'status', status);
       await queued(keys);
-      expect(await wake(keys)).toBe('silo-2');
+      expect(await wake(keys)).toBe(0);
       expect(await redis.exists(keys.siloInbox('silo-2'))).toBe(0);
     });
   }
 
-  it('answers null when no silo owns the grain', async () => {
+  it('leaves routing to the sender when no silo owns the grain', async () => {
     const keys = new RedisKeys(freshPrefix('wake-none'));
     await queued(keys);
-    expect(await wake(keys)).toBeNull();
+    expect(await wake(keys)).toBe(0);
     expect(await redis.keys(`${keys.prefix}:s:*`)).toEqual([]);
   });
 

@@ -290,12 +290,13 @@ export class TurnRunner {
     // With replicas required, nothing of the batch leaves the grain before they have its commit.
     await activation.host.replicate(activation.id);
     const carriedOut = activation.forwarder.push(outbox);
+    // Published by the commit itself.
+    if (replies !== undefined) return outcome;
     const answer = () => {
       for (const { envelope, result } of turns) {
         if (envelope?.r !== undefined && result.reply !== undefined) activation.host.reply(envelope.r.c, result.reply);
       }
     };
-    if (replies !== undefined) return outcome;
     if (outbox.length === 0) answer();
     else void carriedOut.then(answer);
     return outcome;

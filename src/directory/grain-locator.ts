@@ -72,8 +72,8 @@ export class GrainLocator {
       encodeWakeEntry(grain),
     );
     if (woken === 2) return true;
-    // Not 1: no silo owns the grain, or its owner takes no wake-ups (it left or died).
-    if (woken !== 1) await this.wake(grain);
+    // 0: no silo owns the grain, or its owner takes no wake-ups (it left or died).
+    if (woken === 0) await this.wake(grain);
     return false;
   }
 

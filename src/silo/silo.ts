@@ -145,14 +145,16 @@ export class Silo {
         waitingHint: () => observed?.waitingHint() ?? 0,
       });
       const reminderTable = new ReminderTable(redis, runtime.keys, runtime.mailboxRoot);
+      /** An `ask` reply as it is published: its caller's channel and the message. */
+      const publication = (clientId: string, message: ReplyMessage) =>
+        [runtime.keys.replyChannel(clientId), JSON.stringify(message)] as const;
       const reply = (clientId: string, message: ReplyMessage) => {
-        publishTo(redis, runtime.keys.replyChannel(clientId), JSON.stringify(message)).catch((error: unknown) =>
+        publishTo(redis, ...publication(clientId, message)).catch((error: unknown) =>
           log.warn('could not publish a reply', { error: describeError(error) }),
         );
       };
       const repliesInCommit = !(redis instanceof Cluster) && resolved.replicas === 0;
-      const replyPublication = (clientId: string, message: ReplyMessage) =>
-        repliesInCommit ? ([runtime.keys.replyChannel(clientId), JSON.stringify(message)] as const) : undefined;
+      const replyPublication = (clientId: string, message: ReplyMessage) => (repliesInCommit ? publication(clientId, message) : undefined);
       const catalog = new Catalog(
         {
           host: {

@@ -17,18 +17,18 @@
 
   Returns 1 the owner was woken (it takes wake-ups: joining, active or stopping)
           2 nothing waits in the mailbox: no one was woken
-          else the owner's id, or false when no silo owns the grain: the caller routes the wake-up
+          0 no silo owns the grain, or its owner takes no wake-ups: the caller routes the wake-up
 ]]
 if redis.call('LLEN', KEYS[2]) == 0 then
   return 2
 end
 local owner = redis.call('HGET', KEYS[1], 'silo')
 if not owner then
-  return false
+  return 0
 end
 local status = redis.call('HGET', ARGV[1] .. owner .. '}:info', 'status')
 if status == 'active' or status == 'joining' or status == 'stopping' then
   redis.call('LPUSH', ARGV[1] .. owner .. '}:inbox', ARGV[2])
   return 1
 end
-return owner
+return 0
