@@ -13,6 +13,11 @@ describe('the outbox', () => {
   const redis = rawRedis();
   const key = (grain: string, part: string) => `${cluster.keyPrefix}:g:{${grain}}:${part}`;
   afterAll(() => redis.disconnect());
+  /** Resolves once the next slow handler (slowEmit, slowCount) has started. */
+  const nextRun = () =>
+    new Promise<void>((resolve) => {
+      Emitter.sent = resolve;
+    });
 
   it('a handler that sends, publishes, reminds and subscribes, then throws, leaves none of it', async () => {
     const { client } = cluster;
@@ -39,9 +44,7 @@ describe('the outbox', () => {
     const { client } = cluster;
     const emitter = client.getGrain(Emitter, 'fenced');
     await emitter.ask('noop');
-    const sent = new Promise<void>((resolve) => {
-      Emitter.sent = resolve;
-    });
+    const sent = nextRun();
     await emitter.send('slowEmit', 7, 500);
     await sent;
     Emitter.sent = undefined;
@@ -59,9 +62,7 @@ describe('the outbox', () => {
     const { client } = cluster;
     const emitter = client.getGrain(Emitter, 'fenced-ask');
     await emitter.ask('noop');
-    const started = new Promise<void>((resolve) => {
-      Emitter.sent = resolve;
-    });
+    const started = nextRun();
     const answer = emitter.ask('slowCount', 500);
     await started;
     Emitter.sent = undefined;
