@@ -20,6 +20,7 @@ const CLUSTER_SUITES = [
   'event-sourced',
   'event-sourced-faults',
   'read-only',
+  'write-coalescing',
 ];
 
 export default defineConfig({

@@ -1,4 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { coalesceWrites } from './write-coalescing.ts';
 
 /**
  * A Redis Cluster: its startup nodes (`redis://` / `rediss://` URLs, whose credentials and TLS
@@ -68,6 +69,7 @@ export function openRedis(input: RedisConnectionInput, name: string, kind: Conne
   // ioredis reconnects by itself; a lost connection surfaces as failed commands, which callers
   // handle. Without a listener, each failed reconnect would be an unhandled 'error' event.
   redis.on('error', () => undefined);
+  coalesceWrites(redis);
   return redis;
 }
 
