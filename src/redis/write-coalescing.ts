@@ -38,8 +38,8 @@ function coalesceSocket(socket: Socket | undefined): void {
       socket.uncork();
     }
   };
-  const write = socket.write;
-  socket.write = function (this: Socket, ...args: unknown[]): boolean {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  socket.write = (...args: unknown[]): boolean => {
     if (!wroteThisTick) {
       wroteThisTick = true;
       process.nextTick(endOfTick);
@@ -47,6 +47,6 @@ function coalesceSocket(socket: Socket | undefined): void {
       corked = true;
       socket.cork();
     }
-    return (write as (...a: unknown[]) => boolean).apply(this, args);
-  } as Socket['write'];
+    return write(...args);
+  };
 }
