@@ -4,9 +4,10 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { connect, Grain, Silo } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
-import { waitFor } from './support/wait-for.ts';
 
 const gates = new Map<string, Promise<void>>();
+/** Called when a gated turn has started. */
+const started = new Map<string, () => void>();
 
 /** Counts what it is told to add, once the test lets its turn go on. */
 class Gated extends Grain<{ total: number; runs: number }> {
@@ -15,6 +16,7 @@ class Gated extends Grain<{ total: number; runs: number }> {
     return { total: 0, runs: 0 };
   }
   async add(n: number) {
+    started.get(this.key)?.();
     await gates.get(this.key);
     this.state.total += n;
     return this.state.total;
@@ -41,14 +43,13 @@ describe('an acknowledgement without its commit', () => {
       expect(await client.getGrain(Gated, 'g').ask('add', 1)).toBe(1); // every script used once on the turn connection
       let open = () => undefined as void;
       gates.set('g', new Promise<void>((resolve) => (open = resolve)));
+      const turnStarted = new Promise<void>((resolve) => started.set('g', resolve));
       const added = client
         .getGrain(Gated, 'g')
         .with({ timeoutMs: 10_000 })
         .ask('add', 10)
         .catch((error: unknown) => error);
-      await waitFor('the turn to start', async () => ((await admin.llen('seal:q:{Gated/g}:active')) === 1 ? true : undefined), {
-        everyMs: 5,
-      });
+      await turnStarted;
       // The scripts vanish from Redis; BullMQ's come back, ours does not.
       await admin.script('FLUSH');
       await admin.script('LOAD', moveToFinished.content);
@@ -61,6 +62,7 @@ describe('an acknowledgement without its commit', () => {
       expect(await admin.hget('seal:g:{Gated/g}:state', 'total')).toBe('{"json":11}');
     } finally {
       gates.delete('g');
+      started.delete('g');
       admin.disconnect();
       await client.close();
       await silo.stop();

@@ -1,6 +1,7 @@
 import { context as otelContext } from '@opentelemetry/api';
 import { describeError } from '../errors/errors.ts';
 import type { EventRecorder } from '../grain/event-sourced.ts';
+import type { CarriedMessage } from '../directory/wake-entry.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { GrainType } from '../grain/grain-type.ts';
 import { instantiateGrain, type Grain, type GrainContext } from '../grain/grain.ts';
@@ -125,9 +126,12 @@ export class Activation {
     return this.#loop.draining;
   }
 
-  /** There may be messages: drain the mailbox unless already draining. */
-  wake(recover = false): void {
-    this.#loop.wake(recover);
+  /**
+   * There may be messages: drain the mailbox unless already draining. `carried`: the message the
+   * wake-up carried (see `MessageLoop.wake`).
+   */
+  wake(recover = false, carried?: CarriedMessage): void {
+    this.#loop.wake(recover, carried);
   }
 
   /**

@@ -120,7 +120,7 @@ export class Catalog {
    * `!<tag>` also asks to take back messages a stale activation released.
    */
   wake(entry: string): Promise<void> {
-    const { tag: given, recover } = parseWakeEntry(entry);
+    const { tag: given, recover, carried } = parseWakeEntry(entry);
     // Entries come from Redis, where anyone with access may write anything: only the canonical
     // tag of a valid grain id names an activation, so one grain never gets two.
     let id: GrainId;
@@ -134,7 +134,7 @@ export class Catalog {
     const activation = this.#activations.get(tag);
     if (activation !== undefined) {
       if (activation.status === 'deactivating') activation.wokenWhileDeactivating = true;
-      else activation.wake(recover);
+      else activation.wake(recover, carried);
       return Promise.resolve();
     }
     const type = this.deps.registry.get(id.type);

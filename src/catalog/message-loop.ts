@@ -1,3 +1,4 @@
+import type { CarriedMessage } from '../directory/wake-entry.ts';
 import type { MailboxMessage, Taken } from '../mailbox/grain-mailbox.ts';
 import type { Activation } from './activation.ts';
 import type { TurnRunner } from './turn-runner.ts';
@@ -54,15 +55,20 @@ export class MessageLoop {
     await this.#draining;
   }
 
-  /** There may be messages: drain the mailbox unless already draining. */
-  wake(recover = false): void {
+  /**
+   * There may be messages: drain the mailbox unless already draining. `carried`: the message the
+   * wake-up carried; when it is certainly the next one to take (see `#claimable`), it runs at once
+   * while its take is under way, which saves waiting for the take's round trip.
+   */
+  wake(recover = false, carried?: CarriedMessage): void {
     if (recover) this.#recoverFirst = true;
     if (this.activation.status !== 'valid') return;
     if (this.#draining !== undefined) {
       this.#wakeAgain = true;
       return;
     }
-    this.#draining = this.#drain()
+    const claim = carried === undefined ? undefined : this.#claimable(carried);
+    this.#draining = this.#drain(claim)
       .catch((error: unknown) => {
         // Redis failed under us (an outage, a lost reply): whatever this activation held is
         // released when it activates again, so drop it and have the silo retry the grain.
@@ -103,7 +109,32 @@ export class MessageLoop {
     }
   }
 
-  async #drain(): Promise<void> {
+  /**
+   * The carried message, ready to run before it is taken, when it is certainly the next message
+   * this activation takes:
+   * - it was enqueued while this activation owned the grain (its epoch), as the mailbox's only
+   *   message, nothing taken (wakeOwner-3.lua), so nothing older can be ahead of it;
+   * - this activation has not taken it yet (job ids grow in the order a mailbox is taken) and is
+   *   idle, with nothing to recover or run first (a timer tick, a message to take alone);
+   * - the grain is not event-sourced (undoing its turn would have to undo the events it recorded).
+   * Should another message be ahead of it after all, its commit writes nothing, the turn is
+   * undone, and the message that is ahead runs (see `TurnRunner.runBatch`).
+   */
+  #claimable(carried: CarriedMessage): MailboxMessage | undefined {
+    const { activation } = this;
+    const certain =
+      carried.epoch === activation.epoch &&
+      Number(carried.jobId) > activation.mailbox.highestTaken &&
+      this.#waiting === 0 &&
+      !this.#recoverFirst &&
+      this.#singleTakes === 0 &&
+      this.#ownReleased === 0 &&
+      !(activation.timers?.hasDue ?? false) &&
+      activation.journal === undefined;
+    return certain ? activation.mailbox.claimable(carried) : undefined;
+  }
+
+  async #drain(claim?: MailboxMessage): Promise<void> {
     const activation = this.activation;
     const hooks = {
       takeCount: () => this.#takeCount(),
@@ -119,9 +150,21 @@ export class MessageLoop {
     do {
       this.#wakeAgain = false;
       await this.#runTicks([]);
+      // Something to put back first came up meanwhile: the carried message waits for its turn.
+      if (this.#recoverFirst) claim = undefined;
       if (this.#recoverFirst && !(await this.#recover())) return;
-      const count = this.#takeCount();
-      let batch = count === 0 ? [] : await this.#unlessForeignTaken(await activation.mailbox.take(count));
+      let batch: MailboxMessage[];
+      if (claim !== undefined && activation.status === 'valid') {
+        // Its take goes out now and the turn runs meanwhile: the commit follows the take.
+        const taking = activation.mailbox.takeClaimed(claim);
+        taking.catch(() => undefined);
+        const next = await this.runner.runBatch([claim], hooks, taking);
+        batch = next === undefined ? [] : await this.#unlessForeignTaken(next);
+      } else {
+        const count = this.#takeCount();
+        batch = count === 0 ? [] : await this.#unlessForeignTaken(await activation.mailbox.take(count));
+      }
+      claim = undefined;
       while (batch.length > 0 && activation.status !== 'invalid') {
         const next = await this.runner.runBatch(batch, hooks);
         batch = next === undefined ? [] : await this.#unlessForeignTaken(next);

@@ -68,11 +68,26 @@ export class TurnRunner {
    * which also takes the next batch. A failed handler rolls back only its own message's changes.
    * Replies go out once the batch is committed. Returns the next batch (undefined when there is
    * none to run: stopping, stepped down).
+   *
+   * `claim`: the one message came with its wake-up and runs while its take (sent just before, on
+   * the turn connection, so Redis runs it before the commit) is under way. Should that take have
+   * found another message ahead of it, the commit finds the message unlocked and writes nothing; the
+   * turn is then undone in memory (its state changes, its effects' numbers) and what the take found
+   * is returned as the next batch.
    */
-  async runBatch(messages: readonly MailboxMessage[], hooks: BatchHooks): Promise<Taken | undefined> {
+  async runBatch(
+    messages: readonly MailboxMessage[],
+    hooks: BatchHooks,
+    claim?: Promise<MailboxMessage | undefined>,
+  ): Promise<Taken | undefined> {
     const activation = this.activation;
     const [first] = messages;
-    if (messages.length === 1 && first !== undefined && (this.#needsCare(first) || (isRunnablePack(first) && hooks.takenAfterRecovery()))) {
+    if (
+      claim === undefined &&
+      messages.length === 1 &&
+      first !== undefined &&
+      (this.#needsCare(first) || (isRunnablePack(first) && hooks.takenAfterRecovery()))
+    ) {
       return this.#runPackCarefully(first, hooks);
     }
     activation.held = messages;
@@ -119,22 +134,43 @@ export class TurnRunner {
     }
     const unstarted = messages.slice(jobs.length);
     if (jobs.length === 0) {
-      await this.#handBack(unstarted);
+      // Stopping before the claimed message started: give back whatever its take took.
+      const taken = claim === undefined ? unstarted : [await claim].filter((message) => message !== undefined);
+      await this.#handBack(taken);
       return undefined;
     }
     const only = turns.length === 1 ? turns[0]?.result.changes : undefined;
     const effects = turns.flatMap((turn) => turn.effects);
+    const effectsBefore = this.#nextEffect;
     const outcome = await this.#commit(turns, effects, only ?? GrainStateCodec.between(activation.snapshot, working), working, seen, {
       messages: jobs,
       // Nothing more is taken while messages of this batch are still to be given back.
       take: unstarted.length > 0 ? 0 : hooks.takeCount(),
     });
+    if (claim !== undefined) {
+      // Answered before the commit: Redis ran the take first.
+      const taken = await claim;
+      if (outcome.kind === 'lockLost' && taken?.jobId !== first?.jobId) {
+        // Another message was ahead: nothing was written, so the state is the committed one. What
+        // the take found goes back with everything taken, in order, before anything runs.
+        const grain = activation.grain as Grain<object>;
+        grain.state = GrainStateCodec.restore(activation.snapshot, grain.initialState());
+        this.#nextEffect = effectsBefore;
+        activation.host.log.debug('a message its wake-up carried was not the next one; undone', { grain: activation.id.toString() });
+        return { messages: taken === undefined ? [] : [taken], foreignTaken: true, waiting: 0 };
+      }
+    }
     if (outcome.kind !== 'committed') return this.#refused(outcome);
+    return this.#after(outcome.next, unstarted);
+  }
+
+  /** After a committed batch: its messages that did not start go back, else the next batch runs. */
+  async #after(next: Taken, unstarted: readonly MailboxMessage[]): Promise<Taken | undefined> {
     if (unstarted.length > 0) {
       await this.#handBack(unstarted);
       return undefined;
     }
-    return outcome.next;
+    return next;
   }
 
   /**

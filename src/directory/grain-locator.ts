@@ -5,7 +5,7 @@ import type { PlacementStrategy } from '../placement/placement.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { GrainDirectory } from './grain-directory.ts';
-import { encodeWakeEntry } from './wake-entry.ts';
+import { CARRIED_DATA_BYTES, encodeWakeEntry } from './wake-entry.ts';
 
 /**
  * Gets a grain's queued messages processed: wakes the silo that owns the grain, or, when no silo
@@ -59,7 +59,8 @@ export class GrainLocator {
 
   /**
    * On one Redis (not a Redis Cluster): wakes the grain's owner in one step with reading who that
-   * is (wakeOwner-2.lua), else routes the wake-up as `wake` does. Sent right behind the enqueue of
+   * is (wakeOwner-3.lua; the wake-up carries the message when it is the mailbox's only one, see
+   * `CarriedMessage`), else routes the wake-up as `wake` does. Sent right behind the enqueue of
    * the grain's message on the same connection, it costs the sender no round trip of its own.
    * Resolves to true when nothing waited in the mailbox (see the script): call it again once the
    * enqueue is acknowledged.
@@ -68,8 +69,11 @@ export class GrainLocator {
     const woken = await this.redis.wakeOwner(
       this.keys.directory(grain),
       this.keys.mailbox(grain, 'wait'),
+      this.keys.mailbox(grain, 'active'),
       this.keys.siloKeyStart(),
       encodeWakeEntry(grain),
+      this.keys.mailbox(grain, ''),
+      CARRIED_DATA_BYTES,
     );
     if (woken === 2) return true;
     // 0: no silo owns the grain, or its owner takes no wake-ups (it left or died).

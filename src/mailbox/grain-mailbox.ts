@@ -12,6 +12,7 @@ import {
 import { isNoScript, reloadScripts } from '../redis/scripts.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { TurnTransaction } from './turn-connection.ts';
+import type { CarriedMessage } from '../directory/wake-entry.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
 
@@ -52,6 +53,11 @@ export type FinishOutcome = { target: 'completed' } | { target: 'failed'; reason
 export class GrainMailbox {
   readonly #backend: RedisQueueBackend;
   #tokenSeq = 0;
+  /**
+   * The highest job id this mailbox has taken. BullMQ numbers a queue's jobs in the order they are
+   * added, and a mailbox is taken in that order: a message with an id at or below it was taken.
+   */
+  highestTaken = 0;
 
   constructor(
     root: RedisQueueBackend,
@@ -295,12 +301,42 @@ export class GrainMailbox {
 
   #toMessage(job: FetchedJob | undefined, token: string): MailboxMessage | undefined {
     if (job === undefined) return undefined;
-    let data: unknown;
-    try {
-      data = JSON.parse(job.data);
-    } catch {
-      data = undefined;
+    const id = Number(job.id);
+    if (id > this.highestTaken) this.highestTaken = id;
+    return { jobId: job.id, name: job.name, data: parseJobData(job.data), token, attemptsStarted: job.attemptsStarted };
+  }
+
+  /**
+   * Takes the oldest waiting message for `claimed` (a message run as its wake-up brought it, see
+   * `claimable`), with its token: BullMQ's own moveToActive, alone, on the turn connection, so a
+   * commit sent after it runs after it. Answers the message taken: `claimed` itself when it was
+   * the oldest. Nothing else is read: the commit that follows reads what is taken then.
+   */
+  async takeClaimed(claimed: MailboxMessage): Promise<MailboxMessage | undefined> {
+    const turns = this.turns as RedisClient & { moveToActive(...args: unknown[]): Promise<unknown> };
+    const reply = await turns.moveToActive(...moveToActiveArgs(this.#backend, claimed.token, this.lockDurationMs, Date.now()));
+    // [job fields, job id, ...]: only the id, unless another job came first.
+    if (Array.isArray(reply) && reply[1] === claimed.jobId) {
+      this.highestTaken = Math.max(this.highestTaken, Number(claimed.jobId));
+      return claimed;
     }
-    return { jobId: job.id, name: job.name, data, token, attemptsStarted: job.attemptsStarted };
+    return this.#toMessage(fetchedJob(reply), claimed.token);
+  }
+
+  /**
+   * The message a wake-up carried (see wake-entry.ts), as the take that claims it will give it:
+   * its first start, under a fresh token. Not taken yet: `takeOne` with that token takes it.
+   */
+  claimable(carried: CarriedMessage): MailboxMessage {
+    return { jobId: carried.jobId, name: carried.name, data: parseJobData(carried.data), token: this.#nextToken(), attemptsStarted: 1 };
+  }
+}
+
+/** A job's data as BullMQ stores it (JSON), read; undefined when it is not JSON. */
+function parseJobData(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return undefined;
   }
 }

@@ -14,7 +14,7 @@ const SCRIPTS = {
   tidyMailbox: new URL('../mailbox/lua/tidyMailbox-11.lua', import.meta.url),
   dropOldest: new URL('../mailbox/lua/dropOldest-1.lua', import.meta.url),
   notifySilo: new URL('../membership/lua/notifySilo-2.lua', import.meta.url),
-  wakeOwner: new URL('../directory/lua/wakeOwner-2.lua', import.meta.url),
+  wakeOwner: new URL('../directory/lua/wakeOwner-3.lua', import.meta.url),
   heartbeat: new URL('../membership/lua/heartbeat-1.lua', import.meta.url),
   takeInbox: new URL('../membership/lua/takeInbox-2.lua', import.meta.url),
   declareDead: new URL('../membership/lua/declareDead-1.lua', import.meta.url),

@@ -1,0 +1,81 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { stringify } from 'superjson';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Grain } from 'redgrain';
+import { GrainId } from '../src/grain/grain-id.ts';
+import { RedisKeys } from '../src/redis/keys.ts';
+import { inProcessSilo } from './support/in-process-silo.ts';
+import { waitFor } from './support/wait-for.ts';
+
+/** Every run of `append`, in the order the handler ran, whether its turn committed or not. */
+const runs: string[] = [];
+
+class Journal extends Grain<{ items: string[] }> {
+  static readonly type = 'Journal';
+  initialState() {
+    return { items: [] as string[] };
+  }
+  async append(item: string) {
+    runs.push(item);
+    this.state.items.push(item);
+    return this.state.items.length;
+  }
+  async items() {
+    return this.state.items;
+  }
+}
+
+/**
+ * On one Redis, the wake-up of a message sent to an idle grain carries the message when it is the
+ * only one in the mailbox: the activation runs it while its take is under way, and commits behind
+ * the take. Should the take find another message ahead of it, that commit writes nothing, the turn
+ * is undone, and the messages run in mailbox order.
+ */
+describe('a turn claimed from its wake-up', () => {
+  const cluster = inProcessSilo('claimed', [Journal]);
+  let redis: Redis;
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'));
+  });
+  afterAll(() => redis?.disconnect());
+
+  it('runs an ask to an idle grain once, committed, with the mailbox left empty', async () => {
+    const journal = cluster.client.getGrain(Journal, 'idle');
+    expect(await journal.ask('items')).toEqual([]); // active and idle
+    const keys = new RedisKeys(cluster.keyPrefix);
+    const grain = GrainId.of('Journal', 'idle');
+    runs.length = 0;
+    expect(await journal.ask('append', 'a')).toBe(1);
+    expect(await journal.ask('append', 'b')).toBe(2);
+    expect(runs).toEqual(['a', 'b']);
+    expect(await redis.llen(keys.mailbox(grain, 'wait'))).toBe(0);
+    expect(await redis.llen(keys.mailbox(grain, 'active'))).toBe(0);
+    expect(await redis.hget(keys.state(grain), 'items')).toBe(stringify(['a', 'b']));
+  });
+
+  it('undoes a claimed turn whose message was not the next one, and runs the messages in mailbox order', async () => {
+    const journal = cluster.client.getGrain(Journal, 'raced');
+    expect(await journal.ask('items')).toEqual([]);
+    const keys = new RedisKeys(cluster.keyPrefix);
+    const grain = GrainId.of('Journal', 'raced');
+    // Two messages enqueued behind the silo's back (no wake-up), then a wake-up carrying the
+    // second as if it were the only one: its claim's take finds the first.
+    const connection = redis.duplicate();
+    const queue = new Queue(keys.queueName(grain), { connection, prefix: keys.bullPrefix });
+    const envelope = (item: string) => ({ v: 1, m: 'append', a: stringify([item]), c: `corr-${item}`, t: Date.now() });
+    await queue.add('append', envelope('first'));
+    const second = await queue.add('append', envelope('second'));
+    const epoch = await redis.hget(keys.directory(grain), 'epoch');
+    const carried = { e: epoch, j: second.id, t: grain.tag, n: 'append', d: JSON.stringify(envelope('second')) };
+    runs.length = 0;
+    await redis.lpush(keys.siloInbox(cluster.silo.id), `+${JSON.stringify(carried)}`);
+    await waitFor('both messages to run', async () => (runs.length === 3 ? true : undefined), { timeoutMs: 5_000 });
+    // The claimed run of `second` first (undone), then both in order.
+    expect(runs).toEqual(['second', 'first', 'second']);
+    expect(await journal.ask('items')).toEqual(['first', 'second']);
+    expect(runs).toEqual(['second', 'first', 'second']);
+    await queue.close();
+    connection.disconnect();
+  });
+});
