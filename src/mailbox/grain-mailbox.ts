@@ -325,7 +325,7 @@ export class GrainMailbox {
 
   /**
    * The message a wake-up carried (see wake-entry.ts), as the take that claims it will give it:
-   * its first start, under a fresh token. Not taken yet: `takeOne` with that token takes it.
+   * its first start, under a fresh token. Not taken yet: `takeClaimed` takes it.
    */
   claimable(carried: CarriedMessage): MailboxMessage {
     return { jobId: carried.jobId, name: carried.name, data: parseJobData(carried.data), token: this.#nextToken(), attemptsStarted: 1 };
