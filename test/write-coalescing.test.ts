@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Cluster, type Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRedis } from '../src/redis/connection.ts';
+import { flushWrites } from '../src/redis/write-coalescing.ts';
 import { freshPrefix } from './support/prefix.ts';
 import { testRedis } from './support/redis.ts';
 
@@ -43,6 +44,15 @@ describe('write coalescing', () => {
     expect(length).toBe(51);
     expect(list).toEqual([...Array.from({ length: 50 }, (_, i) => String(i)), 'm']);
     expect(writes.count).toBe(2);
+  });
+
+  it('sends what a tick holds back at once when told to (flushWrites)', async () => {
+    writes.count = 0;
+    const replies = [redis.get(`${tag}:a`), redis.get(`${tag}:b`), redis.get(`${tag}:c`)];
+    expect(writes.count).toBe(1); // the first at once, the rest held
+    flushWrites(redis);
+    expect(writes.count).toBe(2);
+    expect(await Promise.all(replies)).toEqual([null, null, null]);
   });
 
   it('writes a lone command at once, without waiting for the end of the tick', async () => {

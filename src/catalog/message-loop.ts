@@ -116,7 +116,10 @@ export class MessageLoop {
    *   message, nothing taken (wakeOwner-3.lua), so nothing older can be ahead of it;
    * - this activation has not taken it yet (job ids grow in the order a mailbox is taken) and is
    *   idle, with nothing to recover or run first (a timer tick, a message to take alone);
-   * - the grain is not event-sourced (undoing its turn would have to undo the events it recorded).
+   * - the grain is not event-sourced (undoing its turn would have to undo the events it recorded),
+   *   and its mailbox is not bounded (a sender that drops the oldest message could drop it).
+   *   Messages to a bounded mailbox carry no wake-up anyway, except from a sender that does not
+   *   know the class.
    * Should another message be ahead of it after all, its commit writes nothing, the turn is
    * undone, and the message that is ahead runs (see `TurnRunner.runBatch`).
    */
@@ -130,7 +133,8 @@ export class MessageLoop {
       this.#singleTakes === 0 &&
       this.#ownReleased === 0 &&
       !(activation.timers?.hasDue ?? false) &&
-      activation.journal === undefined;
+      activation.journal === undefined &&
+      activation.type.cls.mailbox === undefined;
     return certain ? activation.mailbox.claimable(carried) : undefined;
   }
 
@@ -146,6 +150,9 @@ export class MessageLoop {
         this.#wakeAgain = true;
       },
       takenAfterRecovery: () => this.#singleTakes > 0,
+      lookAgain: () => {
+        this.#wakeAgain = true;
+      },
     };
     do {
       this.#wakeAgain = false;

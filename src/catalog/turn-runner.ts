@@ -34,6 +34,8 @@ export interface BatchHooks {
   takeAlone(): void;
   /** The batch was taken alone after a recovery: its message may have been interrupted uncounted. */
   takenAfterRecovery(): boolean;
+  /** Messages went back to the mailbox: look at it again before stopping. */
+  lookAgain(): void;
 }
 
 /**
@@ -73,7 +75,7 @@ export class TurnRunner {
    * the turn connection, so Redis runs it before the commit) is under way. Should that take have
    * found another message ahead of it, the commit finds the message unlocked and writes nothing; the
    * turn is then undone in memory (its state changes, its effects' numbers) and what the take found
-   * is returned as the next batch.
+   * goes back to the head of the mailbox.
    */
   async runBatch(
     messages: readonly MailboxMessage[],
@@ -147,17 +149,20 @@ export class TurnRunner {
       // Nothing more is taken while messages of this batch are still to be given back.
       take: unstarted.length > 0 ? 0 : hooks.takeCount(),
     });
-    if (claim !== undefined) {
-      // Answered before the commit: Redis ran the take first.
+    // A claimed message's take ran before the commit: only a lost lock says it may not have taken
+    // the message (a committed turn's take needs no answer, so its failure is none of the turn's).
+    if (claim !== undefined && outcome.kind === 'lockLost') {
       const taken = await claim;
-      if (outcome.kind === 'lockLost' && taken?.jobId !== first?.jobId) {
-        // Another message was ahead: nothing was written, so the state is the committed one. What
-        // the take found goes back with everything taken, in order, before anything runs.
+      if (taken?.jobId !== first?.jobId) {
+        // Another message was ahead: nothing was written, so the state is the committed one.
         const grain = activation.grain as Grain<object>;
         grain.state = GrainStateCodec.restore(activation.snapshot, grain.initialState());
         this.#nextEffect = effectsBefore;
         activation.host.log.debug('a message its wake-up carried was not the next one; undone', { grain: activation.id.toString() });
-        return { messages: taken === undefined ? [] : [taken], foreignTaken: true, waiting: 0 };
+        // What the take found goes back to the head of the mailbox, uncounted, and runs next.
+        if (taken !== undefined) await this.#handBack([taken]);
+        hooks.lookAgain();
+        return NOTHING_TAKEN;
       }
     }
     if (outcome.kind !== 'committed') return this.#refused(outcome);

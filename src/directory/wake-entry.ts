@@ -47,7 +47,11 @@ export function parseWakeEntry(entry: string): { tag: string; raw: string; recov
   return { tag: GrainId.isLegacyTag(raw) ? GrainId.fromTag(raw).tag : raw, raw, recover };
 }
 
+/** The longest carrying entry read: its data at most CARRIED_DATA_BYTES, escaped, and the rest. */
+const LONGEST_CARRYING_ENTRY = 8 * CARRIED_DATA_BYTES;
+
 function parseCarrying(entry: string): { tag: string; raw: string; recover: boolean; carried?: CarriedMessage } {
+  if (entry.length > LONGEST_CARRYING_ENTRY) return { tag: entry, raw: entry, recover: false };
   let fields: Record<string, unknown>;
   try {
     fields = JSON.parse(entry.slice(CARRY_MARK.length)) as Record<string, unknown>;

@@ -10,6 +10,7 @@ import {
   type FetchedJob,
 } from './bullmq-adapter.ts';
 import { isNoScript, reloadScripts } from '../redis/scripts.ts';
+import { flushWrites } from '../redis/write-coalescing.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
 import type { TurnTransaction } from './turn-connection.ts';
 import type { CarriedMessage } from '../directory/wake-entry.ts';
@@ -314,7 +315,11 @@ export class GrainMailbox {
    */
   async takeClaimed(claimed: MailboxMessage): Promise<MailboxMessage | undefined> {
     const turns = this.turns as RedisClient & { moveToActive(...args: unknown[]): Promise<unknown> };
-    const reply = await turns.moveToActive(...moveToActiveArgs(this.#backend, claimed.token, this.lockDurationMs, Date.now()));
+    const taking = turns.moveToActive(...moveToActiveArgs(this.#backend, claimed.token, this.lockDurationMs, Date.now()));
+    // On its way before the turn runs: a handler that blocks the event loop until the silo is
+    // killed must find its message taken, so the crash is counted against it.
+    flushWrites(turns);
+    const reply = await taking;
     // [job fields, job id, ...]: only the id, unless another job came first.
     if (Array.isArray(reply) && reply[1] === claimed.jobId) {
       this.highestTaken = Math.max(this.highestTaken, Number(claimed.jobId));

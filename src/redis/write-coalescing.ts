@@ -24,20 +24,35 @@ function streamOf(redis: Redis): Socket | undefined {
   return (redis as unknown as { stream?: Socket }).stream;
 }
 
-const coalesced = new WeakSet<Socket>();
+/** Per coalesced socket: sends what it holds now instead of at the end of the tick. */
+const flushers = new WeakMap<Socket, () => void>();
+
+/**
+ * Sends what `redis` holds back in this tick now. For a write that must reach Redis before code
+ * that may not return to the event loop runs (a handler that blocks it until the silo is killed).
+ */
+export function flushWrites(redis: Redis | Cluster): void {
+  for (const node of redis instanceof Redis ? [redis] : redis.nodes()) {
+    const socket = streamOf(node);
+    if (socket !== undefined) flushers.get(socket)?.();
+  }
+}
 
 function coalesceSocket(socket: Socket | undefined): void {
-  if (socket === undefined || coalesced.has(socket)) return;
-  coalesced.add(socket);
+  if (socket === undefined || flushers.has(socket)) return;
   let wroteThisTick = false;
   let corked = false;
-  const endOfTick = () => {
-    wroteThisTick = false;
+  const flush = () => {
     if (corked) {
       corked = false;
       socket.uncork();
     }
   };
+  const endOfTick = () => {
+    wroteThisTick = false;
+    flush();
+  };
+  flushers.set(socket, flush);
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
   socket.write = (...args: unknown[]): boolean => {
     if (!wroteThisTick) {
