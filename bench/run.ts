@@ -217,10 +217,10 @@ try {
     ];
     for (let i = 0; i < 2_000; i++) {
       for (let k = 0; k < calls.length; k++) {
-        const [call, latencies] = calls[(i + k) % calls.length] as (typeof calls)[number];
+        const [call, samples] = calls[(i + k) % calls.length] as (typeof calls)[number];
         const t = performance.now();
         await call();
-        latencies.push(since(t));
+        samples.push(since(t));
       }
     }
     await rrWorker.close();
