@@ -11,10 +11,8 @@ import { waitFor } from './support/wait-for.ts';
 /** Every run of `append`, in the order the handler ran, whether its turn committed or not. */
 const runs: string[] = [];
 
-/** The same, with a bounded mailbox: its messages are never run before they are taken. */
-class BoundedJournal extends Grain<{ items: string[] }> {
-  static readonly type = 'BoundedJournal';
-  static readonly mailbox = { maxDepth: 100, overflow: 'drop-oldest' as const };
+class Journal extends Grain<{ items: string[] }> {
+  static readonly type: string = 'Journal';
   initialState() {
     return { items: [] as string[] };
   }
@@ -28,19 +26,10 @@ class BoundedJournal extends Grain<{ items: string[] }> {
   }
 }
 
-class Journal extends Grain<{ items: string[] }> {
-  static readonly type = 'Journal';
-  initialState() {
-    return { items: [] as string[] };
-  }
-  async append(item: string) {
-    runs.push(item);
-    this.state.items.push(item);
-    return this.state.items.length;
-  }
-  async items() {
-    return this.state.items;
-  }
+/** The same, with a bounded mailbox: its messages are never run before they are taken. */
+class BoundedJournal extends Journal {
+  static override readonly type = 'BoundedJournal';
+  static readonly mailbox = { maxDepth: 100, overflow: 'drop-oldest' as const };
 }
 
 /**

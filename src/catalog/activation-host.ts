@@ -1,5 +1,6 @@
 import type { RedisQueueBackend } from 'bullmq';
 import type { RedisClient } from '../redis/connection.ts';
+import type { TurnConnection } from '../mailbox/turn-connection.ts';
 import type { GrainClient } from '../client/grain-client.ts';
 import type { GrainDirectory } from '../directory/grain-directory.ts';
 import type { GrainId } from '../grain/grain-id.ts';
@@ -18,7 +19,7 @@ export interface ActivationHost {
   readonly siloId: string;
   readonly redis: RedisClient & ScriptCommands;
   /** The connection turns commit on. */
-  readonly turns: RedisClient;
+  readonly turns: TurnConnection;
   readonly keys: RedisKeys;
   readonly directory: GrainDirectory;
   readonly mailboxRoot: RedisQueueBackend;

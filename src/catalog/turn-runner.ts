@@ -166,16 +166,11 @@ export class TurnRunner {
       }
     }
     if (outcome.kind !== 'committed') return this.#refused(outcome);
-    return this.#after(outcome.next, unstarted);
-  }
-
-  /** After a committed batch: its messages that did not start go back, else the next batch runs. */
-  async #after(next: Taken, unstarted: readonly MailboxMessage[]): Promise<Taken | undefined> {
     if (unstarted.length > 0) {
       await this.#handBack(unstarted);
       return undefined;
     }
-    return next;
+    return outcome.next;
   }
 
   /**

@@ -12,7 +12,7 @@ import {
 import { isNoScript, reloadScripts } from '../redis/scripts.ts';
 import { flushWrites } from '../redis/write-coalescing.ts';
 import type { ScriptCommands } from '../redis/scripts.ts';
-import type { TurnTransaction } from './turn-connection.ts';
+import type { TurnConnection, TurnTransaction } from './turn-connection.ts';
 import type { CarriedMessage } from '../directory/wake-entry.ts';
 import type { GrainId } from '../grain/grain-id.ts';
 import type { RedisKeys } from '../redis/keys.ts';
@@ -64,7 +64,7 @@ export class GrainMailbox {
     root: RedisQueueBackend,
     private readonly redis: RedisClient & ScriptCommands,
     /** The connection turns commit on (see turn-connection.ts). */
-    private readonly turns: RedisClient,
+    private readonly turns: TurnConnection,
     private readonly keys: RedisKeys,
     readonly grain: GrainId,
     private readonly tokenPrefix: string,
@@ -314,11 +314,10 @@ export class GrainMailbox {
    * the oldest. Nothing else is read: the commit that follows reads what is taken then.
    */
   async takeClaimed(claimed: MailboxMessage): Promise<MailboxMessage | undefined> {
-    const turns = this.turns as RedisClient & { moveToActive(...args: unknown[]): Promise<unknown> };
-    const taking = turns.moveToActive(...moveToActiveArgs(this.#backend, claimed.token, this.lockDurationMs, Date.now()));
+    const taking = this.turns.moveToActive(...moveToActiveArgs(this.#backend, claimed.token, this.lockDurationMs, Date.now()));
     // On its way before the turn runs: a handler that blocks the event loop until the silo is
     // killed must find its message taken, so the crash is counted against it.
-    flushWrites(turns);
+    flushWrites(this.turns);
     const reply = await taking;
     // [job fields, job id, ...]: only the id, unless another job came first.
     if (Array.isArray(reply) && reply[1] === claimed.jobId) {

@@ -11,16 +11,21 @@ import { TURN_SCRIPTS } from './bullmq-adapter.ts';
  * MULTI it builds, and BullMQ defines dozens on the connection its backend manages. Measured, that
  * copy was about 8% of a turn's CPU; here only the two scripts a turn uses are defined.
  */
-export function openTurnConnection(input: RedisConnectionInput, name: string): RedisClient {
+export function openTurnConnection(input: RedisConnectionInput, name: string): TurnConnection {
   const redis = openRedis(input, name);
   redis.defineCommand('moveToFinished', TURN_SCRIPTS.moveToFinished);
   redis.defineCommand('moveToActive', TURN_SCRIPTS.moveToActive);
   // A variable number of keys (one lock per message of a batch): the count is passed first.
   redis.defineCommand('commitTurns', { lua: readFileSync(new URL('../storage/lua/commitTurns.lua', import.meta.url), 'utf8') });
-  return redis;
+  return redis as TurnConnection;
 }
 
 type Arg = string | number | Buffer;
+
+/** The turn connection, with the scripts defined there callable on their own too. */
+export type TurnConnection = RedisClient & {
+  moveToActive(...keysAndArgs: unknown[]): Promise<unknown>;
+};
 
 /** A MULTI on the turn connection, with the scripts defined there. */
 export type TurnTransaction = ChainableCommander & {

@@ -22,7 +22,7 @@ import { createLogger, withTraceFields, type Logger } from '../telemetry/logger.
 import { SiloMetrics } from '../telemetry/silo-metrics.ts';
 import { ReminderService } from '../reminders/reminder-service.ts';
 import { ReminderTable } from '../reminders/reminder-table.ts';
-import { openTurnConnection } from '../mailbox/turn-connection.ts';
+import { openTurnConnection, type TurnConnection } from '../mailbox/turn-connection.ts';
 import { INBOX_BLOCK_SECONDS, InboxReader, popAll } from './inbox-reader.ts';
 import { assertNoEviction } from './redis-preflight.ts';
 import { resolveSiloOptions, type ResolvedSiloOptions, type SiloOptions } from './silo-options.ts';
@@ -108,7 +108,7 @@ export class Silo {
       membershipRefreshMs: resolved.membershipRefreshMs,
     });
     let blocking: (RedisClient & ScriptCommands) | undefined;
-    let turns: RedisClient | undefined;
+    let turns: TurnConnection | undefined;
     let reminderService: ReminderService | undefined;
     let queries: ReadOnlyQueries | undefined;
     try {
@@ -174,7 +174,7 @@ export class Silo {
             turnBatchSize: resolved.turnBatchSize,
             maxPayloadBytes: resolved.maxPayloadBytes,
             replicate: (grain: GrainId) =>
-              waitForReplicas(turns as RedisClient, resolved.replicas, resolved.lockDurationMs, runtime.keys.state(grain)),
+              waitForReplicas(turns as TurnConnection, resolved.replicas, resolved.lockDurationMs, runtime.keys.state(grain)),
             deadLetters: runtime.deadLetters,
             isStaleLock: async (token: string) => {
               const holder = GrainMailbox.tokenSilo(token);

@@ -12,8 +12,8 @@
   When the message is the only one in the mailbox (nothing else waiting, nothing taken) and small,
   the wake-up carries it: `+` and a JSON object with the owner's activation epoch (e), the job's
   id (j), the grain's tag (t), the job's name (n) and data (d). An idle activation of that epoch may
-  then run it at once and take it in the same step as it commits (see the silo's wake-up handling);
-  anything else reads it as a plain wake-up of the grain.
+  then run it at once while its take is under way (see MessageLoop.wake); anything else reads it
+  as a plain wake-up of the grain.
 
   KEYS[1] the grain's directory entry (hash with fields silo, epoch)
   KEYS[2] the grain's mailbox waiting list
