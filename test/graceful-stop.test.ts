@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed } from 'vitest';
 import { connect, Grain, RedisUnavailableError, Silo, type GrainClient } from 'redgrain';
 import { startRedisServer } from 'redgrain/testing';
@@ -150,4 +154,27 @@ describe('stop while Redis is gone', () => {
       await server.stop();
     }
   }, 40_000);
+
+  it('leaves nothing behind that keeps the process alive: it exits by itself once the stop settled', async () => {
+    const server = await startRedisServer();
+    const script = fileURLToPath(new URL('./support/stop-without-redis.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script, server.url], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const exited = once(child, 'exit');
+      expect((await lines.next()).value).toBe('ready');
+      await server.kill();
+      child.stdin.end('stop\n');
+      expect((await lines.next()).value).toBe('stopped RedisUnavailableError ok');
+      const stopped = Date.now();
+      // Before, the commands in flight when Redis died kept their timers (a reminder worker's
+      // blocking read: 65 s) after the stop, and the process lived on until they fired.
+      const ended = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+      expect(ended).toEqual([0, null]);
+      expect(Date.now() - stopped).toBeLessThan(10_000);
+    } finally {
+      child.kill('SIGKILL');
+      await server.stop();
+    }
+  }, 60_000);
 });

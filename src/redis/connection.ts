@@ -70,7 +70,49 @@ export function openRedis(input: RedisConnectionInput, name: string, kind: Conne
   // handle. Without a listener, each failed reconnect would be an unhandled 'error' event.
   redis.on('error', () => undefined);
   coalesceWrites(redis);
+  endWhenDisconnected(redis);
   return redis;
+}
+
+/**
+ * Makes `disconnect()` end a connection that is waiting to reconnect, and the copies BullMQ makes
+ * of it (`duplicate`, for its blocking reads).
+ *
+ * ioredis leaves such a connection in status `reconnecting` after `disconnect()`, and the
+ * commands that were in flight when it dropped are neither failed nor forgotten: each waits for
+ * its command timeout (65 s for a reminder worker's blocking read), and the timer keeps the
+ * process alive after a silo or client stopped while Redis was down. Here they fail at once, as
+ * a closed connection's commands do, and the connection emits `end`.
+ */
+function endWhenDisconnected(redis: Redis | Cluster): void {
+  if (redis instanceof Cluster) {
+    redis.on('+node', endNodeWhenDisconnected);
+    const duplicate = redis.duplicate.bind(redis);
+    redis.duplicate = (...args: Parameters<Cluster['duplicate']>): Cluster => {
+      const copy = duplicate(...args);
+      endWhenDisconnected(copy);
+      return copy;
+    };
+    return;
+  }
+  endNodeWhenDisconnected(redis);
+  const duplicate = redis.duplicate.bind(redis);
+  redis.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
+    const copy = duplicate(...args);
+    endWhenDisconnected(copy);
+    return copy;
+  };
+}
+
+function endNodeWhenDisconnected(redis: Redis): void {
+  const disconnect = redis.disconnect.bind(redis);
+  redis.disconnect = (reconnect = false): void => {
+    disconnect(reconnect);
+    if (reconnect || redis.status !== 'reconnecting') return;
+    const internals = redis as unknown as { setStatus(status: string): void; flushQueue(error: Error): void };
+    internals.setStatus('end');
+    internals.flushQueue(new Error('Connection is closed.'));
+  };
 }
 
 function openCluster(input: RedisClusterInput, base: RedisOptions, kind: ConnectionKind): Cluster {
