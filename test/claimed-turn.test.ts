@@ -1,3 +1,6 @@
+import { context, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { stringify } from 'superjson';
@@ -39,12 +42,26 @@ class BoundedJournal extends Journal {
  * is undone, and the messages run in mailbox order.
  */
 describe('a turn claimed from its wake-up', () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  provider.register();
   const cluster = inProcessSilo('claimed', [Journal, BoundedJournal]);
   let redis: Redis;
   beforeAll(() => {
     redis = new Redis(inject('redisUrl'));
   });
-  afterAll(() => redis?.disconnect());
+  afterAll(async () => {
+    redis?.disconnect();
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+  });
+  /** The outcome of each turn of `append` on grain `key`, in the order the turns ended. */
+  const turnOutcomes = (key: string) =>
+    exporter
+      .getFinishedSpans()
+      .filter((s) => s.name === 'process grain.Journal.{key}' && s.attributes['redgrain.grain.key'] === key)
+      .map((s) => `${String(s.attributes['messaging.message.id'])}:${String(s.attributes['redgrain.message.outcome'])}`);
 
   it('runs an ask to an idle grain once, committed, with the mailbox left empty', async () => {
     const journal = cluster.client.getGrain(Journal, 'idle');
@@ -64,6 +81,7 @@ describe('a turn claimed from its wake-up', () => {
    * Two messages enqueued behind the silo's back (no wake-up), then a wake-up carrying the second
    * as if it were the only one: a claim's take finds the first.
    */
+  let raced = { first: '', second: '' };
   const race = async (cls: typeof Journal | typeof BoundedJournal, key: string) => {
     const journal = cluster.client.getGrain(cls, key);
     expect(await journal.ask('items')).toEqual([]);
@@ -72,8 +90,9 @@ describe('a turn claimed from its wake-up', () => {
     const connection = redis.duplicate();
     const queue = new Queue(keys.queueName(grain), { connection, prefix: keys.bullPrefix });
     const envelope = (item: string) => ({ v: 1, m: 'append', a: stringify([item]), c: `corr-${item}`, t: Date.now() });
-    await queue.add('append', envelope('first'));
+    const first = await queue.add('append', envelope('first'));
     const second = await queue.add('append', envelope('second'));
+    raced = { first: String(first.id), second: String(second.id) };
     const epoch = await redis.hget(keys.directory(grain), 'epoch');
     const carried = { e: epoch, j: second.id, t: grain.tag, n: 'append', d: JSON.stringify(envelope('second')) };
     runs.length = 0;
@@ -91,6 +110,9 @@ describe('a turn claimed from its wake-up', () => {
     expect(await race(Journal, 'raced')).toEqual(['first', 'second']);
     // The claimed run of `second` first (undone), then both in order.
     expect(runs).toEqual(['second', 'first', 'second']);
+    // Its span says it was discarded (and it is not counted as processed); the two that committed completed.
+    const { first, second } = raced;
+    expect(turnOutcomes('raced')).toEqual([`${second}:discarded`, `${first}:completed`, `${second}:completed`]);
   });
 
   it('never runs a message to a bounded mailbox before it is taken (a sender dropping the oldest could drop it)', async () => {

@@ -156,8 +156,17 @@ export function startCommitSpan({ id, host }: Committer, parent: Context, change
   });
 }
 
-/** Closes a turn's span and records its metrics, once its batch is committed (or failed to). */
-export function endTurn({ id, host }: Committer, { trace, method, result, startedAt, envelope }: BatchTurn): void {
+/**
+ * Closes a turn's span and records its metrics, once its batch is committed (or failed to). A
+ * `discarded` turn (its commit was refused and wrote nothing) only closes its span, marked so: its
+ * message runs again, and counts then.
+ */
+export function endTurn({ id, host }: Committer, { trace, method, result, startedAt, envelope }: BatchTurn, discarded = false): void {
+  if (discarded) {
+    trace?.span.setAttribute(Attr.outcome, 'discarded');
+    trace?.span.end();
+    return;
+  }
   const failed = result.outcome.target === 'failed';
   if (trace !== undefined) {
     trace.span.setAttribute(Attr.outcome, result.outcome.target);

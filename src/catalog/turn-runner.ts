@@ -302,7 +302,7 @@ export class TurnRunner {
     // wait until the snapshot includes it.
     let read = (): void => undefined;
     if (replies !== undefined && replies.length > 0) activation.unreadCommit = new Promise<void>((resolve) => (read = resolve));
-    let outcome: BatchOutcome;
+    let outcome: BatchOutcome | undefined;
     try {
       outcome = await new BatchCommit(activation, { ...parts, changes, records, effects: committing, journal }).send();
     } catch (error) {
@@ -311,7 +311,10 @@ export class TurnRunner {
       throw error;
     } finally {
       span?.end();
-      for (const turn of turns) endTurn(activation, turn);
+      // A commit that failed may have gone through: its turns count. One refused wrote nothing:
+      // its turns are discarded, and run again (and count) once their messages are taken again.
+      const discarded = outcome !== undefined && outcome.kind !== 'committed';
+      for (const turn of turns) endTurn(activation, turn, discarded);
       activation.held = [];
     }
     if (outcome.kind === 'committed') {
