@@ -70,46 +70,62 @@ export function openRedis(input: RedisConnectionInput, name: string, kind: Conne
   // handle. Without a listener, each failed reconnect would be an unhandled 'error' event.
   redis.on('error', () => undefined);
   coalesceWrites(redis);
-  endWhenDisconnected(redis);
+  settleDroppedCommands(redis);
   return redis;
 }
 
 /**
- * Makes `disconnect()` end a connection that is waiting to reconnect, and the copies BullMQ makes
- * of it (`duplicate`, for its blocking reads).
+ * Settles the commands a dropped connection leaves behind, on `redis` and on the copies BullMQ
+ * makes of it (`duplicate`, for its blocking reads).
  *
- * ioredis leaves such a connection in status `reconnecting` after `disconnect()`, and the
- * commands that were in flight when it dropped are neither failed nor forgotten: each waits for
- * its command timeout (65 s for a reminder worker's blocking read), and the timer keeps the
- * process alive after a silo or client stopped while Redis was down. Here they fail at once, as
- * a closed connection's commands do, and the connection emits `end`.
+ * A command in flight when its connection dropped is never sent again (see
+ * `autoResendUnfulfilledCommands`), and ioredis never fails it either: it waits for its command
+ * timeout (65 s for a reminder worker's blocking read), while its caller waits on it and its
+ * timer keeps the process alive. Measured before this: a reminder worker stalled that long after
+ * a Redis restart (its repeating reminders with it), and a silo stopped after a restart took 5 s
+ * and left the process alive 55 s more. Here such commands fail as soon as the connection is back
+ * (their reply is lost for good then; they may have run), or when it is disconnected for good
+ * while it waits to reconnect: then it also ends (status `end`), where ioredis would leave it
+ * `reconnecting`.
  */
-function endWhenDisconnected(redis: Redis | Cluster): void {
-  if (redis instanceof Cluster) {
-    redis.on('+node', endNodeWhenDisconnected);
-    const duplicate = redis.duplicate.bind(redis);
-    redis.duplicate = (...args: Parameters<Cluster['duplicate']>): Cluster => {
-      const copy = duplicate(...args);
-      endWhenDisconnected(copy);
-      return copy;
-    };
-    return;
-  }
-  endNodeWhenDisconnected(redis);
-  const duplicate = redis.duplicate.bind(redis);
-  redis.duplicate = (...args: Parameters<Redis['duplicate']>): Redis => {
+function settleDroppedCommands(redis: Redis | Cluster): void {
+  if (redis instanceof Cluster) redis.on('+node', settleNodeCommands);
+  else settleNodeCommands(redis);
+  const duplicate = redis.duplicate.bind(redis) as (...args: unknown[]) => Redis | Cluster;
+  (redis as { duplicate: unknown }).duplicate = (...args: unknown[]): Redis | Cluster => {
     const copy = duplicate(...args);
-    endWhenDisconnected(copy);
+    settleDroppedCommands(copy);
     return copy;
   };
 }
 
-function endNodeWhenDisconnected(redis: Redis): void {
+/** ioredis' queue of commands awaiting replies (a Denque), as its close handler keeps it. */
+interface CommandQueue {
+  shift(): { command: { reject(error: Error): void } } | undefined;
+}
+
+function settleNodeCommands(redis: Redis): void {
+  const internals = redis as unknown as {
+    prevCommandQueue: CommandQueue | null;
+    setStatus(status: string): void;
+    flushQueue(error: Error): void;
+  };
+  let dropped: CommandQueue | undefined;
+  // ioredis keeps them (prevCommandQueue) from the drop until the connection is ready again.
+  redis.on('close', () => {
+    dropped = internals.prevCommandQueue ?? dropped;
+  });
+  redis.on('ready', () => {
+    const lost = dropped;
+    dropped = undefined;
+    for (let item = lost?.shift(); item !== undefined; item = lost?.shift()) {
+      item.command.reject(new Error('Connection lost before the reply came (the command may have run)'));
+    }
+  });
   const disconnect = redis.disconnect.bind(redis);
   redis.disconnect = (reconnect = false): void => {
     disconnect(reconnect);
     if (reconnect || redis.status !== 'reconnecting') return;
-    const internals = redis as unknown as { setStatus(status: string): void; flushQueue(error: Error): void };
     internals.setStatus('end');
     internals.flushQueue(new Error('Connection is closed.'));
   };
