@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, RedisUnavailableError, Silo } from 'redgrain';
 import { freePort, startRedisCluster, startRedisServer, type RedisServer } from 'redgrain/testing';
 import { Counter } from '../grains/counter.ts';
+import { Ledger } from './grains/event-grains.ts';
 import { redgrain } from './support/cli.ts';
 
 /** Connects and returns the error, and how long it took to come. */
@@ -137,4 +138,54 @@ describe('a Redis that may evict', () => {
       await cluster.stop();
     }
   });
+});
+
+/** Every client call that reads or writes Redis, once Redis is gone: a typed error, in bounded time, and `close` is not held up. */
+describe('Redis gone after connecting', () => {
+  it('publish, subscribe, dead letters and readEvents reject with RedisUnavailableError within redisTimeoutMs, naming what failed', async () => {
+    const server = await startRedisServer();
+    try {
+      const client = await connect({ redis: server.url, redisTimeoutMs: 1_000 });
+      await server.kill();
+      const calls: [string, () => Promise<unknown>][] = [
+        ['publish on a.b', () => client.publish('a.b', 1)],
+        ['subscribe to a.*', () => client.subscribe('a.*', () => undefined)],
+        ['list the dead letters', () => client.deadLetters.list()],
+        ['discard dead letter "1-0"', () => client.deadLetters.discard('1-0')],
+        ['read the events of Ledger/l1', () => client.readEvents(Ledger, 'l1')],
+      ];
+      for (const [what, call] of calls) {
+        const { error, ms } = await failure(call);
+        expect(error, what).toBeInstanceOf(RedisUnavailableError);
+        expect((error as Error).message, what).toMatch(
+          new RegExp(`^Cannot ${what.replace(/[.*"/]/g, '\\$&')}: Redis at 127\\.0\\.0\\.1:\\d+ not reachable within 1000 ms`),
+        );
+        // Before: a plain Error after the 5 s command timeout, and a subscribe that never settled.
+        expect(ms, what).toBeLessThan(3_000);
+      }
+      const closing = Date.now();
+      await client.close();
+      expect(Date.now() - closing).toBeLessThan(1_000);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it('close does not wait for a subscribe still waiting for Redis; the subscribe fails with the connection', async () => {
+    const server = await startRedisServer();
+    try {
+      const client = await connect({ redis: server.url, redisTimeoutMs: 10_000 });
+      await server.kill();
+      const subscribing = failure(() => client.subscribe('a.*', () => undefined));
+      const closing = Date.now();
+      await client.close();
+      // Before: close never settled.
+      expect(Date.now() - closing).toBeLessThan(1_000);
+      const { error, ms } = await subscribing;
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect(ms).toBeLessThan(2_000);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
 });

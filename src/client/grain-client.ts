@@ -137,6 +137,8 @@ export class GrainClient implements MessageSender {
   #subscriber: RedisClient | undefined;
   /** The connection that hears published topics, once `subscribe` is used. */
   #topicSubscriber: Promise<RedisClient> | undefined;
+  /** Its connection, as soon as it is opened (closed with the client, subscribed or not). */
+  #topicConnection: RedisClient | undefined;
   readonly #topicListeners = new Set<{ segments: string[]; listener: TopicListener }>();
   #closed = false;
   /** Enqueues under way: `close` lets them finish before it closes the connection. */
@@ -369,7 +371,7 @@ export class GrainClient implements MessageSender {
     if (this.#closed) throw new ClosedError('The client');
     checkCallOptions(options);
     const payload = this.#publishPayload(topic, data);
-    const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
+    const subscribers = await this.#whileOpen(`publish on ${topic}`, () => this.runtime.subscriptions.subscribersOf(topic));
     const messages = subscribers.map(({ grain, method }) => {
       const call = this.#startCall('send', grain, method, options);
       endCall(call.trace.span);
@@ -423,14 +425,14 @@ export class GrainClient implements MessageSender {
    */
   readonly deadLetters = {
     list: (limit = 100): Promise<DeadLetter[]> =>
-      this.#whileOpen(() => {
+      this.#whileOpen('list the dead letters', () => {
         if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
           throw new InvalidOptionError('deadLetters.list limit', preview(limit), 'must be a whole number, at least 1');
         }
         return this.runtime.deadLetters.list(limit);
       }),
     redrive: (id: string): Promise<boolean> =>
-      this.#whileOpen(async () => {
+      this.#whileOpen(`redrive dead letter ${preview(id)}`, async () => {
         checkDeadLetterId(id, 'deadLetters.redrive id');
         const letter = await this.runtime.deadLetters.get(id);
         if (letter === undefined) return false;
@@ -451,19 +453,34 @@ export class GrainClient implements MessageSender {
         return true;
       }),
     discard: (id: string): Promise<boolean> =>
-      this.#whileOpen(() => {
+      this.#whileOpen(`discard dead letter ${preview(id)}`, () => {
         checkDeadLetterId(id, 'deadLetters.discard id');
         return this.runtime.deadLetters.remove(id);
       }),
   };
 
-  /** Runs `work` on an open client: ClosedError when closed, before or while it runs. */
-  async #whileOpen<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work`, which reads or writes Redis, on an open client: ClosedError when closed, before
+   * or while it runs; RedisUnavailableError when Redis is not reachable within `redisTimeoutMs`,
+   * or fails under it (a command timed out, its connection dropped), saying what could not be done.
+   */
+  async #whileOpen<T>(what: string, work: () => Promise<T>): Promise<T> {
     if (this.#closed) throw new ClosedError('The client');
+    try {
+      await waitReadyWithin(this.runtime.redis, this.runtime.redisTimeoutMs);
+    } catch (error) {
+      throw new RedisUnavailableError(
+        `Cannot ${what}: ${error instanceof RedisUnavailableError ? error.message : describeError(error)}`,
+        error,
+      );
+    }
     try {
       return await work();
     } catch (error) {
-      throw this.#closedOr(error);
+      const closed = this.#closedOr(error);
+      // Ours (RedgrainError), or a refusal documented as TypeError / RangeError: as it is.
+      if (closed !== error || error instanceof RedgrainError || error instanceof TypeError || error instanceof RangeError) throw closed;
+      throw new RedisUnavailableError(`Cannot ${what}: Redis failed (${describeError(error)})`, error);
     }
   }
 
@@ -483,7 +500,10 @@ export class GrainClient implements MessageSender {
     const config = eventSourcingOf(type, cls);
     if (config === undefined)
       throw new InvalidGrainClassError(`${type} is not an event-sourced grain (it does not extend EventSourcedGrain)`);
-    const events = await readJournal(this.runtime.redis, this.runtime.keys.journal(GrainId.of(type, key)), config, range);
+    const id = GrainId.of(type, key);
+    const events = await this.#whileOpen(`read the events of ${id.toString()}`, () =>
+      readJournal(this.runtime.redis, this.runtime.keys.journal(id), config, range),
+    );
     return events as JournalEvent<EventOf<G>>[];
   }
 
@@ -500,7 +520,7 @@ export class GrainClient implements MessageSender {
     // Checked before the subscribers are looked up, as for a send: refused even when none subscribes.
     checkCallOptions(options);
     const payload = this.#publishPayload(topic, data);
-    const subscribers = await this.runtime.subscriptions.subscribersOf(topic);
+    const subscribers = await this.#whileOpen(`publish on ${topic}`, () => this.runtime.subscriptions.subscribersOf(topic));
     const failures: unknown[] = [];
     for (let i = 0; i < subscribers.length; i += PUBLISH_CONCURRENCY) {
       const results = await Promise.allSettled(
@@ -517,7 +537,9 @@ export class GrainClient implements MessageSender {
       );
       for (const result of results) if (result.status === 'rejected') failures.push(result.reason);
     }
-    await this.runtime.redis.publish(this.runtime.keys.topicChannel(topic), payload);
+    await this.#whileOpen(`publish on ${topic} to live listeners`, () =>
+      this.runtime.redis.publish(this.runtime.keys.topicChannel(topic), payload),
+    );
     if (failures.length > 0) {
       const first = failures[0];
       if (first instanceof RedgrainError && failures.length === 1) throw first;
@@ -539,7 +561,7 @@ export class GrainClient implements MessageSender {
     if (typeof listener !== 'function')
       throw new InvalidOptionError('listener', preview(listener), 'must be a function (topic, data) => void');
     const entry = { segments: patternSegments(pattern), listener };
-    await this.#topics();
+    await this.#whileOpen(`subscribe to ${pattern}`, () => this.#topics());
     this.#topicListeners.add(entry);
     return {
       pattern,
@@ -552,6 +574,7 @@ export class GrainClient implements MessageSender {
   #topics(): Promise<RedisClient> {
     this.#topicSubscriber ??= (async () => {
       const connection = this.runtime.openSubscriber();
+      this.#topicConnection = connection;
       const prefix = this.runtime.keys.topicChannel('');
       connection.on('pmessage', (_pattern: string, channel: string, message: string) => {
         const topic = channel.slice(prefix.length);
@@ -572,7 +595,16 @@ export class GrainClient implements MessageSender {
           }
         }
       });
-      await connection.psubscribe(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
+      try {
+        await waitReadyWithin(connection, this.runtime.redisTimeoutMs);
+        await connection.psubscribe(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
+      } catch (error) {
+        // Not connected within the Redis timeout: the next subscribe starts over.
+        connection.disconnect();
+        this.#topicSubscriber = undefined;
+        this.#topicConnection = undefined;
+        throw error;
+      }
       return connection;
     })();
     return this.#topicSubscriber;
@@ -587,7 +619,8 @@ export class GrainClient implements MessageSender {
     await Promise.allSettled([...this.#enqueuing]);
     this.#replies?.close();
     this.#subscriber?.disconnect();
-    if (this.#topicSubscriber !== undefined) (await this.#topicSubscriber.catch(() => undefined))?.disconnect();
+    // Not awaited: a subscription still waiting for Redis fails with the connection.
+    this.#topicConnection?.disconnect();
     this.#producers.clear();
     await this.runtime.dispose();
   }
