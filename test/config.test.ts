@@ -48,6 +48,10 @@ describe('configuration at start', () => {
     await expect(Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Counter], idempotencyWindowMs: 1.5 })).rejects.toThrow(
       new InvalidOptionError('Silo option idempotencyWindowMs', '1.5', 'must be a whole number of ms, at least 1'),
     );
+    // A lock under a second expired between its renewals: messages were dead-lettered twice.
+    await expect(Silo.start({ redis: inject('redisUrl'), keyPrefix, grains: [Counter], lockDurationMs: 5 })).rejects.toThrow(
+      new InvalidOptionError('Silo option lockDurationMs', '5', 'must be a whole number of ms, from 1000 to 2147483647'),
+    );
     await expect(connect({ redis: inject('redisUrl'), keyPrefix, redisTimeoutMs: Number.NaN })).rejects.toMatchObject({
       code: 'INVALID_OPTION',
       option: 'connect option redisTimeoutMs',

@@ -343,7 +343,17 @@ export const OPTIONS = {
     'idle time after which an activation is deactivated',
     '`900000` (15 min)',
   ),
-  lockDurationMs: ms('lockDurationMs', 'REDGRAIN_LOCK_DURATION_MS', 30_000, 'lock on the message being processed'),
+  // A lock shorter than a second expires between its renewals under ordinary load: the message
+  // is then taken for stalled, counted again and dead-lettered while its turn is still running.
+  lockDurationMs: numberSpec({
+    name: 'lockDurationMs',
+    env: 'REDGRAIN_LOCK_DURATION_MS',
+    default: 30_000,
+    min: 1_000,
+    max: MAX_TIMER_MS,
+    unit: 'ms',
+    doc: 'lock on the message being processed (at least 1000)',
+  }),
   heartbeatIntervalMs: ms('heartbeatIntervalMs', 'REDGRAIN_HEARTBEAT_INTERVAL_MS', 2_000, 'membership heartbeat'),
   missedHeartbeatsLimit: numberSpec({
     name: 'missedHeartbeatsLimit',
