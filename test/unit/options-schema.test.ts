@@ -179,7 +179,7 @@ describe('the options schema', () => {
   it.each([
     [{ idempotencyWindowMs: 1.5 }, 'Silo option idempotencyWindowMs is 1.5: must be a whole number of ms, at least 1'],
     [{ askTimeoutMs: Number.NaN }, 'Silo option askTimeoutMs is NaN: must be a whole number of ms, from 1 to 2147483647'],
-    [{ lockDurationMs: -1 }, 'Silo option lockDurationMs is -1: must be a whole number of ms, from 1 to 2147483647'],
+    [{ lockDurationMs: -1 }, 'Silo option lockDurationMs is -1: must be a whole number of ms, from 1000 to 2147483647'],
     [{ collectionAgeMs: 30 * 86_400_000 }, 'Silo option collectionAgeMs is 2592000000: must be a whole number of ms, from 1 to 2147483647'],
     [{ logLevel: 'verbose' }, 'Silo option logLevel is "verbose": must be one of debug, info, warn, error, silent (lower case)'],
     [{ supervision: { maxRestarts: 0 } }, 'Silo option supervision is {"maxRestarts":0}: maxRestarts must be a whole number of at least 1'],
